@@ -1,0 +1,255 @@
+"""Request and response bodies of the HTTP API; the status response is the seed's contract."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
+from pydantic.alias_generators import to_camel
+
+from impex.datasets.model import Dataset, DatasetDefinition
+from impex.jobs.model import Job, JobStatus, JobType, Priority
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class _Out(BaseModel):
+    """Response models: camelCase keys; absent optional values are left out (the seed's `field?`)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    @model_serializer(mode="wrap")
+    def _drop_none(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
+
+
+# ---- errors --------------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    """Every error the API returns has this shape."""
+
+    error: ErrorDetail
+
+
+# ---- jobs ----------------------------------------------------------------------------------------
+
+IMPORT_FORMATS = ("csv", "tsv", "xlsx", "jsonl", "csv.gz", "tsv.gz", "jsonl.gz")
+EXPORT_FORMATS = ("csv", "xlsx", "json", "jsonl", "parquet")
+ImportFormat = Literal["csv", "tsv", "xlsx", "jsonl", "csv.gz", "tsv.gz", "jsonl.gz"]
+ExportFormat = Literal["csv", "xlsx", "json", "jsonl", "parquet"]
+FilterOp = Literal[
+    "eq", "ne", "lt", "lte", "gt", "gte", "between", "in", "begins_with", "contains", "exists", "not_exists"
+]
+_UNSAFE_FILE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+class ImportOptions(_Body):
+    """How an import reads, validates and writes its file."""
+
+    mode: Literal["upsert", "insert", "merge", "skip_unchanged"] = "upsert"
+    dry_run: bool = False
+    max_errors: int | None = Field(default=None, ge=0)
+    max_error_rate: float | None = Field(default=None, ge=0, le=100)
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
+    encoding: str | None = Field(default=None, max_length=40)
+    sheet: str | None = Field(default=None, max_length=100)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+
+
+class CreateImport(_Body):
+    """POST /imports."""
+
+    dataset: str = Field(min_length=1, max_length=64)
+    file_name: str = Field(min_length=1, max_length=255)
+    format: ImportFormat | None = None
+    mapping: dict[str, str] | None = Field(default=None, description="file header -> dataset field")
+    priority: Priority = Priority.NORMAL
+    options: ImportOptions = Field(default_factory=ImportOptions)
+
+    @field_validator("file_name")
+    @classmethod
+    def _plain_file_name(cls, name: str) -> str:
+        if _UNSAFE_FILE_NAME.search(name) or name in {".", ".."}:
+            raise ValueError("a file name has no slashes or control characters")
+        return name
+
+
+class ExportFilter(_Body):
+    """One `field op value` condition; conditions are combined with AND."""
+
+    field: str = Field(min_length=1, max_length=64)
+    op: FilterOp
+    value: Any = None
+
+
+class ExportOptions(_Body):
+    """How an export writes its file."""
+
+    file_name: str | None = Field(default=None, min_length=1, max_length=255)
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    bom: bool = False
+    gzip: bool = False
+    neutralize_formulas: bool = True
+    max_attempts: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("file_name")
+    @classmethod
+    def _plain_file_name(cls, name: str | None) -> str | None:
+        if name is not None and (_UNSAFE_FILE_NAME.search(name) or name in {".", ".."}):
+            raise ValueError("a file name has no slashes or control characters")
+        return name
+
+
+class CreateExport(_Body):
+    """POST /exports."""
+
+    dataset: str = Field(min_length=1, max_length=64)
+    format: ExportFormat
+    filters: list[ExportFilter] = Field(default_factory=list, max_length=50)
+    fields: list[str] | None = Field(default=None, min_length=1, max_length=500)
+    priority: Priority = Priority.NORMAL
+    options: ExportOptions = Field(default_factory=ExportOptions)
+
+
+class JobStatusResponse(_Out):
+    """GET /jobs/{jobId}/status: the seed's response, field for field."""
+
+    id: str
+    type: JobType
+    status: JobStatus
+    progress: int
+    total_rows: int | None = None
+    processed_rows: int
+    error_message: str | None = None
+    result: dict[str, Any] | None = None
+    file_url: str | None = None
+    file_name: str | None = None
+    file_size: int | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_job(cls, job: Job, *, file_url: str | None) -> JobStatusResponse:
+        """Map a stored job to the seed's status shape; the file fields describe the export's file."""
+        return cls(
+            id=job.id,
+            type=job.type,
+            status=job.status,
+            progress=job.progress,
+            total_rows=job.total_rows,
+            processed_rows=job.processed_rows,
+            error_message=job.error_message,
+            result=job.result,
+            file_url=file_url,
+            file_name=job.file.name if job.file else None,
+            file_size=job.file.size if job.file else None,
+            started_at=job.started_at,
+            completed_at=job.completed_at,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+        )
+
+
+class JobSummary(JobStatusResponse):
+    """A job in listings: the status fields plus what it works on."""
+
+    dataset: str
+    format: str
+    priority: Priority
+    attempts: int
+
+
+class Upload(_Out):
+    """A presigned S3 POST: send the fields, then the file as the last form field named `file`."""
+
+    url: str
+    fields: dict[str, str]
+    key: str
+    max_bytes: int
+    expires_at: str
+
+
+class CreatedImport(_Out):
+    job: JobStatusResponse
+    upload: Upload
+
+
+class CreatedExport(_Out):
+    job: JobStatusResponse
+
+
+class JobList(_Out):
+    jobs: list[JobSummary]
+    next_cursor: str | None = None
+
+
+class ProcessResult(BaseModel):
+    """POST /jobs/process, the seed's contract."""
+
+    success: bool
+    message: str
+
+
+# ---- datasets ------------------------------------------------------------------------------------
+
+DatasetName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class DatasetOut(_Out):
+    name: str
+    fields: list[dict[str, Any]]
+    keys: list[str]
+    target: dict[str, Any] | None = None
+    description: str | None = None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset) -> DatasetOut:
+        """The stored dataset as the API shows it (no tenant)."""
+        data = dataset.model_dump(by_alias=True, mode="json", exclude_none=True)
+        return cls.model_validate({k: v for k, v in data.items() if k != "tenant"})
+
+
+class DatasetList(_Out):
+    datasets: list[DatasetOut]
+
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "IMPORT_FORMATS",
+    "CreateExport",
+    "CreateImport",
+    "CreatedExport",
+    "CreatedImport",
+    "DatasetDefinition",
+    "DatasetList",
+    "DatasetName",
+    "DatasetOut",
+    "ErrorBody",
+    "JobList",
+    "JobStatusResponse",
+    "JobSummary",
+    "ProcessResult",
+    "Upload",
+]

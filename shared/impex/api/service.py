@@ -1,0 +1,272 @@
+"""The API's use cases: create, read, list, cancel and download jobs. Routes only translate HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ulid import ULID
+
+from impex.api.models import (
+    CreatedExport,
+    CreatedImport,
+    CreateExport,
+    CreateImport,
+    JobList,
+    JobStatusResponse,
+    JobSummary,
+    ProcessResult,
+    Upload,
+)
+from impex.aws.files import FilesBucket, export_key, upload_key
+from impex.aws.queues import JobQueue
+from impex.clock import iso, utc_now
+from impex.datasets.filters import check_filters
+from impex.datasets.model import Dataset
+from impex.datasets.store import DatasetStore
+from impex.errors import Conflict, DatasetNotFound, FileNotReady, InvalidInput
+from impex.jobs.model import ACTIVE_STATUSES, FileRef, Job, JobStatus, JobType
+from impex.jobs.store import JobStore
+
+_FORMAT_BY_SUFFIX = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "csv",
+    ".xlsx": "xlsx",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv.gz": "csv.gz",
+    ".tsv.gz": "tsv.gz",
+    ".jsonl.gz": "jsonl.gz",
+    ".ndjson.gz": "jsonl.gz",
+}
+
+
+def format_from_file_name(file_name: str) -> str | None:
+    """The import format a file name's extension suggests (the importer still checks the content)."""
+    lowered = file_name.lower()
+    matches = [suffix for suffix in _FORMAT_BY_SUFFIX if lowered.endswith(suffix)]
+    return _FORMAT_BY_SUFFIX[max(matches, key=len)] if matches else None
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """Limits the API signs into URLs."""
+
+    max_upload_bytes: int
+    upload_url_ttl_seconds: int
+    download_url_ttl_seconds: int
+
+
+class JobService:
+    """Job use cases for one deployment, called with the caller's tenant."""
+
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        datasets: DatasetStore,
+        files: FilesBucket,
+        export_queue: JobQueue,
+        limits: ApiLimits,
+    ) -> None:
+        self.jobs = jobs
+        self.datasets = datasets
+        self.files = files
+        self.export_queue = export_queue
+        self.limits = limits
+
+    # --- creation ----------------------------------------------------------------------------------
+
+    def create_import_job(self, tenant: str, request: CreateImport) -> Job:
+        """Validate an import request against its dataset and store a PENDING job."""
+        dataset = self._dataset_for_request(tenant, request.dataset)
+        file_format = request.format or format_from_file_name(request.file_name)
+        if file_format is None:
+            raise InvalidInput(
+                f"cannot tell the format of '{request.file_name}' from its name; give `format`",
+                details={"formats": ["csv", "tsv", "xlsx", "jsonl", "csv.gz", "tsv.gz", "jsonl.gz"]},
+            )
+        if request.mapping:
+            unknown = sorted({f for f in request.mapping.values() if dataset.field(f) is None})
+            if unknown:
+                raise InvalidInput(
+                    f"the mapping targets unknown fields: {', '.join(unknown)}",
+                    details={"unknownFields": unknown, "fields": dataset.field_names},
+                )
+        job_id = str(ULID())
+        options: dict[str, Any] = request.options.model_dump(by_alias=True, mode="json", exclude_none=True)
+        if request.mapping:
+            options["mapping"] = request.mapping
+        now = iso(utc_now())
+        job = Job(
+            id=job_id,
+            type=JobType.IMPORT,
+            tenant=tenant,
+            dataset=dataset.name,
+            format=file_format,
+            options=options,
+            priority=request.priority,
+            max_attempts=request.options.max_attempts,
+            file=FileRef(
+                bucket=self.files.name,
+                key=upload_key(tenant, job_id, request.file_name),
+                name=request.file_name,
+            ),
+            created_at=now,
+            updated_at=now,
+        )
+        return self.jobs.create(job)
+
+    def create_export_job(self, tenant: str, request: CreateExport) -> Job:
+        """Validate an export request against its dataset, store a PENDING job and queue it."""
+        dataset = self._dataset_for_request(tenant, request.dataset)
+        if request.fields:
+            unknown = [f for f in request.fields if dataset.field(f) is None]
+            if unknown:
+                raise InvalidInput(
+                    f"unknown fields: {', '.join(unknown)}",
+                    details={"unknownFields": unknown, "fields": dataset.field_names},
+                )
+            if len(set(request.fields)) != len(request.fields):
+                raise InvalidInput("a field is listed twice in `fields`")
+        check_filters(dataset, [f.model_dump() for f in request.filters])
+        job_id = str(ULID())
+        now = iso(utc_now())
+        options: dict[str, Any] = request.options.model_dump(by_alias=True, mode="json", exclude_none=True)
+        options["filters"] = [f.model_dump(mode="json") for f in request.filters]
+        options["fields"] = request.fields or dataset.field_names
+        file_name = request.options.file_name or _export_file_name(dataset.name, request, now)
+        job = Job(
+            id=job_id,
+            type=JobType.EXPORT,
+            tenant=tenant,
+            dataset=dataset.name,
+            format=request.format,
+            options=options,
+            priority=request.priority,
+            max_attempts=request.options.max_attempts,
+            file=FileRef(bucket=self.files.name, key=export_key(tenant, job_id, file_name), name=file_name),
+            created_at=now,
+            updated_at=now,
+        )
+        created = self.jobs.create(job)
+        # If this send is lost the job stays PENDING, and the sweeper re-enqueues it.
+        self.export_queue.send({"jobId": job_id, "tenant": tenant})
+        return created
+
+    def import_created(self, job: Job) -> CreatedImport:
+        """The 201 body of an import: the job and a fresh presigned POST for its upload."""
+        assert job.file is not None
+        ticket = self.files.presign_upload(
+            job.file.key,
+            max_bytes=self.limits.max_upload_bytes,
+            ttl_seconds=self.limits.upload_url_ttl_seconds,
+        )
+        return CreatedImport(
+            job=self.status_of(job),
+            upload=Upload(
+                url=ticket.url,
+                fields=ticket.fields,
+                key=ticket.key,
+                max_bytes=ticket.max_bytes,
+                expires_at=ticket.expires_at,
+            ),
+        )
+
+    def export_created(self, job: Job) -> CreatedExport:
+        """The 201 body of an export."""
+        return CreatedExport(job=self.status_of(job))
+
+    # --- reads -------------------------------------------------------------------------------------
+
+    def status(self, tenant: str, job_id: str, job_type: JobType | None) -> JobStatusResponse:
+        """The seed's status response for the tenant's job."""
+        return self.status_of(self.jobs.get_for_tenant(tenant, job_id, job_type))
+
+    def status_of(self, job: Job) -> JobStatusResponse:
+        """Map a job to the status response, signing a fresh download URL for a completed export."""
+        file_url = None
+        if job.type is JobType.EXPORT and job.status is JobStatus.COMPLETED and job.file is not None:
+            file_url = self.files.presign_download(
+                job.file.key, file_name=job.file.name, ttl_seconds=self.limits.download_url_ttl_seconds
+            )
+        return JobStatusResponse.from_job(job, file_url=file_url)
+
+    def list_jobs(
+        self,
+        tenant: str,
+        *,
+        job_type: JobType | None,
+        status: JobStatus | None,
+        limit: int,
+        cursor: str | None,
+    ) -> JobList:
+        """The tenant's jobs, newest first, one page."""
+        page = self.jobs.list_for_tenant(tenant, job_type=job_type, status=status, limit=limit, cursor=cursor)
+        summaries = [
+            JobSummary(
+                **self.status_of(job).model_dump(),
+                dataset=job.dataset,
+                format=job.format,
+                priority=job.priority,
+                attempts=job.attempts,
+            )
+            for job in page.jobs
+        ]
+        return JobList(jobs=summaries, next_cursor=page.next_cursor)
+
+    def download_url(self, tenant: str, job_id: str, which: str) -> str:
+        """A fresh presigned GET for the job's export file, or (which="errors") its error report."""
+        job = self.jobs.get_for_tenant(tenant, job_id)
+        if which == "errors":
+            if job.error_report is None:
+                raise FileNotReady(f"job {job_id} has no error report")
+            report = job.error_report
+            return self.files.presign_download(
+                report.key, file_name=report.name, ttl_seconds=self.limits.download_url_ttl_seconds
+            )
+        if job.type is not JobType.EXPORT:
+            raise FileNotReady(f"job {job_id} is an import; its only download is ?file=errors")
+        if job.status is not JobStatus.COMPLETED or job.file is None:
+            raise Conflict(
+                f"export {job_id} is {job.status.value}; its file is ready once it is COMPLETED",
+                details={"status": job.status.value},
+            )
+        return self.files.presign_download(
+            job.file.key, file_name=job.file.name, ttl_seconds=self.limits.download_url_ttl_seconds
+        )
+
+    # --- actions -----------------------------------------------------------------------------------
+
+    def cancel(self, tenant: str, job_id: str) -> JobStatusResponse:
+        """Cancel a PENDING or PROCESSING job; a worker holding it stops at its next batch."""
+        job = self.jobs.transition(job_id, JobStatus.CANCELLED, tenant=tenant)
+        return self.status_of(job)
+
+    def process(self, tenant: str) -> ProcessResult:
+        """The seed's process endpoint: report the caller's active jobs by type."""
+        counts = dict.fromkeys(JobType, 0)
+        for status in ACTIVE_STATUSES:
+            page = self.jobs.list_for_tenant(tenant, status=status, limit=100)
+            for job in page.jobs:
+                counts[job.type] += 1
+        message = f"{counts[JobType.IMPORT]} import and {counts[JobType.EXPORT]} export jobs are active"
+        return ProcessResult(success=True, message=message)
+
+    def _dataset_for_request(self, tenant: str, name: str) -> Dataset:
+        try:
+            return self.datasets.get(tenant, name)
+        except DatasetNotFound:
+            raise InvalidInput(
+                f"dataset '{name}' does not exist; create it with PUT /datasets/{name}"
+            ) from None
+
+
+def _export_file_name(dataset: str, request: CreateExport, now: str) -> str:
+    stamp = now.replace(":", "").replace("-", "").replace(".", "")[:15]
+    extension = request.format + (
+        ".gz" if request.options.gzip and request.format in {"csv", "jsonl"} else ""
+    )
+    return f"{dataset}-{stamp}.{extension}"

@@ -1,0 +1,53 @@
+"""Export filters (`field op value`, ANDed) checked against a dataset before a job is accepted."""
+
+from __future__ import annotations
+
+from decimal import InvalidOperation
+from typing import Any
+
+from impex.datasets.model import Dataset, FieldType, parse_literal
+from impex.errors import InvalidInput
+
+SCALAR_OPS = frozenset({"eq", "ne", "lt", "lte", "gt", "gte"})
+ORDER_OPS = frozenset({"lt", "lte", "gt", "gte", "between"})
+TEXT_OPS = frozenset({"begins_with", "contains"})
+PRESENCE_OPS = frozenset({"exists", "not_exists"})
+MAX_IN_VALUES = 100
+
+
+def check_filters(dataset: Dataset, filters: list[dict[str, Any]]) -> None:
+    """Raise InvalidInput naming the first filter whose field, operator or value does not fit the dataset."""
+    for position, condition in enumerate(filters):
+        name, op, value = condition["field"], condition["op"], condition.get("value")
+        where = f"filters[{position}]"
+        dataset_field = dataset.field(name)
+        if dataset_field is None:
+            raise InvalidInput(f"{where}: unknown field '{name}'", details={"fields": dataset.field_names})
+        field_type = dataset_field.type
+        if op in PRESENCE_OPS:
+            if value is not None:
+                raise InvalidInput(f"{where}: '{op}' takes no value")
+            continue
+        if field_type is FieldType.JSON:
+            raise InvalidInput(f"{where}: json field '{name}' can only be filtered with exists/not_exists")
+        if op in ORDER_OPS and field_type is FieldType.BOOLEAN:
+            raise InvalidInput(f"{where}: boolean field '{name}' has no order")
+        if op in TEXT_OPS:
+            if field_type is not FieldType.STRING or not isinstance(value, str):
+                raise InvalidInput(f"{where}: '{op}' needs a string field and a string value")
+            continue
+        if op == "between":
+            if not isinstance(value, list) or len(value) != 2:
+                raise InvalidInput(f"{where}: 'between' takes a list of two values [low, high]")
+            values = value
+        elif op == "in":
+            if not isinstance(value, list) or not 1 <= len(value) <= MAX_IN_VALUES:
+                raise InvalidInput(f"{where}: 'in' takes a list of 1 to {MAX_IN_VALUES} values")
+            values = value
+        else:
+            values = [value]
+        for item in values:
+            try:
+                parse_literal(field_type, item)
+            except (ValueError, TypeError, InvalidOperation):
+                raise InvalidInput(f"{where}: {item!r} is not a valid {field_type} for '{name}'") from None

@@ -1,0 +1,98 @@
+"""The job record, its five statuses and the transitions between them. This is the one place they live."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class JobType(StrEnum):
+    IMPORT = "import"
+    EXPORT = "export"
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for statuses a worker never moves out of on its own."""
+        return self in TERMINAL_STATUSES
+
+
+class Priority(StrEnum):
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+ACTIVE_STATUSES = frozenset({JobStatus.PENDING, JobStatus.PROCESSING})
+
+# target status -> the statuses it may be reached from. Every conditional write is built from this table.
+ALLOWED_SOURCES: dict[JobStatus, frozenset[JobStatus]] = {
+    # a claim, or a requeue from a checkpoint (the sweeper) / a retry of a failed job
+    JobStatus.PROCESSING: frozenset({JobStatus.PENDING}),
+    JobStatus.PENDING: frozenset({JobStatus.PROCESSING, JobStatus.FAILED}),
+    JobStatus.COMPLETED: frozenset({JobStatus.PROCESSING}),
+    JobStatus.FAILED: frozenset({JobStatus.PENDING, JobStatus.PROCESSING}),
+    JobStatus.CANCELLED: frozenset({JobStatus.PENDING, JobStatus.PROCESSING}),
+}
+
+
+def can_transition(current: JobStatus, target: JobStatus) -> bool:
+    """Whether the state machine allows moving a job from ``current`` to ``target``."""
+    return current in ALLOWED_SOURCES[target]
+
+
+class _CamelModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class FileRef(_CamelModel):
+    """An object in the files bucket that belongs to a job (the upload, an export, an error report)."""
+
+    bucket: str
+    key: str
+    name: str
+    size: int | None = None
+    content_type: str | None = None
+
+
+class Job(_CamelModel):
+    """A job record as stored in the jobs table (camelCase attribute names)."""
+
+    id: str
+    type: JobType
+    tenant: str
+    dataset: str
+    format: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    priority: Priority = Priority.NORMAL
+
+    status: JobStatus = JobStatus.PENDING
+    progress: int = 0
+    total_rows: int | None = None
+    processed_rows: int = 0
+    error_message: str | None = None
+    result: dict[str, Any] | None = None
+
+    file: FileRef | None = None
+    error_report: FileRef | None = None
+    attempts: int = 0
+    max_attempts: int = 3
+    heartbeat_at: str | None = None
+    checkpoint: dict[str, Any] | None = None
+
+    created_at: str
+    updated_at: str
+    started_at: str | None = None
+    completed_at: str | None = None
+    expires_at: int | None = None

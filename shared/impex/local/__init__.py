@@ -1,0 +1,1 @@
+"""The local stack: AWS resources and functions built from template.yaml, served by moto."""

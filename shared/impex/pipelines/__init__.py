@@ -1,0 +1,1 @@
+"""Use cases run by the workers: import, export and sweep."""

@@ -1,0 +1,81 @@
+"""One settings model per function, read from the environment and validated at cold start.
+
+Resource names have no defaults: a function deployed without one fails at cold start, loudly,
+instead of writing to a table that happens to be called "jobs".
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from impex.datasets.store import ExternalTable
+
+
+class _CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    jobs_table: str = Field(min_length=3)
+    datasets_table: str = Field(min_length=3)
+    files_bucket: str = Field(min_length=3)
+    job_retention_days: int = Field(ge=1, le=3650)
+    # Parallel comma-separated lists from the template's ExternalTableArns / ExternalTableKeys parameters.
+    external_table_arns: str = ""
+    external_table_keys: str = ""
+    s3_addressing_style: Literal["auto", "virtual", "path"] = "auto"
+
+    @model_validator(mode="after")
+    def _external_tables_parse(self) -> _CommonSettings:
+        self.external_tables()  # raises ValueError on a malformed allow-list
+        return self
+
+    def external_tables(self) -> dict[str, ExternalTable]:
+        """The allow-list of existing tables datasets may target, by table name."""
+        arns = [a.strip() for a in self.external_table_arns.split(",") if a.strip()]
+        keys = [k.strip() for k in self.external_table_keys.split(",") if k.strip()]
+        if len(arns) != len(keys):
+            raise ValueError(
+                "EXTERNAL_TABLE_ARNS and EXTERNAL_TABLE_KEYS must list the same number of tables"
+            )
+        tables: dict[str, ExternalTable] = {}
+        for arn, key in zip(arns, keys, strict=True):
+            if ":table/" not in arn:
+                raise ValueError(f"'{arn}' is not a DynamoDB table ARN")
+            name = arn.split(":table/", 1)[1]
+            partition_key, _, sort_key = key.partition("/")
+            tables[name] = ExternalTable(name=name, partition_key=partition_key, sort_key=sort_key or None)
+        return tables
+
+
+class ApiSettings(_CommonSettings):
+    """Settings of the api function."""
+
+    idempotency_table: str = Field(min_length=3)
+    export_queue_url: str = Field(min_length=8)
+    tenant_claim: str = Field(min_length=1)
+    max_upload_bytes: int = Field(ge=1, le=5 * 1024**3)
+    upload_url_ttl_seconds: int = Field(ge=60, le=900)
+    download_url_ttl_seconds: int = Field(ge=60, le=900)
+
+
+class ImporterSettings(_CommonSettings):
+    """Settings of the importer function."""
+
+    records_table: str = Field(min_length=3)
+    import_queue_url: str = Field(min_length=8)
+
+
+class ExporterSettings(_CommonSettings):
+    """Settings of the exporter function."""
+
+    records_table: str = Field(min_length=3)
+    export_queue_url: str = Field(min_length=8)
+
+
+class SweeperSettings(_CommonSettings):
+    """Settings of the sweeper function."""
+
+    import_queue_url: str = Field(min_length=8)
+    export_queue_url: str = Field(min_length=8)

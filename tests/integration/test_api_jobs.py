@@ -1,0 +1,367 @@
+"""Every job endpoint of the HTTP API, through the api function's handler, on moto."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import parse_qs, urlparse
+
+import boto3
+import pytest
+
+from impex.jobs.model import FileRef, JobStatus
+from impex.jobs.store import JobStore
+from tests.conftest import SEED_STATUS_FIELDS
+from tests.integration.conftest import ApiClient
+
+
+@pytest.fixture
+def jobs(stack) -> JobStore:
+    return JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=30)
+
+
+@pytest.fixture
+def customers(put_dataset):
+    return put_dataset()
+
+
+def create_import(api: ApiClient, **body) -> dict:
+    response = api.call("POST", "/imports", body={"dataset": "customers", "fileName": "people.csv", **body})
+    assert response.status == 201, response.text
+    return response.json()
+
+
+def create_export(api: ApiClient, **body) -> dict:
+    response = api.call("POST", "/exports", body={"dataset": "customers", "format": "csv", **body})
+    assert response.status == 201, response.text
+    return response.json()
+
+
+# ---- POST /imports ---------------------------------------------------------------------------------
+
+
+def test_an_import_returns_a_pending_job_and_a_presigned_post(api, customers, jobs, stack):
+    # When an import is created
+    created = create_import(api, mapping={"E-mail": "email"}, options={"mode": "insert", "maxErrors": 5})
+    job, upload = created["job"], created["upload"]
+    # Then the job is PENDING and stored with its options
+    assert job["status"] == "PENDING" and job["type"] == "import" and job["fileName"] == "people.csv"
+    stored = jobs.get(job["id"])
+    assert stored is not None and stored.tenant == "acme" and stored.format == "csv"
+    assert stored.options["mapping"] == {"E-mail": "email"} and stored.options["mode"] == "insert"
+    # And the upload is a POST pinned to the job's key in the files bucket
+    assert upload["key"] == f"uploads/acme/{job['id']}/people.csv"
+    assert upload["fields"]["key"] == upload["key"]
+    assert stack.physical["FilesBucket"] in upload["url"]
+    policy = json.loads(base64.b64decode(upload["fields"]["policy"]))
+    assert ["content-length-range", 1, upload["maxBytes"]] in policy["conditions"]
+
+
+def test_an_import_into_an_unknown_dataset_is_a_422(api, customers):
+    response = api.call("POST", "/imports", body={"dataset": "nope", "fileName": "a.csv"})
+    assert response.status == 422
+    assert response.json()["error"]["code"] == "invalid_input"
+
+
+def test_an_import_mapping_to_unknown_fields_is_a_422(api, customers):
+    response = api.call(
+        "POST", "/imports", body={"dataset": "customers", "fileName": "a.csv", "mapping": {"Mail": "mail"}}
+    )
+    assert response.status == 422
+    assert response.json()["error"]["details"]["unknownFields"] == ["mail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dataset": "customers", "fileName": "../etc/passwd"},
+        {"dataset": "customers", "fileName": "a.csv", "format": "xls"},
+        {"dataset": "customers", "fileName": "a.pdf"},
+        {"dataset": "customers"},
+        {"dataset": "customers", "fileName": "a.csv", "options": {"mode": "replace"}},
+        {"dataset": "customers", "fileName": "a.csv", "surprise": True},
+    ],
+)
+def test_bad_import_requests_are_422_never_500(api, customers, body):
+    response = api.call("POST", "/imports", body=body)
+    assert response.status == 422, response.text
+    assert set(response.json()["error"]) == {"code", "message", "details"}
+
+
+def test_a_body_that_is_not_json_is_a_400(api, customers):
+    response = api.call("POST", "/imports", raw_body="{not json")
+    assert response.status == 400
+    assert response.json()["error"]["code"] == "bad_request"
+
+
+def test_the_format_comes_from_the_extension_when_not_given(api, customers, jobs):
+    created = create_import(api, fileName="people.jsonl.gz")
+    assert jobs.get(created["job"]["id"]).format == "jsonl.gz"
+
+
+# ---- POST /exports ---------------------------------------------------------------------------------
+
+
+def test_an_export_is_pending_and_queued(api, customers, stack, jobs):
+    created = create_export(
+        api, filters=[{"field": "age", "op": "gte", "value": 18}], fields=["email", "age"]
+    )
+    job = created["job"]
+    assert job["status"] == "PENDING" and job["type"] == "export"
+    assert job["fileName"].startswith("customers-") and job["fileName"].endswith(".csv")
+    stored = jobs.get(job["id"])
+    assert stored.options["fields"] == ["email", "age"]
+    assert stored.options["filters"] == [{"field": "age", "op": "gte", "value": 18}]
+    messages = boto3.client("sqs").receive_message(QueueUrl=stack.physical["ExportQueue"]).get("Messages", [])
+    assert [json.loads(m["Body"]) for m in messages] == [{"jobId": job["id"], "tenant": "acme"}]
+
+
+def test_an_export_without_fields_takes_all_in_schema_order(api, customers, jobs):
+    job = create_export(api)["job"]
+    assert jobs.get(job["id"]).options["fields"] == ["email", "name", "age", "balance", "active", "signedUp"]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"format": "pdf"}, "format"),
+        ({"fields": ["email", "nope"]}, "nope"),
+        ({"filters": [{"field": "nope", "op": "eq", "value": 1}]}, "nope"),
+        ({"filters": [{"field": "age", "op": "like", "value": 1}]}, "op"),
+        ({"filters": [{"field": "age", "op": "eq", "value": "old"}]}, "integer"),
+    ],
+)
+def test_unknown_fields_formats_and_filters_are_422_now(api, customers, stack, body, fragment):
+    response = api.call("POST", "/exports", body={"dataset": "customers", "format": "csv", **body})
+    assert response.status == 422
+    assert fragment in response.text
+    # and nothing was queued
+    assert not boto3.client("sqs").receive_message(QueueUrl=stack.physical["ExportQueue"]).get("Messages")
+
+
+# ---- GET /jobs/{id}/status -------------------------------------------------------------------------
+
+
+def test_status_has_the_seeds_shape(api, customers):
+    job_id = create_import(api)["job"]["id"]
+    response = api.call("GET", f"/jobs/{job_id}/status", query={"type": "import"})
+    assert response.status == 200
+    body = response.json()
+    assert set(body) <= SEED_STATUS_FIELDS
+    assert {"id", "type", "status", "progress", "processedRows", "createdAt", "updatedAt"} <= set(body)
+    assert body["createdAt"].endswith("Z")
+
+
+def test_a_type_that_does_not_match_is_404(api, customers):
+    job_id = create_import(api)["job"]["id"]
+    assert api.call("GET", f"/jobs/{job_id}/status", query={"type": "export"}).status == 404
+
+
+def test_a_missing_job_is_404(api, customers):
+    response = api.call("GET", "/jobs/01JDZ8Q4N6X3V2C8Y7T5R9K1MB/status")
+    assert response.status == 404
+    assert response.json()["error"]["code"] == "job_not_found"
+
+
+def complete_export(jobs: JobStore, stack, job_id: str, content: bytes = b"email\na@b.c\n") -> None:
+    job = jobs.get(job_id)
+    boto3.client("s3").put_object(Bucket=stack.physical["FilesBucket"], Key=job.file.key, Body=content)
+    jobs.claim(job_id)
+    file = job.file.model_copy(update={"size": len(content)})
+    jobs.transition(
+        job_id, JobStatus.COMPLETED, set_fields={"file": file.model_dump(by_alias=True), "progress": 100}
+    )
+
+
+def test_a_completed_export_carries_a_fresh_presigned_url(api, customers, jobs, stack):
+    job_id = create_export(api)["job"]["id"]
+    complete_export(jobs, stack, job_id)
+    first = api.call("GET", f"/jobs/{job_id}/status").json()
+    assert first["status"] == "COMPLETED" and first["fileSize"] == len(b"email\na@b.c\n")
+    url = urlparse(first["fileUrl"])
+    query = parse_qs(url.query)
+    assert int(query["X-Amz-Expires"][0]) <= 900
+    assert url.path.endswith(jobs.get(job_id).file.key)
+    # never stored on the job
+    assert "fileUrl" not in (jobs.get(job_id).model_dump(by_alias=True))
+
+
+# ---- GET /jobs ---------------------------------------------------------------------------------------
+
+
+def test_jobs_are_listed_newest_first_with_cursor_pagination(api, customers):
+    created = [create_import(api)["job"]["id"] for _ in range(5)]
+    seen, cursor = [], None
+    while True:
+        query = {"limit": "2"} | ({"cursor": cursor} if cursor else {})
+        page = api.call("GET", "/jobs", query=query).json()
+        assert len(page["jobs"]) <= 2
+        seen += [j["id"] for j in page["jobs"]]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            break
+    assert seen == list(reversed(created))
+
+
+def test_jobs_filter_by_type_and_status(api, customers, jobs):
+    imports = [create_import(api)["job"]["id"] for _ in range(3)]
+    exports = [create_export(api)["job"]["id"] for _ in range(2)]
+    api.call("POST", f"/jobs/{imports[0]}/cancel")
+    only_exports = api.call("GET", "/jobs", query={"type": "export"}).json()["jobs"]
+    assert [j["id"] for j in only_exports] == list(reversed(exports))
+    cancelled = api.call("GET", "/jobs", query={"status": "CANCELLED", "limit": "1"}).json()
+    assert [j["id"] for j in cancelled["jobs"]] == [imports[0]]
+    pending_imports = api.call(
+        "GET", "/jobs", query={"type": "import", "status": "PENDING", "limit": "1"}
+    ).json()
+    assert [j["id"] for j in pending_imports["jobs"]] == [imports[2]]
+    following = api.call(
+        "GET",
+        "/jobs",
+        query={"type": "import", "status": "PENDING", "limit": "5", "cursor": pending_imports["nextCursor"]},
+    ).json()
+    assert [j["id"] for j in following["jobs"]] == [imports[1]]
+
+
+@pytest.mark.parametrize(
+    "cursor", ["garbage!", base64.urlsafe_b64encode(b'{"id":"x","tenant":"evil"}').decode()]
+)
+def test_a_forged_cursor_is_a_400(api, customers, cursor):
+    response = api.call("GET", "/jobs", query={"cursor": cursor})
+    assert response.status == 400
+
+
+def test_a_limit_out_of_range_is_a_422(api, customers):
+    assert api.call("GET", "/jobs", query={"limit": "1000"}).status == 422
+
+
+# ---- download -----------------------------------------------------------------------------------------
+
+
+def test_download_redirects_to_a_fresh_presigned_url(api, customers, jobs, stack):
+    job_id = create_export(api)["job"]["id"]
+    complete_export(jobs, stack, job_id)
+    response = api.call("GET", f"/jobs/{job_id}/download")
+    assert response.status == 302
+    location = response.headers["location"]
+    assert jobs.get(job_id).file.key in location and "X-Amz-Signature" in location
+
+
+def test_download_of_an_unfinished_export_is_a_409(api, customers):
+    job_id = create_export(api)["job"]["id"]
+    assert api.call("GET", f"/jobs/{job_id}/download").status == 409
+
+
+def test_the_error_report_downloads_once_it_exists(api, customers, jobs, stack):
+    job_id = create_import(api)["job"]["id"]
+    assert api.call("GET", f"/jobs/{job_id}/download", query={"file": "errors"}).status == 404
+    report = FileRef(
+        bucket=stack.physical["FilesBucket"], key=f"errors/acme/{job_id}/errors.csv", name="errors.csv"
+    )
+    jobs.claim(job_id)
+    jobs.transition(job_id, JobStatus.FAILED, set_fields={"errorReport": report.model_dump(by_alias=True)})
+    response = api.call("GET", f"/jobs/{job_id}/download", query={"file": "errors"})
+    assert response.status == 302
+    assert report.key in response.headers["location"]
+
+
+# ---- cancel, process ----------------------------------------------------------------------------------
+
+
+def test_cancel_ends_a_pending_job(api, customers, jobs):
+    job_id = create_import(api)["job"]["id"]
+    response = api.call("POST", f"/jobs/{job_id}/cancel")
+    assert response.status == 200
+    assert response.json()["status"] == "CANCELLED"
+    stored = jobs.get(job_id)
+    assert stored.status is JobStatus.CANCELLED and stored.completed_at and stored.expires_at
+
+
+def test_cancel_ends_a_processing_job(api, customers, jobs):
+    job_id = create_export(api)["job"]["id"]
+    jobs.claim(job_id)
+    assert api.call("POST", f"/jobs/{job_id}/cancel").json()["status"] == "CANCELLED"
+
+
+def test_cancelling_a_finished_job_is_a_409(api, customers):
+    job_id = create_import(api)["job"]["id"]
+    api.call("POST", f"/jobs/{job_id}/cancel")
+    response = api.call("POST", f"/jobs/{job_id}/cancel")
+    assert response.status == 409
+    assert response.json()["error"]["details"] == {"status": "CANCELLED"}
+
+
+def test_process_answers_in_the_seeds_shape(api, customers):
+    create_import(api)
+    response = api.call("POST", "/jobs/process")
+    assert response.status == 200
+    body = response.json()
+    assert set(body) == {"success", "message"} and body["success"] is True
+
+
+# ---- auth, routing, spec ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/imports"),
+        ("POST", "/exports"),
+        ("GET", "/jobs"),
+        ("GET", "/jobs/X/status"),
+        ("GET", "/jobs/X/download"),
+        ("POST", "/jobs/X/cancel"),
+        ("POST", "/jobs/process"),
+        ("GET", "/datasets"),
+        ("GET", "/datasets/x"),
+        ("PUT", "/datasets/x"),
+        ("DELETE", "/datasets/x"),
+    ],
+)
+def test_a_request_without_the_tenant_claim_is_a_401(api, method, path):
+    body = {
+        "dataset": "customers",
+        "fileName": "a.csv",
+        "format": "csv",
+        "fields": [{"name": "a", "type": "string"}],
+    }
+    response = api.call(method, path, tenant=None, body=body if method in {"POST", "PUT"} else None)
+    assert response.status == 401, (path, response.text)
+    assert response.json()["error"]["code"] == "unauthenticated"
+
+
+def test_a_tenant_claim_that_cannot_be_a_key_is_a_401(api):
+    assert api.call("GET", "/jobs", tenant="../other").status == 401
+
+
+def test_an_unknown_route_is_a_json_404(api):
+    response = api.call("GET", "/nothing-here")
+    assert response.status == 404
+    assert response.json()["error"]["code"] == "no_route"
+
+
+def test_the_openapi_spec_is_served_and_valid(api):
+    from openapi_spec_validator import validate
+
+    response = api.call("GET", "/openapi.json", tenant=None)
+    assert response.status == 200
+    spec = response.json()
+    validate(spec)
+    paths = set(spec["paths"])
+    assert {
+        "/api/import-export/imports",
+        "/api/import-export/exports",
+        "/api/import-export/jobs",
+        "/api/import-export/jobs/{job_id}/status",
+        "/api/import-export/jobs/{job_id}/download",
+        "/api/import-export/jobs/{job_id}/cancel",
+        "/api/import-export/jobs/process",
+        "/api/import-export/datasets",
+        "/api/import-export/datasets/{name}",
+    } <= paths
+
+
+def test_swagger_ui_is_served(api):
+    response = api.call("GET", "/docs", tenant=None)
+    assert response.status == 200
+    assert "swagger" in response.text.lower()

@@ -1,0 +1,167 @@
+"""The job store on moto: conditional transitions, the claim race, progress, the indexes and expiry."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import boto3
+import pytest
+
+from impex.clock import iso, utc_now
+from impex.errors import IllegalTransition, JobNotFound
+from impex.jobs.model import Job, JobStatus, JobType
+from impex.jobs.store import JobNotProcessing, JobStore
+
+
+@pytest.fixture
+def store(stack) -> JobStore:
+    return JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=7)
+
+
+def new_job(store: JobStore, job_id: str = "01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant: str = "acme") -> Job:
+    now = iso(utc_now())
+    return store.create(
+        Job(
+            id=job_id,
+            type=JobType.IMPORT,
+            tenant=tenant,
+            dataset="d",
+            format="csv",
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def raw_item(stack, job_id: str) -> dict:
+    return boto3.resource("dynamodb").Table(stack.physical["JobsTable"]).get_item(Key={"id": job_id})["Item"]
+
+
+def test_a_new_job_is_pending_and_in_the_active_index(store, stack):
+    new_job(store)
+    item = raw_item(stack, "01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    assert item["status"] == "PENDING" and item["activeStatus"] == "PENDING"
+    assert "expiresAt" not in item
+
+
+def test_a_job_id_cannot_be_created_twice(store):
+    new_job(store)
+    with pytest.raises(Exception, match="ConditionalCheckFailed"):
+        new_job(store)
+
+
+def test_the_claim_moves_pending_to_processing_and_counts_the_attempt(store):
+    new_job(store)
+    claimed = store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    assert claimed is not None
+    assert claimed.status is JobStatus.PROCESSING and claimed.attempts == 1 and claimed.started_at
+
+
+def test_an_illegal_transition_raises_and_changes_nothing(store, stack):
+    new_job(store)
+    before = raw_item(stack, "01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    with pytest.raises(IllegalTransition) as raised:
+        store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.COMPLETED)
+    assert raised.value.details == {"status": "PENDING"}
+    assert raw_item(stack, "01JDZ8Q4N6X3V2C8Y7T5R9K1MB") == before
+
+
+def test_a_transition_of_a_missing_job_is_not_found(store):
+    with pytest.raises(JobNotFound):
+        store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.CANCELLED)
+
+
+def test_a_transition_for_the_wrong_tenant_is_not_found_and_changes_nothing(store):
+    new_job(store)
+    with pytest.raises(JobNotFound):
+        store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.CANCELLED, tenant="globex")
+    assert store.get("01JDZ8Q4N6X3V2C8Y7T5R9K1MB").status is JobStatus.PENDING
+
+
+def test_a_terminal_job_leaves_the_active_index_and_gets_a_ttl(store, stack):
+    new_job(store)
+    store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.COMPLETED, set_fields={"result": {"rows": 3}})
+    item = raw_item(stack, "01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    assert "activeStatus" not in item
+    expected = utc_now().timestamp() + 7 * 86400
+    assert abs(int(item["expiresAt"]) - expected) < 60
+    assert item["completedAt"]
+
+
+def test_exactly_one_of_many_racing_workers_wins_the_claim(store):
+    # Given 40 jobs, each raced for by 8 threads at once
+    for round_number in range(40):
+        job_id = f"01JDZ8Q4N6X3V2C8Y7T5R9K{round_number:03d}"
+        new_job(store, job_id)
+        winners: list[int] = []
+        barrier = threading.Barrier(8)
+
+        def worker(
+            number: int,
+            job_id: str = job_id,
+            barrier: threading.Barrier = barrier,
+            winners: list[int] = winners,
+        ) -> None:
+            barrier.wait()
+            if store.claim(job_id) is not None:
+                winners.append(number)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # Then exactly one claims it, and the job counts one attempt
+        assert len(winners) == 1, (job_id, winners)
+        assert store.get(job_id).attempts == 1
+
+
+def test_progress_is_recorded_with_a_heartbeat(store):
+    new_job(store)
+    claimed = store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    time.sleep(0.002)
+    store.update_progress(
+        "01JDZ8Q4N6X3V2C8Y7T5R9K1MB", processed_rows=50, total_rows=200, checkpoint={"offset": 1234}
+    )
+    job = store.get("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    assert (job.processed_rows, job.total_rows, job.progress) == (50, 200, 25)
+    assert job.checkpoint == {"offset": 1234}
+    assert job.heartbeat_at > claimed.heartbeat_at
+
+
+def test_progress_never_moves_a_job_out_of_a_terminal_state(store):
+    new_job(store)
+    store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.CANCELLED)
+    with pytest.raises(JobNotProcessing) as raised:
+        store.update_progress("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", processed_rows=10)
+    assert raised.value.status is JobStatus.CANCELLED
+    job = store.get("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    assert job.status is JobStatus.CANCELLED and job.processed_rows == 0
+
+
+def test_the_active_index_finds_stale_jobs_only(store):
+    for n in range(3):
+        new_job(store, f"01JDZ8Q4N6X3V2C8Y7T5R9K{n:03d}")
+    store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K000")
+    store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K001")
+    store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K002")
+    store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K002", JobStatus.COMPLETED)
+    future = iso(utc_now().replace(year=utc_now().year + 1))
+    stale = store.list_active(JobStatus.PROCESSING, heartbeat_before=future)
+    assert sorted(j.id for j in stale) == ["01JDZ8Q4N6X3V2C8Y7T5R9K000", "01JDZ8Q4N6X3V2C8Y7T5R9K001"]
+    assert store.list_active(JobStatus.PROCESSING, heartbeat_before="2000-01-01T00:00:00.000Z") == []
+
+
+def test_a_failed_job_can_be_requeued_and_a_completed_one_cannot(store):
+    new_job(store)
+    store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.FAILED, set_fields={"errorMessage": "boom"})
+    again = store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.PENDING, remove_fields=("expiresAt",))
+    assert again.status is JobStatus.PENDING and again.expires_at is None
+    store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.COMPLETED)
+    with pytest.raises(IllegalTransition):
+        store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.PENDING)

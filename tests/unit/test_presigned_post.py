@@ -1,0 +1,67 @@
+"""The POST policy we sign. moto does not enforce policy conditions, so the policy itself is asserted."""
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import boto3
+from botocore.config import Config
+
+from impex.aws.files import FilesBucket, upload_key
+
+MAX_BYTES = 10 * 1024 * 1024
+
+
+def signed_policy(ttl_seconds: int = 900) -> tuple[dict, dict, datetime]:
+    client = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="secret",
+        config=Config(signature_version="s3v4"),
+    )
+    before = datetime.now(UTC)
+    ticket = FilesBucket(client, "impex-files-test").presign_upload(
+        upload_key("acme", "01JDZ8Q4N6X3V2C8Y7T5R9K1MB", "people.csv"),
+        max_bytes=MAX_BYTES,
+        ttl_seconds=ttl_seconds,
+    )
+    policy = json.loads(base64.b64decode(ticket.fields["policy"]))
+    return policy, ticket.fields, before
+
+
+def test_the_key_is_pinned_to_the_jobs_upload_path():
+    policy, fields, _ = signed_policy()
+    expected = "uploads/acme/01JDZ8Q4N6X3V2C8Y7T5R9K1MB/people.csv"
+    assert {"key": expected} in policy["conditions"]
+    assert fields["key"] == expected
+    # no starts-with on the key: the client cannot choose another name
+    assert not any(
+        isinstance(c, list) and c[0] == "starts-with" and c[1] == "$key" for c in policy["conditions"]
+    )
+
+
+def test_the_size_is_capped_by_content_length_range():
+    policy, _, _ = signed_policy()
+    ranges = [c for c in policy["conditions"] if isinstance(c, list) and c[0] == "content-length-range"]
+    assert ranges == [["content-length-range", 1, MAX_BYTES]]
+
+
+def test_the_bucket_is_pinned():
+    policy, _, _ = signed_policy()
+    assert {"bucket": "impex-files-test"} in policy["conditions"]
+
+
+def test_the_policy_expires_within_fifteen_minutes():
+    policy, fields, before = signed_policy(ttl_seconds=900)
+    expires = datetime.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert expires <= before + timedelta(seconds=901)
+    assert expires >= before + timedelta(seconds=890)
+    assert fields["x-amz-algorithm"] == "AWS4-HMAC-SHA256"
+    assert "x-amz-signature" in fields
+
+
+def test_a_shorter_lifetime_is_honoured():
+    policy, _, before = signed_policy(ttl_seconds=120)
+    expires = datetime.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert expires <= before + timedelta(seconds=121)

@@ -1,0 +1,71 @@
+"""Settings are validated at cold start; resource names have no silent defaults."""
+
+import pytest
+from pydantic import ValidationError
+
+from impex.settings import ApiSettings, ImporterSettings
+
+API_ENV = {
+    "JOBS_TABLE": "jobs-t",
+    "DATASETS_TABLE": "datasets-t",
+    "FILES_BUCKET": "files-b",
+    "JOB_RETENTION_DAYS": "30",
+    "IDEMPOTENCY_TABLE": "idem-t",
+    "EXPORT_QUEUE_URL": "https://sqs/q",
+    "TENANT_CLAIM": "tenant",
+    "MAX_UPLOAD_BYTES": "1000",
+    "UPLOAD_URL_TTL_SECONDS": "900",
+    "DOWNLOAD_URL_TTL_SECONDS": "900",
+}
+
+
+@pytest.fixture
+def api_env(monkeypatch):
+    for key, value in API_ENV.items():
+        monkeypatch.setenv(key, value)
+    return monkeypatch
+
+
+def test_complete_settings_load(api_env):
+    settings = ApiSettings()
+    assert settings.jobs_table == "jobs-t"
+    assert settings.external_tables() == {}
+
+
+@pytest.mark.parametrize("missing", ["JOBS_TABLE", "FILES_BUCKET", "IDEMPOTENCY_TABLE", "EXPORT_QUEUE_URL"])
+def test_a_missing_resource_name_fails_at_cold_start(api_env, missing):
+    api_env.delenv(missing)
+    with pytest.raises(ValidationError) as raised:
+        ApiSettings()
+    assert missing.lower() in str(raised.value)
+
+
+def test_url_lifetimes_above_fifteen_minutes_are_refused(api_env):
+    api_env.setenv("UPLOAD_URL_TTL_SECONDS", "3600")
+    with pytest.raises(ValidationError):
+        ApiSettings()
+
+
+def test_the_external_table_allow_list_parses(api_env):
+    api_env.setenv(
+        "EXTERNAL_TABLE_ARNS",
+        "arn:aws:dynamodb:us-east-1:1:table/orders,arn:aws:dynamodb:us-east-1:1:table/u",
+    )
+    api_env.setenv("EXTERNAL_TABLE_KEYS", "tenantId/orderId,userId")
+    tables = ApiSettings().external_tables()
+    assert tables["orders"].key_names == ["tenantId", "orderId"]
+    assert tables["u"].key_names == ["userId"]
+
+
+def test_a_mismatched_allow_list_is_refused(api_env):
+    api_env.setenv("EXTERNAL_TABLE_ARNS", "arn:aws:dynamodb:us-east-1:1:table/orders")
+    with pytest.raises(ValidationError):
+        ApiSettings()
+
+
+def test_each_function_has_its_own_requirements(monkeypatch):
+    for key, value in API_ENV.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError) as raised:
+        ImporterSettings()
+    assert "records_table" in str(raised.value)
