@@ -14,8 +14,10 @@ export UV_TOOL_BIN_DIR := $(TOOLS)/bin
 export UV_PYTHON_DOWNLOADS := never
 SAM := $(TOOLS)/bin/sam
 CFN_LINT := $(TOOLS)/bin/cfn-lint
+CHECKOV := $(TOOLS)/bin/checkov
 SAM_CLI_VERSION := 1.170.0
 CFN_LINT_VERSION := 1.58.0
+CHECKOV_VERSION := 3.3.30
 export SAM_CLI_TELEMETRY := 0
 # sam build needs the Lambda runtime's interpreter (python3.13) on PATH; pyenv keeps it here.
 # (A pyenv shim may exist without the version being active, so each candidate must actually run.)
@@ -28,7 +30,7 @@ PY313 := $(shell for p in $$HOME/.pyenv/versions/3.13*/bin/python3.13 $$(command
 help:
 	@echo "make run    - install, start the local stack and run the demo job"
 	@echo "make test   - install, lint and run every test"
-	@echo "make lint   - ruff, mypy --strict, cfn-lint, sam validate --lint"
+	@echo "make lint   - ruff, mypy --strict, cfn-lint, sam validate --lint, checkov"
 	@echo "make build  - sam build for the python3.13 arm64 runtime"
 
 $(VENV)/.installed: requirements/dev.txt pyproject.toml
@@ -46,7 +48,10 @@ $(SAM): | $(VENV)/.installed
 $(CFN_LINT): | $(VENV)/.installed
 	$(UV) tool install --quiet --python $(PYTHON) cfn-lint==$(CFN_LINT_VERSION)
 
-tools: $(SAM) $(CFN_LINT)
+$(CHECKOV): | $(VENV)/.installed
+	$(UV) tool install --quiet --python $(PYTHON) checkov==$(CHECKOV_VERSION)
+
+tools: $(SAM) $(CFN_LINT) $(CHECKOV)
 
 lint: install tools
 	$(VENV)/bin/ruff check .
@@ -54,6 +59,7 @@ lint: install tools
 	$(VENV)/bin/mypy shared/impex functions
 	$(CFN_LINT) template.yaml
 	$(SAM) validate --lint --template template.yaml
+	$(CHECKOV) --file template.yaml --config-file .checkov.yaml
 
 test: lint
 	$(VENV)/bin/pytest -n 2 --dist loadfile
