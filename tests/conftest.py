@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Powertools reads these when impex.observability is first imported, which may be at collection time.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "impex")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Impex")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"

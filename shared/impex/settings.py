@@ -54,6 +54,7 @@ class ApiSettings(_CommonSettings):
 
     idempotency_table: str = Field(min_length=3)
     export_queue_url: str = Field(min_length=8)
+    import_queue_url: str = Field(min_length=8)
     tenant_claim: str = Field(min_length=1)
     max_upload_bytes: int = Field(ge=1, le=5 * 1024**3)
     upload_url_ttl_seconds: int = Field(ge=60, le=900)
@@ -61,10 +62,19 @@ class ApiSettings(_CommonSettings):
 
 
 class ImporterSettings(_CommonSettings):
-    """Settings of the importer function."""
+    """Settings of the importer function. Limits have documented defaults (README, Configuration)."""
 
     records_table: str = Field(min_length=3)
     import_queue_url: str = Field(min_length=8)
+    max_upload_bytes: int = Field(ge=1, le=5 * 1024**3)
+    max_columns: int = Field(default=1000, ge=1, le=10_000)
+    max_rows: int = Field(default=10_000_000, ge=1)
+    max_cell_chars: int = Field(default=32_767, ge=1, le=400_000)
+    xlsx_max_uncompressed_bytes: int = Field(default=1024**3, ge=1024**2)
+    xlsx_max_compression_ratio: int = Field(default=200, ge=10)
+    write_concurrency: int = Field(default=4, ge=1, le=32)
+    continuation_reserve_seconds: float = Field(default=60.0, ge=0)
+    retry_base_seconds: float = Field(default=5.0, ge=0)
 
 
 class ExporterSettings(_CommonSettings):

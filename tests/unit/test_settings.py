@@ -12,6 +12,7 @@ API_ENV = {
     "JOB_RETENTION_DAYS": "30",
     "IDEMPOTENCY_TABLE": "idem-t",
     "EXPORT_QUEUE_URL": "https://sqs/q",
+    "IMPORT_QUEUE_URL": "https://sqs/i",
     "TENANT_CLAIM": "tenant",
     "MAX_UPLOAD_BYTES": "1000",
     "UPLOAD_URL_TTL_SECONDS": "900",

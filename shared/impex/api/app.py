@@ -102,6 +102,7 @@ def build_service(settings: ApiSettings) -> JobService:
         datasets=DatasetStore(table(settings.datasets_table), external_tables=settings.external_tables()),
         files=FilesBucket(clients.s3(settings.s3_addressing_style), settings.files_bucket),
         export_queue=JobQueue(clients.sqs(), settings.export_queue_url),
+        import_queue=JobQueue(clients.sqs(), settings.import_queue_url),
         limits=ApiLimits(
             max_upload_bytes=settings.max_upload_bytes,
             upload_url_ttl_seconds=settings.upload_url_ttl_seconds,
@@ -256,6 +257,12 @@ def build_app(settings: ApiSettings, service: JobService | None = None) -> APIGa
     def cancel(caller: Tenant, job_id: Annotated[str, Path(max_length=64)]) -> JobStatusResponse:
         """Cancel a job that has not ended; 409 if it has."""
         return service.cancel(caller, job_id)
+
+    @app.post(f"{PREFIX}/jobs/<job_id>/commit", responses=_ERRORS, tags=["jobs"])
+    def commit(caller: Tenant, job_id: Annotated[str, Path(max_length=64)]) -> Response[CreatedExport]:
+        """Import for real the file a COMPLETED dry run validated (201, a new job); 409 otherwise."""
+        job = service.commit(caller, job_id)
+        return Response(status_code=201, content_type="application/json", body=service.export_created(job))
 
     # ---- datasets --------------------------------------------------------------------------------
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from impex.errors import Unauthenticated
-
-# The tenant becomes part of S3 keys and index keys, so it is held to a safe alphabet.
-TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+from impex.jobs.model import TENANT_PATTERN
 
 
 def tenant_of(event: APIGatewayProxyEventV2, claim: str) -> str:

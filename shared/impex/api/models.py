@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -12,11 +11,13 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     field_validator,
     model_serializer,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
 from impex.datasets.model import Dataset, DatasetDefinition
 from impex.jobs.model import Job, JobStatus, JobType, Priority
+from impex.jobs.options import ExportOptions, ImportOptions, check_file_name
 
 
 class _Body(BaseModel):
@@ -58,20 +59,6 @@ ExportFormat = Literal["csv", "xlsx", "json", "jsonl", "parquet"]
 FilterOp = Literal[
     "eq", "ne", "lt", "lte", "gt", "gte", "between", "in", "begins_with", "contains", "exists", "not_exists"
 ]
-_UNSAFE_FILE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
-
-
-class ImportOptions(_Body):
-    """How an import reads, validates and writes its file."""
-
-    mode: Literal["upsert", "insert", "merge", "skip_unchanged"] = "upsert"
-    dry_run: bool = False
-    max_errors: int | None = Field(default=None, ge=0)
-    max_error_rate: float | None = Field(default=None, ge=0, le=100)
-    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
-    encoding: str | None = Field(default=None, max_length=40)
-    sheet: str | None = Field(default=None, max_length=100)
-    max_attempts: int = Field(default=3, ge=1, le=10)
 
 
 class CreateImport(_Body):
@@ -84,12 +71,18 @@ class CreateImport(_Body):
     priority: Priority = Priority.NORMAL
     options: ImportOptions = Field(default_factory=ImportOptions)
 
+    @model_validator(mode="after")
+    def _one_mapping(self) -> CreateImport:
+        if self.mapping is not None and self.options.mapping is not None:
+            raise ValueError("give the mapping once, either at the top level or in options")
+        if self.options.committed_from is not None:
+            raise ValueError("committedFrom is set by impex; commit a dry run with POST /jobs/{jobId}/commit")
+        return self
+
     @field_validator("file_name")
     @classmethod
     def _plain_file_name(cls, name: str) -> str:
-        if _UNSAFE_FILE_NAME.search(name) or name in {".", ".."}:
-            raise ValueError("a file name has no slashes or control characters")
-        return name
+        return check_file_name(name)
 
 
 class ExportFilter(_Body):
@@ -98,24 +91,6 @@ class ExportFilter(_Body):
     field: str = Field(min_length=1, max_length=64)
     op: FilterOp
     value: Any = None
-
-
-class ExportOptions(_Body):
-    """How an export writes its file."""
-
-    file_name: str | None = Field(default=None, min_length=1, max_length=255)
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
-    bom: bool = False
-    gzip: bool = False
-    neutralize_formulas: bool = True
-    max_attempts: int = Field(default=3, ge=1, le=10)
-
-    @field_validator("file_name")
-    @classmethod
-    def _plain_file_name(cls, name: str | None) -> str | None:
-        if name is not None and (_UNSAFE_FILE_NAME.search(name) or name in {".", ".."}):
-            raise ValueError("a file name has no slashes or control characters")
-        return name
 
 
 class CreateExport(_Body):
@@ -195,6 +170,8 @@ class CreatedImport(_Out):
 
 
 class CreatedExport(_Out):
+    """A created job (an export, or the import that commits a dry run)."""
+
     job: JobStatusResponse
 
 

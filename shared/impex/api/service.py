@@ -25,29 +25,9 @@ from impex.datasets.filters import check_filters
 from impex.datasets.model import Dataset
 from impex.datasets.store import DatasetStore
 from impex.errors import Conflict, DatasetNotFound, FileNotReady, InvalidInput
+from impex.formats.detect import format_from_file_name
 from impex.jobs.model import ACTIVE_STATUSES, FileRef, Job, JobStatus, JobType
 from impex.jobs.store import JobStore
-
-_FORMAT_BY_SUFFIX = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".tab": "tsv",
-    ".txt": "csv",
-    ".xlsx": "xlsx",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".csv.gz": "csv.gz",
-    ".tsv.gz": "tsv.gz",
-    ".jsonl.gz": "jsonl.gz",
-    ".ndjson.gz": "jsonl.gz",
-}
-
-
-def format_from_file_name(file_name: str) -> str | None:
-    """The import format a file name's extension suggests (the importer still checks the content)."""
-    lowered = file_name.lower()
-    matches = [suffix for suffix in _FORMAT_BY_SUFFIX if lowered.endswith(suffix)]
-    return _FORMAT_BY_SUFFIX[max(matches, key=len)] if matches else None
 
 
 @dataclass(frozen=True)
@@ -69,12 +49,14 @@ class JobService:
         datasets: DatasetStore,
         files: FilesBucket,
         export_queue: JobQueue,
+        import_queue: JobQueue,
         limits: ApiLimits,
     ) -> None:
         self.jobs = jobs
         self.datasets = datasets
         self.files = files
         self.export_queue = export_queue
+        self.import_queue = import_queue
         self.limits = limits
 
     # --- creation ----------------------------------------------------------------------------------
@@ -88,8 +70,9 @@ class JobService:
                 f"cannot tell the format of '{request.file_name}' from its name; give `format`",
                 details={"formats": ["csv", "tsv", "xlsx", "jsonl", "csv.gz", "tsv.gz", "jsonl.gz"]},
             )
-        if request.mapping:
-            unknown = sorted({f for f in request.mapping.values() if dataset.field(f) is None})
+        mapping = request.mapping or request.options.mapping
+        if mapping:
+            unknown = sorted({f for f in mapping.values() if dataset.field(f) is None})
             if unknown:
                 raise InvalidInput(
                     f"the mapping targets unknown fields: {', '.join(unknown)}",
@@ -97,8 +80,8 @@ class JobService:
                 )
         job_id = str(ULID())
         options: dict[str, Any] = request.options.model_dump(by_alias=True, mode="json", exclude_none=True)
-        if request.mapping:
-            options["mapping"] = request.mapping
+        if mapping:
+            options["mapping"] = mapping
         now = iso(utc_now())
         job = Job(
             id=job_id,
@@ -244,6 +227,43 @@ class JobService:
         """Cancel a PENDING or PROCESSING job; a worker holding it stops at its next batch."""
         job = self.jobs.transition(job_id, JobStatus.CANCELLED, tenant=tenant)
         return self.status_of(job)
+
+    def commit(self, tenant: str, job_id: str) -> Job:
+        """Turn a completed dry run into a real import of the same uploaded file (no second upload)."""
+        dry_run = self.jobs.get_for_tenant(tenant, job_id, JobType.IMPORT)
+        if not dry_run.options.get("dryRun"):
+            raise Conflict(f"job {job_id} is not a dry run; only dry runs can be committed")
+        if dry_run.status is not JobStatus.COMPLETED:
+            raise Conflict(
+                f"dry run {job_id} is {dry_run.status.value}; only a COMPLETED dry run can be committed",
+                details={"status": dry_run.status.value},
+            )
+        now = iso(utc_now())
+        options = {**dry_run.options, "dryRun": False, "committedFrom": dry_run.id}
+        job = dry_run.model_copy(
+            update={
+                "id": str(ULID()),
+                "options": options,
+                "status": JobStatus.PENDING,
+                "progress": 0,
+                "total_rows": None,
+                "processed_rows": 0,
+                "error_message": None,
+                "result": None,
+                "error_report": None,
+                "attempts": 0,
+                "heartbeat_at": None,
+                "checkpoint": None,
+                "created_at": now,
+                "updated_at": now,
+                "started_at": None,
+                "completed_at": None,
+                "expires_at": None,
+            }
+        )
+        created = self.jobs.create(job)
+        self.import_queue.send({"jobId": created.id, "tenant": tenant})
+        return created
 
     def process(self, tenant: str) -> ProcessResult:
         """The seed's process endpoint: report the caller's active jobs by type."""

@@ -9,6 +9,7 @@ import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_sqs.client import SQSClient
@@ -20,6 +21,14 @@ _RETRIES: Config = Config(retries={"mode": "standard", "max_attempts": 5}, conne
 def dynamodb() -> DynamoDBServiceResource:
     """The DynamoDB resource for the jobs, datasets and idempotency tables."""
     return boto3.resource("dynamodb", config=_RETRIES)
+
+
+@cache
+def dynamodb_fast() -> DynamoDBClient:
+    """A low-level DynamoDB client for record batches: parameter validation off (we build the
+    requests ourselves), and enough pooled connections for the writer threads."""
+    config = _RETRIES.merge(Config(parameter_validation=False, max_pool_connections=32))
+    return boto3.client("dynamodb", config=config)
 
 
 @cache
@@ -37,5 +46,5 @@ def sqs() -> SQSClient:
 
 def reset() -> None:
     """Forget cached clients (after the endpoint or credentials in the environment change)."""
-    for factory in (dynamodb, s3, sqs):
+    for factory in (dynamodb, dynamodb_fast, s3, sqs):
         factory.cache_clear()

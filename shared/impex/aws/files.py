@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from impex.clock import iso, utc_now
@@ -26,6 +27,26 @@ def export_key(tenant: str, job_id: str, file_name: str) -> str:
 def error_report_key(tenant: str, job_id: str) -> str:
     """Where an import job writes its row-error report."""
     return f"errors/{tenant}/{job_id}/errors.csv"
+
+
+def error_part_key(tenant: str, job_id: str, part: int) -> str:
+    """Where one invocation's share of an import's row errors waits until the report is assembled."""
+    return f"errors/{tenant}/{job_id}/parts/{part:05d}.csv"
+
+
+def content_disposition(file_name: str) -> str:
+    """An attachment disposition that survives non-ASCII file names."""
+    ascii_name = file_name.encode("ascii", "replace").decode().replace('"', "'")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(file_name)}"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What HeadObject says about an object."""
+
+    size: int
+    metadata: dict[str, str]
+    etag: str
 
 
 @dataclass(frozen=True)
@@ -64,9 +85,57 @@ class FilesBucket:
 
     def presign_download(self, key: str, *, file_name: str, ttl_seconds: int) -> str:
         """A fresh presigned GET that makes browsers save the object under ``file_name``."""
-        disposition = f"attachment; filename*=UTF-8''{quote(file_name)}"
         return self._client.generate_presigned_url(
             "get_object",
-            Params={"Bucket": self.name, "Key": key, "ResponseContentDisposition": disposition},
+            Params={
+                "Bucket": self.name,
+                "Key": key,
+                "ResponseContentDisposition": content_disposition(file_name),
+            },
             ExpiresIn=ttl_seconds,
         )
+
+    def head(self, key: str, bucket: str | None = None) -> ObjectInfo:
+        """Size, user metadata and ETag of an object."""
+        response = self._client.head_object(Bucket=bucket or self.name, Key=key)
+        return ObjectInfo(
+            size=int(response["ContentLength"]),
+            metadata=dict(response.get("Metadata", {})),
+            etag=response["ETag"],
+        )
+
+    def open(
+        self, key: str, *, start: int = 0, end: int | None = None, bucket: str | None = None
+    ) -> IO[bytes]:
+        """A streaming read of an object, from byte ``start`` (to ``end`` inclusive)."""
+        request: dict[str, Any] = {"Bucket": bucket or self.name, "Key": key}
+        if start or end is not None:
+            request["Range"] = f"bytes={start}-{'' if end is None else end}"
+        return cast(IO[bytes], self._client.get_object(**request)["Body"])
+
+    def download(self, key: str, path: Path, bucket: str | None = None) -> None:
+        """Copy an object to a local file (spooling, e.g. an .xlsx to /tmp)."""
+        self._client.download_file(bucket or self.name, key, str(path))
+
+    def upload(self, key: str, path: Path, *, content_type: str, file_name: str | None = None) -> None:
+        """Upload a local file (multipart when large), with its content type and download name."""
+        extra: dict[str, Any] = {"ContentType": content_type}
+        if file_name:
+            extra["ContentDisposition"] = content_disposition(file_name)
+        self._client.upload_file(str(path), self.name, key, ExtraArgs=extra)
+
+    def put_bytes(self, key: str, body: bytes, *, content_type: str) -> None:
+        """Write a small object."""
+        self._client.put_object(Bucket=self.name, Key=key, Body=body, ContentType=content_type)
+
+    def read_bytes(self, key: str) -> bytes:
+        """Read a small object whole."""
+        return self._client.get_object(Bucket=self.name, Key=key)["Body"].read()
+
+    def delete(self, keys: list[str]) -> None:
+        """Delete objects (up to 1000 per request)."""
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            if chunk:
+                objects: list[Any] = [{"Key": key} for key in chunk]
+                self._client.delete_objects(Bucket=self.name, Delete={"Objects": objects, "Quiet": True})

@@ -68,6 +68,8 @@ class DatasetField(_Strict):
 
     @model_validator(mode="after")
     def _constraints_fit_type(self) -> DatasetField:
+        if self.default is not None and self.type is not FieldType.JSON:
+            _check_literal(self.type, self.default, "default")
         rules = self.constraints
         if rules is None:
             return self

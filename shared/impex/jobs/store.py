@@ -225,11 +225,17 @@ class JobStore:
             ) from None
         return Job.model_validate(to_plain(response["Attributes"]))
 
-    def claim(self, job_id: str) -> Job | None:
-        """PENDING -> PROCESSING for one worker. Returns None when another worker (or a cancel) won."""
+    def claim(self, job_id: str, *, new_attempt: bool = True) -> Job | None:
+        """PENDING -> PROCESSING for one worker. Returns None when another worker (or a cancel) won.
+
+        A continuation (the same attempt carrying on in a fresh invocation) does not count an attempt.
+        """
         try:
             return self.transition(
-                job_id, JobStatus.PROCESSING, set_fields={"errorMessage": None}, increment_attempts=True
+                job_id,
+                JobStatus.PROCESSING,
+                set_fields={"errorMessage": None},
+                increment_attempts=new_attempt,
             )
         except (IllegalTransition, JobNotFound):
             return None
@@ -266,6 +272,40 @@ class JobStore:
                 raise
             current = self.get(job_id)
             raise JobNotProcessing(job_id, current.status if current else None) from None
+
+    def current_status(self, job_id: str) -> JobStatus | None:
+        """Just the status (a cheap strongly consistent read): workers check it for a cancel."""
+        item = self._table.get_item(
+            Key={"id": job_id},
+            ProjectionExpression="#status",
+            ExpressionAttributeNames={"#status": "status"},
+            ConsistentRead=True,
+        ).get("Item")
+        return JobStatus(str(item["status"])) if item else None
+
+    def annotate_ended(self, job_id: str, status: JobStatus, fields: dict[str, Any]) -> None:
+        """Add what a worker knows (result, error report) to a job that already ended as ``status``.
+
+        Used when a cancel lands while a worker is running: the status stays as the cancel left it.
+        """
+        names = {"#status": "status"}
+        values: dict[str, Any] = {":status": status.value, ":now": iso(utc_now())}
+        sets = ["updatedAt = :now"]
+        for index, (field, value) in enumerate(fields.items()):
+            names[f"#f{index}"] = field
+            values[f":f{index}"] = to_dynamo(value)
+            sets.append(f"#f{index} = :f{index}")
+        try:
+            self._table.update_item(
+                Key={"id": job_id},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="#status = :status",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     def _expiry(self) -> int:
         return int((utc_now() + self._retention).timestamp())

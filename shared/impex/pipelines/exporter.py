@@ -13,7 +13,7 @@ def build_export_trigger(settings: ExporterSettings) -> ExportTrigger:
     """The exporter's record handler, wired to AWS from the function's settings."""
     jobs = JobStore(clients.dynamodb().Table(settings.jobs_table), retention_days=settings.job_retention_days)
 
-    def run(job: Job) -> None:
+    def run(job: Job, context: object = None) -> None:
         jobs.transition(
             job.id,
             JobStatus.FAILED,

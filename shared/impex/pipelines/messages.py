@@ -23,6 +23,8 @@ class StoredObject:
     bucket: str
     key: str
     size: int | None
+    event_time: str = ""
+    sequencer: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class JobMessage:
 
     job_id: str
     tenant: str
+    continuation: bool = False
 
 
 def import_message(body: str) -> list[StoredObject] | JobMessage:
@@ -71,7 +74,16 @@ def created_objects(payload: dict[str, Any]) -> list[StoredObject]:
         # Keys arrive URL-encoded (spaces as '+'), from S3 and from moto alike.
         key = unquote_plus(record.s3.get_object.key)
         size: Any = record.s3.get_object.raw_event.get("size")
-        objects.append(StoredObject(bucket=record.s3.bucket.name, key=key, size=int(size) if size else None))
+        sequencer = str(record.s3.get_object.raw_event.get("sequencer", ""))
+        objects.append(
+            StoredObject(
+                bucket=record.s3.bucket.name,
+                key=key,
+                size=int(size) if size else None,
+                event_time=record.event_time,
+                sequencer=sequencer,
+            )
+        )
     return objects
 
 
@@ -90,7 +102,7 @@ def job_message(body: str) -> JobMessage:
     job_id, tenant = payload.get("jobId"), payload.get("tenant")
     if not isinstance(job_id, str) or not isinstance(tenant, str):
         raise BadRequest(f"not a job message: {body[:200]!r}")
-    return JobMessage(job_id=job_id, tenant=tenant)
+    return JobMessage(job_id=job_id, tenant=tenant, continuation=payload.get("continuation") is True)
 
 
 def _json_object(body: str) -> dict[str, Any]:

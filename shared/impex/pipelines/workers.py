@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -19,39 +20,50 @@ from impex.pipelines.messages import (
     job_message,
 )
 
-JobRunner = Callable[[Job], None]
+# Runs a claimed job; the second argument is the Lambda context (for the remaining time), if any.
+JobRunner = Callable[[Job, Any], None]
+DroppedFileStarter = Callable[[StoredObject, DroppedFile], "Job | None"]
 
 
 class ImportTrigger:
     """Claims the import job behind each uploaded object and hands it to the import pipeline."""
 
-    def __init__(
-        self, jobs: JobStore, run: JobRunner, on_dropped_file: Callable[[StoredObject, DroppedFile], None]
-    ):
+    def __init__(self, jobs: JobStore, run: JobRunner, start_dropped_file: DroppedFileStarter) -> None:
         self._jobs = jobs
         self._run = run
-        self._on_dropped_file = on_dropped_file
+        self._start_dropped_file = start_dropped_file
 
-    def handle_record(self, record: SQSRecord) -> None:
-        """One SQS record: an S3 notification, or a continuation message for a job."""
+    def handle_record(self, record: SQSRecord, lambda_context: Any = None) -> None:
+        """One SQS record: an S3 notification, or a message naming a job (commit, retry, continuation)."""
         message = import_message(record.body)
         if isinstance(message, JobMessage):
-            self._claim_and_run(message.job_id, message.tenant, expected_key=None)
+            self._claim_and_run(
+                message.job_id,
+                message.tenant,
+                expected_key=None,
+                context=lambda_context,
+                continuation=message.continuation,
+            )
             return
         for stored in message:
-            self.handle_object(stored)
+            self.handle_object(stored, lambda_context)
 
-    def handle_object(self, stored: StoredObject) -> None:
+    def handle_object(self, stored: StoredObject, context: Any = None) -> None:
         """Route one created object: an API upload, a dropped file, or something impex does not own."""
         target = classify(stored.key)
         if isinstance(target, UploadForJob):
-            self._claim_and_run(target.job_id, target.tenant, expected_key=stored.key)
+            self._claim_and_run(target.job_id, target.tenant, expected_key=stored.key, context=context)
         elif isinstance(target, DroppedFile):
-            self._on_dropped_file(stored, target)
+            claimed = self._start_dropped_file(stored, target)
+            if claimed is not None:
+                logger.set_correlation_id(claimed.id)
+                self._run(claimed, context)
         else:
             logger.warning("ignoring an object impex does not own", extra={"key": stored.key})
 
-    def _claim_and_run(self, job_id: str, tenant: str, *, expected_key: str | None) -> None:
+    def _claim_and_run(
+        self, job_id: str, tenant: str, *, expected_key: str | None, context: Any, continuation: bool = False
+    ) -> None:
         logger.set_correlation_id(job_id)
         job = self._jobs.get(job_id)
         if job is None or job.tenant != tenant or job.type is not JobType.IMPORT:
@@ -60,12 +72,12 @@ class ImportTrigger:
         if expected_key is not None and (job.file is None or job.file.key != expected_key):
             logger.warning("the object is not this job's upload", extra={"job_id": job_id})
             return
-        claimed = self._jobs.claim(job_id)
+        claimed = self._jobs.claim(job_id, new_attempt=not continuation)
         if claimed is None:
             # Duplicate delivery, or the job was cancelled or finished meanwhile: nothing to do.
             logger.info("job already claimed or finished", extra={"job_id": job_id, "status": job.status})
             return
-        self._run(claimed)
+        self._run(claimed, context)
 
 
 class ExportTrigger:
@@ -75,7 +87,7 @@ class ExportTrigger:
         self._jobs = jobs
         self._run = run
 
-    def handle_record(self, record: SQSRecord) -> None:
+    def handle_record(self, record: SQSRecord, lambda_context: Any = None) -> None:
         """One SQS record naming an export job."""
         message = job_message(record.body)
         logger.set_correlation_id(message.job_id)
@@ -83,8 +95,8 @@ class ExportTrigger:
         if job is None or job.tenant != message.tenant or job.type is not JobType.EXPORT:
             logger.warning("no export job matches this message", extra={"job_id": message.job_id})
             return
-        claimed = self._jobs.claim(message.job_id)
+        claimed = self._jobs.claim(message.job_id, new_attempt=not message.continuation)
         if claimed is None:
             logger.info("job already claimed or finished", extra={"job_id": job.id, "status": job.status})
             return
-        self._run(claimed)
+        self._run(claimed, lambda_context)

@@ -1,0 +1,177 @@
+"""Record items in DynamoDB, in batches: BatchGetItem by 100, BatchWriteItem by 25, bounded concurrency.
+
+moto does not enforce the 25-item BatchWriteItem limit; DynamoDB does, so the chunking is ours.
+Unprocessed items and throttling are retried with exponential backoff and full jitter.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+BATCH_WRITE_LIMIT = 25
+BATCH_GET_LIMIT = 100
+RETRYABLE = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+
+
+class WriteFailed(Exception):
+    """DynamoDB kept refusing a batch after every retry (a transient failure for the job)."""
+
+
+def key_id(key: dict[str, Any]) -> str:
+    """A hashable identity for a low-level key."""
+    return json.dumps(key, sort_keys=True, separators=(",", ":"))
+
+
+class RecordTable:
+    """One table's record items through the low-level client (no parameter validation: speed)."""
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        *,
+        max_workers: int = 4,
+        max_retries: int = 10,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self.table_name = table_name
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="records")
+        self._max_retries = max_retries
+        self._sleep = sleep
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        self._pool.shutdown(wait=True)
+
+    # ---- reads -----------------------------------------------------------------------------------
+
+    def get_many(
+        self, keys: Sequence[dict[str, Any]], projection: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """Existing items by key_id (absent keys are missing from the result)."""
+        unique = list({key_id(k): k for k in keys}.values())
+        chunks = [unique[i : i + BATCH_GET_LIMIT] for i in range(0, len(unique), BATCH_GET_LIMIT)]
+        found: dict[str, Any] = {}
+        key_names = list(unique[0]) if unique else []
+        for items in self._pool.map(lambda chunk: self._get_chunk(chunk, projection), chunks):
+            for item in items:
+                found[key_id({name: item[name] for name in key_names})] = item
+        return found
+
+    def _get_chunk(
+        self, keys: list[dict[str, Any]], projection: Sequence[str] | None
+    ) -> list[dict[str, Any]]:
+        request: dict[str, Any] = {"Keys": keys, "ConsistentRead": True}
+        if projection:
+            names = {f"#p{i}": name for i, name in enumerate(dict.fromkeys([*keys[0], *projection]))}
+            request["ProjectionExpression"] = ", ".join(names)
+            request["ExpressionAttributeNames"] = names
+        items: list[dict[str, Any]] = []
+        pending = {self.table_name: request}
+        for attempt in range(self._max_retries + 1):
+            response = self._call("batch_get_item", RequestItems=pending)
+            items.extend(response.get("Responses", {}).get(self.table_name, []))
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                return items
+            self._backoff(attempt)
+        raise WriteFailed(f"DynamoDB left keys unread after {self._max_retries} retries")
+
+    # ---- writes ----------------------------------------------------------------------------------
+
+    def put_many(self, items: Sequence[dict[str, Any]]) -> None:
+        """Put every item (at most one per key per call), 25 per request, several requests at once."""
+        chunks = [list(items[i : i + BATCH_WRITE_LIMIT]) for i in range(0, len(items), BATCH_WRITE_LIMIT)]
+        for _ in self._pool.map(self._write_chunk, chunks):
+            pass
+
+    def _write_chunk(self, items: list[dict[str, Any]]) -> None:
+        assert len(items) <= BATCH_WRITE_LIMIT
+        pending: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in items]
+        for attempt in range(self._max_retries + 1):
+            response = self._call("batch_write_item", RequestItems={self.table_name: pending})
+            pending = (response.get("UnprocessedItems") or {}).get(self.table_name, [])
+            if not pending:
+                return
+            self._backoff(attempt)
+        raise WriteFailed(f"DynamoDB left {len(pending)} items unwritten after {self._max_retries} retries")
+
+    def put_if(self, items: Sequence[tuple[dict[str, Any], str, dict[str, Any]]]) -> list[bool]:
+        """Conditional puts, one request each (concurrently): (item, condition, values) -> written?"""
+        return list(self._pool.map(lambda entry: self._put_one(*entry), items))
+
+    def _put_one(self, item: dict[str, Any], condition: str, values: dict[str, Any]) -> bool:
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": item,
+            "ConditionExpression": condition,
+        }
+        names = {f"#{n}": n for n in _names_in(condition)}
+        if names:
+            request["ExpressionAttributeNames"] = names
+        if values:
+            request["ExpressionAttributeValues"] = values
+        try:
+            self._call("put_item", **request)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def update_many(self, updates: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> list[bool]:
+        """Set only the given attributes of each item: (key, attributes) -> True if the item was new."""
+        return list(self._pool.map(lambda entry: self._update_one(*entry), updates))
+
+    def _update_one(self, key: dict[str, Any], attributes: dict[str, Any]) -> bool:
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        values = {f":a{i}": value for i, value in enumerate(attributes.values())}
+        expression = "SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(attributes)))
+        response = self._call(
+            "update_item",
+            TableName=self.table_name,
+            Key=key,
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_OLD",
+        )
+        return not response.get("Attributes")
+
+    # ---- plumbing --------------------------------------------------------------------------------
+
+    def _call(self, operation: str, **request: Any) -> dict[str, Any]:
+        for attempt in range(self._max_retries + 1):
+            try:
+                return getattr(self._client, operation)(**request)  # type: ignore[no-any-return]
+            except ClientError as error:
+                if error.response["Error"]["Code"] not in RETRYABLE or attempt == self._max_retries:
+                    raise
+                self._backoff(attempt)
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int) -> None:
+        # Exponential backoff with full jitter, capped at 5 seconds.
+        self._sleep(random.uniform(0, min(5.0, 0.05 * 2**attempt)))  # noqa: S311 - jitter, not crypto
+
+
+def _names_in(condition: str) -> list[str]:
+    return [
+        token[1:] for token in condition.replace("(", " ").replace(")", " ").split() if token.startswith("#")
+    ]

@@ -1,0 +1,143 @@
+"""Match a file's headers to a dataset's fields, then turn each row into a typed record."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from impex.datasets.convert import CellError, Converter, converter_for, is_empty, to_string
+from impex.datasets.model import Dataset
+from impex.formats.errors import FileProblem
+
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+def normalize_header(text: str) -> str:
+    """Compare headers loosely: case, spaces, underscores, punctuation and accents do not matter."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _NOT_ALNUM.sub("", plain.casefold())
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """For each column of the file, the field it feeds (or None), plus what was left over."""
+
+    fields: list[str | None]
+    used: dict[str, str]
+    unknown_columns: list[str]
+
+
+def map_columns(header: list[str], dataset: Dataset, explicit: dict[str, str] | None = None) -> ColumnMapping:
+    """Explicit mapping first, then names and aliases, compared loosely. Missing required fields fail."""
+    explicit = explicit or {}
+    missing_in_file = [column for column in explicit if column not in header]
+    if missing_in_file:
+        raise FileProblem(
+            f"the mapping names columns the file does not have: {', '.join(missing_in_file)} "
+            f"(the file's columns: {', '.join(header)})"
+        )
+    by_alias: dict[str, str] = {}
+    for dataset_field in dataset.fields:
+        for name in (dataset_field.name, *dataset_field.aliases):
+            by_alias.setdefault(normalize_header(name), dataset_field.name)
+    fields: list[str | None] = []
+    # Explicitly mapped fields are claimed first, so a loosely matching header cannot take them.
+    taken: set[str] = set()
+    reserved = set(explicit.values())
+    used: dict[str, str] = {}
+    unknown: list[str] = []
+    for position, column in enumerate(header):
+        if column in explicit:
+            target: str | None = explicit[column]
+        else:
+            target = by_alias.get(normalize_header(column))
+            target = None if target in reserved else target
+        if target is None or target in taken:
+            fields.append(None)
+            unknown.append(column or f"(column {position + 1} has no header)")
+            continue
+        taken.add(target)
+        used[column] = target
+        fields.append(target)
+    missing = [f.name for f in dataset.fields if f.required and f.name not in taken]
+    if missing:
+        raise FileProblem(
+            f"the file has no column for required fields: {', '.join(missing)} "
+            f"(its columns: {', '.join(header) or 'none'}); add them or give a mapping"
+        )
+    return ColumnMapping(fields=fields, used=used, unknown_columns=unknown)
+
+
+@dataclass(frozen=True)
+class CellIssue:
+    """Why one value of one row was refused."""
+
+    column: str
+    value: str
+    message: str
+
+
+@dataclass
+class RowConverter:
+    """Converts the cells of a row (in file column order) into a record of typed field values."""
+
+    dataset: Dataset
+    header: list[str]
+    mapping: ColumnMapping
+    day_first: bool | None = None
+    max_cell_chars: int = 32_767
+    _plan: list[tuple[int, str, Converter]] = field(init=False)
+    _defaults: dict[str, Any] = field(init=False)
+    _required: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._plan = []
+        for position, name in enumerate(self.mapping.fields):
+            if name is not None:
+                dataset_field = self.dataset.field(name)
+                assert dataset_field is not None
+                self._plan.append((position, name, converter_for(dataset_field, day_first=self.day_first)))
+        self._defaults = {
+            f.name: converter_for(f)(f.default) for f in self.dataset.fields if f.default is not None
+        }
+        self._required = [f.name for f in self.dataset.fields if f.required]
+        self._column_of = {name: self.header[position] for position, name, _ in self._plan}
+
+    def convert(self, cells: list[Any]) -> tuple[dict[str, Any], list[CellIssue]]:
+        """The typed record and any issues; a row with issues must not be written."""
+        issues: list[CellIssue] = []
+        if len(cells) != len(self.header):
+            issues.append(
+                CellIssue(
+                    "", "", f"the row has {len(cells)} values but the header has {len(self.header)} columns"
+                )
+            )
+            return {}, issues
+        record: dict[str, Any] = {}
+        for position, name, converter in self._plan:
+            value = cells[position]
+            if is_empty(value):
+                continue
+            if isinstance(value, str) and len(value) > self.max_cell_chars:
+                issues.append(
+                    CellIssue(
+                        self.header[position],
+                        value[:50] + "…",
+                        f"is longer than {self.max_cell_chars} characters",
+                    )
+                )
+                continue
+            try:
+                record[name] = converter(value)
+            except CellError as error:
+                issues.append(CellIssue(self.header[position], to_string(value)[:200], f"{name} {error}"))
+        for name, default in self._defaults.items():
+            if name not in record:
+                record[name] = default
+        for name in self._required:
+            if name not in record and name in self._column_of:
+                issues.append(CellIssue(self._column_of[name], "", f"{name} is required"))
+        return record, issues

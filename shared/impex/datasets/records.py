@@ -1,0 +1,172 @@
+"""Where a dataset's records live and what their DynamoDB items look like."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from impex.datasets.model import Dataset, FieldType
+from impex.datasets.store import ExternalTable
+from impex.errors import InvalidInput
+
+# Attributes impex adds to items in its own RecordsTable (field names cannot start with "_").
+JOB_ATTRIBUTE = "_job"
+ROW_ATTRIBUTE = "_row"
+METADATA = frozenset({"pk", "sk", JOB_ATTRIBUTE, ROW_ATTRIBUTE})
+MAX_ITEM_BYTES = 400 * 1024
+
+
+def to_attribute(value: Any) -> dict[str, Any]:
+    """A Python value as a DynamoDB attribute value (low-level JSON shape), without boto3's serializer."""
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, float):
+        return {"N": repr(value)}
+    if isinstance(value, datetime):
+        return {"S": iso_datetime(value)}
+    if isinstance(value, date):
+        return {"S": value.isoformat()}
+    if isinstance(value, dict):
+        return {"M": {str(k): to_attribute(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attribute(v) for v in value]}
+    if value is None:
+        return {"NULL": True}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def from_attribute(attribute: dict[str, Any]) -> Any:
+    """A low-level DynamoDB attribute value as plain Python (numbers as Decimal)."""
+    ((kind, value),) = attribute.items()
+    if kind == "S":
+        return value
+    if kind == "N":
+        return Decimal(value)
+    if kind == "BOOL":
+        return value
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: from_attribute(v) for k, v in value.items()}
+    if kind == "L":
+        return [from_attribute(v) for v in value]
+    if kind in ("SS", "BS"):
+        return sorted(value)
+    if kind == "NS":
+        return sorted(Decimal(v) for v in value)
+    return value
+
+
+def iso_datetime(moment: datetime) -> str:
+    """Datetimes are stored as ISO 8601 UTC text with a Z, which sorts and filters as text."""
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def key_text(value: Any) -> str:
+    """The canonical text of a key value (so 1, 1.0 and "1" of an integer key are the same key)."""
+    if isinstance(value, Decimal):
+        normalized = value.normalize()
+        return format(normalized, "f") if normalized == normalized.to_integral_value() else str(normalized)
+    if isinstance(value, datetime):
+        return iso_datetime(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _escape(part: str) -> str:
+    return part.replace("\\", "\\\\").replace("#", "\\#")
+
+
+@dataclass(frozen=True)
+class RecordLayout:
+    """How a dataset's records map to items: the RecordsTable (pk/sk) or an allow-listed table."""
+
+    dataset: Dataset
+    table_name: str
+    external: ExternalTable | None
+
+    @classmethod
+    def for_dataset(
+        cls, dataset: Dataset, *, records_table: str, external_tables: dict[str, ExternalTable]
+    ) -> RecordLayout:
+        """The layout of a dataset in this deployment; a target outside the allow-list is refused."""
+        if dataset.target is None:
+            return cls(dataset, records_table, None)
+        table = external_tables.get(dataset.target.table)
+        if table is None:
+            raise InvalidInput(f"table '{dataset.target.table}' is no longer in this deployment's allow-list")
+        return cls(dataset, table.name, table)
+
+    @property
+    def partition(self) -> str:
+        """The RecordsTable partition holding this dataset."""
+        return f"{self.dataset.tenant}#{self.dataset.name}"
+
+    @property
+    def key_names(self) -> list[str]:
+        """The item's key attribute names."""
+        return self.external.key_names if self.external else ["pk", "sk"]
+
+    @property
+    def tracks_rows(self) -> bool:
+        """Whether items carry the job and row that wrote them (only in impex's own table)."""
+        return self.external is None
+
+    def identity(self, record: dict[str, Any], job_id: str, row: int) -> str:
+        """The record's identity: its key values, or job and row for an append-only dataset."""
+        if not self.dataset.keys:
+            return f"{job_id}#{row:010d}"
+        return "#".join(_escape(key_text(record[name])) for name in self.dataset.keys)
+
+    def key(self, identity: str, record: dict[str, Any]) -> dict[str, Any]:
+        """The item key for a record whose identity is ``identity``."""
+        if self.external is None:
+            return {"pk": {"S": self.partition}, "sk": {"S": identity}}
+        return {name: self._external_key_value(name, record[name]) for name in self.external.key_names}
+
+    def item(self, record: dict[str, Any], key: dict[str, Any], job_id: str, row: int) -> dict[str, Any]:
+        """The full item to put."""
+        item = {name: to_attribute(value) for name, value in record.items() if value is not None}
+        item.update(key)
+        if self.tracks_rows:
+            item[JOB_ATTRIBUTE] = {"S": job_id}
+            item[ROW_ATTRIBUTE] = {"N": str(row)}
+        return item
+
+    def record_of(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The dataset fields of a stored item, as plain Python."""
+        return {name: from_attribute(value) for name, value in item.items() if name not in METADATA}
+
+    def _external_key_value(self, name: str, value: Any) -> dict[str, Any]:
+        dataset_field = self.dataset.field(name)
+        assert dataset_field is not None
+        if dataset_field.type in (FieldType.INTEGER, FieldType.DECIMAL):
+            return {"N": key_text(value)}
+        return {"S": key_text(value)}
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """An upper estimate of an item's stored size (names plus values), to refuse items over 400 KB."""
+    total = 0
+    for name, value in item.items():
+        total += len(name) + _value_size(value)
+    return total
+
+
+def _value_size(attribute: dict[str, Any]) -> int:
+    ((kind, value),) = attribute.items()
+    if kind in ("S", "N"):
+        return len(value.encode()) if kind == "S" else len(value)
+    if kind == "M":
+        return 3 + sum(len(k) + _value_size(v) for k, v in value.items())
+    if kind == "L":
+        return 3 + sum(_value_size(v) for v in value)
+    return 1

@@ -1,0 +1,1 @@
+"""Readers and writers: bytes <-> rows. Knows nothing of AWS, jobs or pipelines."""

@@ -1,0 +1,118 @@
+"""Tell what a file is from its first bytes, not its name."""
+
+from __future__ import annotations
+
+import codecs
+from typing import Literal
+
+from impex.formats.errors import FileProblem
+
+Container = Literal["gzip", "zip", "text"]
+
+_REFUSED = [
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Excel 97-2003 (.xls) workbook; save it as .xlsx or CSV"),
+    (b"%PDF", "a PDF document; export the table as CSV or .xlsx"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"Rar!", "a RAR archive"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"),
+    (b"\x28\xb5\x2f\xfd", "a zstd-compressed file; use gzip or no compression"),
+    (b"BZh", "a bzip2-compressed file; use gzip or no compression"),
+    (b"PAR1", "a Parquet file; import CSV, TSV, JSON Lines or .xlsx"),
+    (b"SQLite format 3", "an SQLite database"),
+]
+
+
+def sniff_container(head: bytes) -> Container:
+    """gzip, zip (xlsx) or text; raise FileProblem for anything impex cannot import."""
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if not head:
+        raise FileProblem("the file is empty")
+    for magic, what in _REFUSED:
+        if head.startswith(magic):
+            raise FileProblem(f"the file is {what}")
+    if _looks_binary(head):
+        raise FileProblem("the file is binary, not text: import CSV, TSV, JSON Lines or .xlsx")
+    return "text"
+
+
+def _looks_binary(head: bytes) -> bool:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    sample = head[:8192]
+    # Text files may carry a stray NUL; binary files are full of control bytes.
+    controls = sum(1 for b in sample if b < 9 or 13 < b < 32)
+    return controls > max(8, len(sample) // 10)
+
+
+def text_kind(head_text: str) -> Literal["jsonl", "delimited"]:
+    """JSON Lines if the first non-blank character opens an object, otherwise delimited text."""
+    stripped = head_text.lstrip("\ufeff \t\r\n")
+    return "jsonl" if stripped.startswith("{") else "delimited"
+
+
+def detect_encoding(head: bytes, explicit: str | None = None) -> str:
+    """The file's text encoding: the explicit option, a BOM, UTF-8 if it decodes, else cp1252/latin-1."""
+    if explicit:
+        try:
+            return codecs.lookup(explicit).name
+        except LookupError:
+            raise FileProblem(f"unknown encoding '{explicit}'") from None
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        head.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return "latin-1"
+
+
+def sniff_delimiter(sample: str, explicit: str | None = None) -> str:
+    """The delimiter: the explicit option, else whichever of , ; tab | splits the first lines evenly."""
+    if explicit:
+        return explicit
+    lines = [line for line in sample.splitlines()[:20] if line.strip()]
+    if not lines:
+        return ","
+    best, best_score = ",", -1.0
+    for candidate in (",", ";", "\t", "|"):
+        counts = [line.count(candidate) for line in lines]
+        if counts[0] == 0:
+            continue
+        consistent = sum(1 for c in counts if c == counts[0]) / len(counts)
+        score = consistent * 1000 + counts[0]
+        if score > best_score:
+            best, best_score = candidate, score
+    return best
+
+
+_FORMAT_BY_SUFFIX = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "csv",
+    ".xlsx": "xlsx",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv.gz": "csv.gz",
+    ".tsv.gz": "tsv.gz",
+    ".jsonl.gz": "jsonl.gz",
+    ".ndjson.gz": "jsonl.gz",
+}
+
+
+def format_from_file_name(file_name: str) -> str | None:
+    """The import format a file name's extension suggests (the importer still checks the content)."""
+    lowered = file_name.lower()
+    matches = [suffix for suffix in _FORMAT_BY_SUFFIX if lowered.endswith(suffix)]
+    return _FORMAT_BY_SUFFIX[max(matches, key=len)] if matches else None

@@ -1,0 +1,55 @@
+"""Per-job options, shared by the API (which validates requests) and the workers (which read them)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+UNSAFE_FILE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def check_file_name(name: str) -> str:
+    """A plain file name: no slashes, no control characters, not . or .."""
+    if UNSAFE_FILE_NAME.search(name) or name in {".", ".."}:
+        raise ValueError("a file name has no slashes or control characters")
+    return name
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ImportOptions(_Options):
+    """How an import reads, validates and writes its file."""
+
+    mode: Literal["upsert", "insert", "merge", "skip_unchanged"] = "upsert"
+    dry_run: bool = False
+    max_errors: int | None = Field(default=None, ge=0)
+    max_error_rate: float | None = Field(default=None, ge=0, le=100)
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
+    encoding: str | None = Field(default=None, max_length=40)
+    sheet: str | None = Field(default=None, max_length=100)
+    day_first: bool | None = None
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    mapping: dict[str, str] | None = None
+    # Set by impex on the job that commits a dry run; never sent by clients.
+    committed_from: str | None = None
+
+
+class ExportOptions(_Options):
+    """How an export writes its file."""
+
+    file_name: str | None = Field(default=None, min_length=1, max_length=255)
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    bom: bool = False
+    gzip: bool = False
+    neutralize_formulas: bool = True
+    max_attempts: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("file_name")
+    @classmethod
+    def _plain_file_name(cls, name: str | None) -> str | None:
+        return None if name is None else check_file_name(name)

@@ -1,0 +1,219 @@
+"""Imports that outlive one invocation, get cancelled, arrive as dropped files, or hit transient errors."""
+
+from __future__ import annotations
+
+import gzip
+import random
+
+import boto3
+import pytest
+
+from impex.aws.records import RecordTable
+from impex.jobs.model import JobStatus
+from impex.jobs.store import JobStore
+from impex.pipelines.importer import ImportLimits, build_import_pipeline
+from impex.settings import ImporterSettings
+from tests.integration.importing import Importer, s3_event, sqs_event
+
+HEADER = "email,name,age,balance,active,signedUp\n"
+
+
+def people(count: int, seed: int = 7) -> tuple[bytes, dict[str, dict]]:
+    """A CSV of ``count`` people (some names with quoted newlines) and the records it should produce."""
+    rng = random.Random(seed)
+    lines, expected = [HEADER], {}
+    for i in range(count):
+        name = f"Person {i}" if i % 97 else f"Person {i}\nsecond line"
+        age = rng.randint(0, 120)
+        lines.append(f'p{i}@x.io,"{name}",{age},{i}.25,{"yes" if i % 2 else "no"},2024-01-{1 + i % 28:02d}\n')
+        expected[f"p{i}@x.io"] = {
+            "email": f"p{i}@x.io",
+            "name": name,
+            "age": age,
+            "active": bool(i % 2),
+            "signedUp": f"2024-01-{1 + i % 28:02d}",
+        }
+    return "".join(lines).encode(), expected
+
+
+def assert_table_matches(importer: Importer, expected: dict[str, dict]) -> None:
+    records = importer.records()
+    assert len(records) == len(expected)
+    for key, record in expected.items():
+        stored = records[key]
+        assert {k: stored[k] for k in record} == record, key
+
+
+@pytest.fixture
+def importer(api, put_dataset, stack) -> Importer:
+    put_dataset()
+    return Importer(api, stack)
+
+
+def test_a_50k_row_file_continues_across_invocations_exactly(api, put_dataset, stack, monkeypatch):
+    # Given an importer whose invocations time out after 1.5 s (a quarter is kept in reserve)
+    put_dataset()
+    importer = Importer(api, stack, timeout_seconds=1.5)
+    content, expected = people(50_000)
+    # When the file is imported
+    status = importer.run(content)
+    # Then it took several invocations, and the table equals the file: no row twice, none skipped
+    assert status["status"] == "COMPLETED", status
+    assert importer.invocations >= 3
+    assert status["result"]["created"] == 50_000 and status["result"]["failed"] == 0
+    assert status["processedRows"] == 50_000
+    assert_table_matches(importer, expected)
+
+
+def test_a_gzip_file_continues_by_skipping_what_was_done(api, put_dataset, stack):
+    put_dataset()
+    importer = Importer(api, stack, timeout_seconds=0.6)
+    content, expected = people(8_000, seed=3)
+    status = importer.run(gzip.compress(content), file_name="people.csv.gz")
+    assert status["status"] == "COMPLETED"
+    assert importer.invocations >= 2
+    assert_table_matches(importer, expected)
+
+
+def test_row_errors_from_every_invocation_reach_the_report(api, put_dataset, stack):
+    put_dataset()
+    importer = Importer(api, stack, timeout_seconds=0.6)
+    content, _ = people(6_000, seed=5)
+    content += b"".join(f"bad{i}@x.io,B,old,1,1,\n".encode() for i in range(3))
+    status = importer.run(content)
+    assert status["status"] == "COMPLETED" and status["result"]["failed"] == 3
+    location = api.call("GET", f"/jobs/{status['id']}/download", query={"file": "errors"}).headers["location"]
+    assert "errors.csv" in location
+    job = JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=1).get(
+        status["id"]
+    )
+    report = boto3.client("s3").get_object(Bucket=job.error_report.bucket, Key=job.error_report.key)
+    lines = report["Body"].read().decode().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("row,error,")
+
+
+def test_a_cancel_stops_the_import_within_one_batch(importer, stack):
+    # Given a pipeline that writes 10 rows per batch, and a cancel that lands during the first batch
+    created = importer.create()
+    content, _ = people(100)
+    boto3.client("s3").put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
+    store = JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=1)
+    pipeline = build_import_pipeline(ImporterSettings())
+    pipeline.limits = ImportLimits(max_file_bytes=10**9, batch_rows=10)
+    make_table = pipeline._records
+
+    def cancelling_table(name: str) -> RecordTable:
+        table = make_table(name)
+        original = table.put_many
+
+        def put_then_cancel(items):
+            original(items)
+            if store.get(created["job"]["id"]).status is JobStatus.PROCESSING:
+                importer.api.call("POST", f"/jobs/{created['job']['id']}/cancel")
+
+        table.put_many = put_then_cancel  # type: ignore[method-assign]
+        return table
+
+    pipeline._records = cancelling_table
+    job = store.claim(created["job"]["id"])
+    # When it runs
+    pipeline.run(job)
+    # Then it stopped after that batch: CANCELLED, with what was written in its result
+    status = importer.status(created["job"]["id"])
+    assert status["status"] == "CANCELLED"
+    assert status["result"]["written"] == 10 == len(importer.records())
+
+
+def deliver_twice(importer: Importer, stack) -> None:
+    """Deliver the notification S3 (moto) actually sent, and then the same message again."""
+    sqs = boto3.client("sqs")
+    queue = stack.physical["ImportQueue"]
+    bodies = [
+        m["Body"]
+        for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if "ObjectCreated" in m["Body"]
+    ]
+    assert bodies, "S3 sent no notification to the import queue"
+    for body in bodies * 2:
+        importer.invoke(sqs_event(body))
+
+
+def test_a_dropped_file_becomes_an_import_job(importer, stack, api):
+    key = "incoming/acme/customers/2026/november.csv"
+    boto3.client("s3").put_object(
+        Bucket=importer.bucket,
+        Key=key,
+        Body=(HEADER + "d@x.io,Drop,5,1,1,\n").encode(),
+        Metadata={"impex-mode": "insert"},
+    )
+    deliver_twice(importer, stack)
+    jobs = api.call("GET", "/jobs").json()["jobs"]
+    assert len(jobs) == 1
+    assert jobs[0]["status"] == "COMPLETED" and jobs[0]["fileName"] == "november.csv"
+    assert jobs[0]["result"]["mode"] == "insert"
+    assert importer.records()["d@x.io"]["name"] == "Drop"
+
+
+def test_a_dropped_file_for_an_unknown_dataset_fails_saying_so(importer, api, stack):
+    key = "incoming/acme/nothing/file.csv"
+    boto3.client("s3").put_object(Bucket=importer.bucket, Key=key, Body=b"a\n1\n")
+    deliver_twice(importer, stack)
+    [job] = api.call("GET", "/jobs").json()["jobs"]
+    assert job["status"] == "FAILED"
+    assert "dataset 'nothing' does not exist" in job["errorMessage"]
+
+
+def test_dropped_file_metadata_that_is_invalid_fails_the_job(importer, api, stack):
+    key = "incoming/acme/customers/x.csv"
+    boto3.client("s3").put_object(
+        Bucket=importer.bucket, Key=key, Body=b"email\na@x.io\n", Metadata={"impex-mode": "replace-all"}
+    )
+    deliver_twice(importer, stack)
+    [job] = api.call("GET", "/jobs").json()["jobs"]
+    assert job["status"] == "FAILED" and "impex-* metadata is invalid" in job["errorMessage"]
+
+
+def test_an_object_impex_does_not_own_is_ignored(importer, api):
+    result = importer.invoke(s3_event(importer.bucket, "uploads/acme/not-a-job/x.csv"))
+    assert result == {"batchItemFailures": []}
+    assert api.call("GET", "/jobs").json()["jobs"] == []
+
+
+def test_a_transient_failure_is_retried_from_the_checkpoint(api, put_dataset, stack, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    put_dataset()
+    monkeypatch.setenv("RETRY_BASE_SECONDS", "0")
+    importer = Importer(api, stack)
+    created = importer.create()
+    content, expected = people(50)
+    boto3.client("s3").put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
+    calls = {"n": 0}
+    original = RecordTable.put_many
+
+    def flaky(self, items):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "BatchWriteItem")
+        original(self, items)
+
+    monkeypatch.setattr(RecordTable, "put_many", flaky)
+    importer.invoke(s3_event(importer.bucket, created["upload"]["key"]))
+    after_failure = importer.status(created["job"]["id"])
+    assert after_failure["status"] == "PENDING" and "retrying" in after_failure["errorMessage"]
+    # The retry message is delayed on SQS; deliver it now
+    queue = stack.physical["ImportQueue"]
+    sqs = boto3.client("sqs")
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"DelaySeconds": "0"})
+    import time
+
+    deadline = time.time() + 30
+    while importer.status(created["job"]["id"])["status"] != "COMPLETED" and time.time() < deadline:
+        for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+            if "jobId" in message["Body"]:
+                importer.invoke(sqs_event(message["Body"]))
+        time.sleep(0.2)
+    final = importer.status(created["job"]["id"])
+    assert final["status"] == "COMPLETED"
+    assert_table_matches(importer, expected)
