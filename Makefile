@@ -32,6 +32,7 @@ help:
 	@echo "make test   - install, lint and run every test"
 	@echo "make lint   - ruff, mypy --strict, cfn-lint, sam validate --lint, checkov"
 	@echo "make build  - sam build for the python3.13 arm64 runtime"
+	@echo "make serve  - run the local stack in the foreground (IMPEX_LOCAL_PORT, default 3000)"
 
 $(VENV)/.installed: requirements/dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,6 +77,12 @@ build: tools
 	  exit 1; \
 	fi
 	PATH="$$(dirname $(PY313)):$$PATH" $(SAM) build --template template.yaml
+
+run: install
+	$(VENV)/bin/impex local demo
+
+serve: install
+	$(VENV)/bin/impex local serve
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

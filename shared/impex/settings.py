@@ -82,6 +82,10 @@ class ExporterSettings(_CommonSettings):
 
     records_table: str = Field(min_length=3)
     export_queue_url: str = Field(min_length=8)
+    continuation_reserve_seconds: float = Field(default=60.0, ge=0)
+    retry_base_seconds: float = Field(default=5.0, ge=0)
+    # Items per Query/Scan page (None: DynamoDB's 1 MB pages); small pages make tests take several.
+    page_size: int | None = Field(default=None, ge=1)
 
 
 class SweeperSettings(_CommonSettings):

@@ -154,6 +154,38 @@ class RecordTable:
         )
         return not response.get("Attributes")
 
+    # ---- pages -----------------------------------------------------------------------------------
+
+    def page(
+        self,
+        request: dict[str, Any],
+        *,
+        start_key: dict[str, Any] | None = None,
+        segment: tuple[int, int] | None = None,
+        limit: int | None = None,
+    ) -> tuple[list[Any], Any]:
+        """One Query page (when the request has a key condition) or Scan page: (items, LastEvaluatedKey)."""
+        call = dict(request, TableName=self.table_name)
+        if start_key:
+            call["ExclusiveStartKey"] = start_key
+        if limit:
+            call["Limit"] = limit
+        if "KeyConditionExpression" in call:
+            response = self._call("query", **call)
+        else:
+            if segment is not None:
+                call["Segment"], call["TotalSegments"] = segment
+            response = self._call("scan", **call)
+        return response.get("Items", []), response.get("LastEvaluatedKey")
+
+    def pages_in_parallel(
+        self, requests: list[tuple[dict[str, Any], dict[str, Any] | None, tuple[int, int] | None]]
+    ) -> list[tuple[list[Any], Any]]:
+        """Several pages at once (parallel Scan segments)."""
+        return list(
+            self._pool.map(lambda entry: self.page(entry[0], start_key=entry[1], segment=entry[2]), requests)
+        )
+
     # ---- plumbing --------------------------------------------------------------------------------
 
     def _call(self, operation: str, **request: Any) -> dict[str, Any]:

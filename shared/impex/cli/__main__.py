@@ -1,0 +1,3 @@
+from impex.cli import main
+
+main()

@@ -1,0 +1,144 @@
+"""Export filters compiled to DynamoDB expressions: key conditions where the key allows, filter
+expressions otherwise; always with expression attribute names and values, never string-built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from impex.datasets.convert import converter_for
+from impex.datasets.model import FieldType
+from impex.datasets.records import RecordLayout, _escape, key_text, to_attribute
+
+KEY_OPS = frozenset({"eq", "lt", "lte", "gt", "gte", "between", "begins_with"})
+_COMPARE = {"eq": "=", "ne": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+
+
+@dataclass
+class CompiledQuery:
+    """The parameters of a Query (or Scan) for one export."""
+
+    key_condition: str | None = None
+    filter_expression: str | None = None
+    names: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    projection: str | None = None
+
+    def request(self) -> dict[str, Any]:
+        """Keyword arguments for the low-level client's query/scan."""
+        request: dict[str, Any] = {}
+        if self.key_condition:
+            request["KeyConditionExpression"] = self.key_condition
+        if self.filter_expression:
+            request["FilterExpression"] = self.filter_expression
+        if self.projection:
+            request["ProjectionExpression"] = self.projection
+        if self.names:
+            request["ExpressionAttributeNames"] = self.names
+        if self.values:
+            request["ExpressionAttributeValues"] = self.values
+        return request
+
+    @property
+    def uses_query(self) -> bool:
+        return self.key_condition is not None
+
+
+class _Names:
+    def __init__(self, query: CompiledQuery) -> None:
+        self._query = query
+
+    def name(self, attribute: str) -> str:
+        for placeholder, existing in self._query.names.items():
+            if existing == attribute:
+                return placeholder
+        placeholder = f"#n{len(self._query.names)}"
+        self._query.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, attribute_value: dict[str, Any]) -> str:
+        placeholder = f":v{len(self._query.values)}"
+        self._query.values[placeholder] = attribute_value
+        return placeholder
+
+
+def compile_query(layout: RecordLayout, filters: list[dict[str, Any]], fields: list[str]) -> CompiledQuery:
+    """Compile validated filters (see datasets.filters) and the projected fields for ``layout``."""
+    query = CompiledQuery()
+    names = _Names(query)
+    remaining = list(filters)
+    keys: list[str] = []
+    if layout.external is None:
+        keys.append(f"{names.name('pk')} = {names.value({'S': layout.partition})}")
+        sort_filter = _sort_key_filter(layout, remaining)
+        if sort_filter is not None:
+            remaining.remove(sort_filter)
+            keys.append(
+                _condition(names, "sk", sort_filter, lambda v: {"S": _escape(key_text(v))}, layout, True)
+            )
+    else:
+        partition = next(
+            (f for f in remaining if f["field"] == layout.external.partition_key and f["op"] == "eq"), None
+        )
+        if partition is not None:
+            remaining.remove(partition)
+            keys.append(_condition(names, partition["field"], partition, None, layout, True))
+            sort_key = layout.external.sort_key
+            sort_filter = next((f for f in remaining if f["field"] == sort_key and f["op"] in KEY_OPS), None)
+            if sort_filter is not None:
+                remaining.remove(sort_filter)
+                keys.append(_condition(names, sort_filter["field"], sort_filter, None, layout, True))
+    if keys:
+        query.key_condition = " AND ".join(keys)
+    conditions = [_condition(names, f["field"], f, None, layout, False) for f in remaining]
+    if conditions:
+        query.filter_expression = " AND ".join(conditions)
+    query.projection = ", ".join(names.name(name) for name in fields)
+    return query
+
+
+def _sort_key_filter(layout: RecordLayout, filters: list[dict[str, Any]]) -> dict[str, Any] | None:
+    # The sort key is the key's text: ordered comparisons are only right for a single text-like key.
+    keys = layout.dataset.keys
+    if len(keys) != 1:
+        return None
+    key_field = layout.dataset.field(keys[0])
+    if key_field is None or key_field.type not in (FieldType.STRING, FieldType.DATE):
+        return None
+    return next((f for f in filters if f["field"] == keys[0] and f["op"] in KEY_OPS), None)
+
+
+def _condition(
+    names: _Names, attribute: str, condition: dict[str, Any], as_key: Any, layout: RecordLayout, key: bool
+) -> str:
+    op = condition["op"]
+    value: Any = condition.get("value")
+    dataset_field = layout.dataset.field(condition["field"])
+    assert dataset_field is not None
+    convert = converter_for(dataset_field.model_copy(update={"constraints": None}))
+
+    def stored(raw: Any) -> dict[str, Any]:
+        typed = convert(raw)
+        if as_key is not None:
+            return as_key(typed)  # type: ignore[no-any-return]
+        if key and layout.external is not None:
+            return layout._external_key_value(condition["field"], typed)
+        return to_attribute(typed)
+
+    name = names.name(attribute)
+    if op in _COMPARE:
+        return f"{name} {_COMPARE[op]} {names.value(stored(value))}"
+    if op == "between":
+        return f"{name} BETWEEN {names.value(stored(value[0]))} AND {names.value(stored(value[1]))}"
+    if op == "in":
+        return f"{name} IN ({', '.join(names.value(stored(item)) for item in value)})"
+    if op == "begins_with":
+        text = {"S": _escape(value)} if as_key is not None else {"S": value}
+        return f"begins_with({name}, {names.value(text)})"
+    if op == "contains":
+        return f"contains({name}, {names.value({'S': value})})"
+    if op == "exists":
+        return f"attribute_exists({name})"
+    if op == "not_exists":
+        return f"attribute_not_exists({name})"
+    raise ValueError(f"unknown operator {op}")
