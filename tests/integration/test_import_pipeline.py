@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 from datetime import date
 from decimal import Decimal
 from urllib.parse import unquote, urlparse
@@ -280,3 +281,22 @@ def test_append_only_datasets_give_rows_deterministic_ids(api, put_dataset, stac
     assert sorted(records) == sorted(
         [f"{first['id']}#{n:010d}" for n in (2, 3, 4)] + [f"{again['id']}#{n:010d}" for n in (2, 3, 4)]
     )
+
+
+def test_a_failed_import_can_be_retried_and_only_a_failed_one(importer, api):
+    # Given an import whose file never arrived, run anyway (as after a lost upload): it fails clearly
+    created = importer.create()
+    from tests.integration.importing import sqs_event
+
+    importer.invoke(sqs_event(json.dumps({"jobId": created["job"]["id"], "tenant": "acme"})))
+    failed = importer.status(created["job"]["id"])
+    assert failed["status"] == "FAILED" and "never uploaded, or has expired" in failed["errorMessage"]
+    # When the file is uploaded late and the job retried, it completes
+    boto3.client("s3").put_object(
+        Bucket=importer.bucket, Key=created["upload"]["key"], Body=(HEADER + "r@x.io,Retry,1,1,1,\n").encode()
+    )
+    retried = api.call("POST", f"/jobs/{created['job']['id']}/retry")
+    assert retried.status == 200 and retried.json()["job"]["status"] == "PENDING"
+    importer.drain()
+    assert importer.status(created["job"]["id"])["status"] == "COMPLETED"
+    assert api.call("POST", f"/jobs/{created['job']['id']}/retry").status == 409

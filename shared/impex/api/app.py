@@ -258,6 +258,11 @@ def build_app(settings: ApiSettings, service: JobService | None = None) -> APIGa
         """Cancel a job that has not ended; 409 if it has."""
         return service.cancel(caller, job_id)
 
+    @app.post(f"{PREFIX}/jobs/<job_id>/retry", responses=_ERRORS, tags=["jobs"])
+    def retry(caller: Tenant, job_id: Annotated[str, Path(max_length=64)]) -> CreatedExport:
+        """Re-run a FAILED job from its checkpoint (or from the start); 409 for any other status."""
+        return service.export_created(service.retry(caller, job_id))
+
     @app.post(f"{PREFIX}/jobs/<job_id>/commit", responses=_ERRORS, tags=["jobs"])
     def commit(caller: Tenant, job_id: Annotated[str, Path(max_length=64)]) -> Response[CreatedExport]:
         """Import for real the file a COMPLETED dry run validated (201, a new job); 409 otherwise."""

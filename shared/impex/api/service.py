@@ -265,6 +265,27 @@ class JobService:
         self.import_queue.send({"jobId": created.id, "tenant": tenant})
         return created
 
+    def retry(self, tenant: str, job_id: str) -> Job:
+        """Re-run a FAILED job as a new attempt: from its checkpoint if it has one, else from the start."""
+        job = self.jobs.get_for_tenant(tenant, job_id)
+        if job.status is not JobStatus.FAILED:
+            raise Conflict(
+                f"job {job_id} is {job.status.value}; only FAILED jobs can be retried",
+                details={"status": job.status.value},
+            )
+        retried = self.jobs.transition(
+            job_id,
+            JobStatus.PENDING,
+            tenant=tenant,
+            allowed_from=frozenset({JobStatus.FAILED}),
+            # A manual retry always gets at least one more attempt.
+            set_fields={"errorMessage": None, "maxAttempts": max(job.max_attempts, job.attempts + 1)},
+            remove_fields=("expiresAt", "completedAt"),
+        )
+        queue = self.import_queue if job.type is JobType.IMPORT else self.export_queue
+        queue.send({"jobId": job_id, "tenant": tenant})
+        return retried
+
     def process(self, tenant: str) -> ProcessResult:
         """The seed's process endpoint: report the caller's active jobs by type."""
         counts = dict.fromkeys(JobType, 0)

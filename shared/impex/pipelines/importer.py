@@ -283,7 +283,14 @@ class ImportPipeline:
             dataset, records_table=self._records_table, external_tables=self._external
         )
         assert job.file is not None
-        info = self.files.head(job.file.key, bucket=job.file.bucket)
+        try:
+            info = self.files.head(job.file.key, bucket=job.file.bucket)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                raise FileProblem(
+                    f"the file {job.file.name} was never uploaded, or has expired; create a new import"
+                ) from None
+            raise
         if info.size == 0:
             raise FileProblem("the file is empty")
         if info.size > self.limits.max_file_bytes:

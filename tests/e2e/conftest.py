@@ -1,0 +1,112 @@
+"""The local stack, started once per test session as a user would start it (`impex local serve`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from impex.local.auth import LocalIssuer
+from tests.conftest import ROOT
+
+IMPEX = str(Path(sys.executable).with_name("impex"))
+
+
+@dataclass
+class RunningStack:
+    api: str
+    aws: str
+    bucket: str
+    home: Path
+    process: subprocess.Popen[str]
+
+    def token(self, tenant: str) -> str:
+        return LocalIssuer(self.home).token(tenant)
+
+    def headers(self, tenant: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(tenant)}"}
+
+    def cli(self, *args: str, tenant: str = "cli", check: bool = False) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "IMPEX_URL": self.api,
+            "IMPEX_TOKEN": self.token(tenant),
+            "IMPEX_HOME": str(self.home),
+        }
+        for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            env.pop(name, None)
+        return subprocess.run(
+            [IMPEX, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=180, check=check
+        )
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    home = tmp_path_factory.mktemp("impex-home")
+    env = {
+        **os.environ,
+        "IMPEX_HOME": str(home),
+        "IMPEX_LOCAL_AWS_PORT": "0",
+        "IMPEX_LOCAL_SWEEP_SECONDS": "2",
+    }
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [IMPEX, "local", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 60
+    ready = None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        ready = re.search(r"ready: api=(\S+) aws=(\S+) bucket=(\S+)", line)
+        if ready:
+            break
+    if not ready:
+        process.kill()
+        pytest.fail("the local stack did not start")
+    # Keep draining its output so the pipe never fills.
+    import threading
+
+    threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # type: ignore[union-attr]
+    stack = RunningStack(ready.group(1), ready.group(2), ready.group(3), home, process)
+    yield stack
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("the local stack did not stop on Ctrl-C")
+    for url in (stack.api, stack.aws):
+        port = int(url.split(":")[2].split("/")[0])
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open after shutdown"
+
+
+def wait_for(stack: RunningStack, job_id: str, tenant: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = requests.get(
+            f"{stack.api}/jobs/{job_id}/status", headers=stack.headers(tenant), timeout=10
+        ).json()
+        if status["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+            return status  # type: ignore[no-any-return]
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} did not finish: {status}")

@@ -1,0 +1,131 @@
+"""The impex CLI against the running local stack."""
+
+from __future__ import annotations
+
+import json
+
+import openpyxl
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_cli_runs_the_whole_flow(local_stack, tmp_path):
+    schema = ROOT / "examples" / "customers.schema.json"
+    put = local_stack.cli("datasets", "put", "customers", "--schema", str(schema))
+    assert put.returncode == 0, put.stderr
+    assert "customers" in local_stack.cli("datasets", "list").stdout
+    imported = local_stack.cli(
+        "--json",
+        "import",
+        str(ROOT / "examples" / "customers-update.xlsx"),
+        "--dataset",
+        "customers",
+        "--wait",
+    )
+    assert imported.returncode == 0, imported.stderr
+    job = json.loads(imported.stdout)
+    assert job["status"] == "COMPLETED" and job["result"]["created"] == 500
+    target = tmp_path / "nz.xlsx"
+    exported = local_stack.cli(
+        "export",
+        "customers",
+        "--format",
+        "xlsx",
+        "--filter",
+        "country=NZ",
+        "--filter",
+        "orders>=10",
+        "--fields",
+        "customerId,orders",
+        "-o",
+        str(target),
+    )
+    assert exported.returncode == 0, exported.stderr
+    rows = list(openpyxl.load_workbook(target).active.iter_rows(values_only=True))
+    assert rows[0] == ("customerId", "orders") and len(rows) > 1
+    assert all(orders >= 10 for _, orders in rows[1:])
+    listed = json.loads(local_stack.cli("--json", "jobs", "list", "--type", "export").stdout)
+    assert len(listed["jobs"]) == 1
+    status = local_stack.cli("jobs", "status", job["id"])
+    assert job["id"] in status.stdout and "COMPLETED" in status.stdout
+
+
+def test_cli_dry_run_and_mapping(local_stack, tmp_path):
+    local_stack.cli(
+        "datasets",
+        "put",
+        "customers",
+        "--schema",
+        str(ROOT / "examples" / "customers.schema.json"),
+        tenant="cli2",
+    )
+    path = tmp_path / "odd.csv"
+    path.write_text("ID number,Mail\nC000009,z@example.com\n")
+    result = local_stack.cli(
+        "--json",
+        "import",
+        str(path),
+        "--dataset",
+        "customers",
+        "--mapping",
+        "ID number=customerId",
+        "--mapping",
+        "Mail=email",
+        "--dry-run",
+        "--wait",
+        tenant="cli2",
+    )
+    job = json.loads(result.stdout)
+    assert job["status"] == "COMPLETED" and job["result"]["dryRun"] is True and job["result"]["created"] == 1
+
+
+def test_cli_errors_are_one_line_not_a_traceback(local_stack):
+    result = local_stack.cli("jobs", "status", "01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "not found" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = local_stack.cli("import", "/nonexistent.csv", "--dataset", "customers")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    bad = local_stack.cli("export", "customers", "--format", "csv", "--filter", "nonsense")
+    assert bad.returncode == 1 and "cannot read the filter" in bad.stderr
+
+
+def test_cli_cancel(local_stack):
+    local_stack.cli(
+        "datasets",
+        "put",
+        "customers",
+        "--schema",
+        str(ROOT / "examples" / "customers.schema.json"),
+        tenant="cli3",
+    )
+    created = json.loads(
+        local_stack.cli(
+            "--json",
+            "import",
+            str(ROOT / "examples" / "customers.csv"),
+            "--dataset",
+            "customers",
+            tenant="cli3",
+        ).stdout
+    )
+    cancelled = local_stack.cli("--json", "jobs", "cancel", created["id"], tenant="cli3")
+    if cancelled.returncode == 0:
+        assert json.loads(cancelled.stdout)["status"] == "CANCELLED"
+    else:  # it finished first: a 409 as one line
+        assert "cannot become CANCELLED" in cancelled.stderr
+
+
+def test_local_token_prints_a_token_the_stack_accepts(local_stack):
+    token = local_stack.cli("local", "token", "--tenant", "someone").stdout.strip()
+    import requests
+
+    assert (
+        requests.get(
+            f"{local_stack.api}/jobs", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        ).status_code
+        == 200
+    )
