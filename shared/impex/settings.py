@@ -14,7 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from impex.datasets.store import ExternalTable
 
 
-class _CommonSettings(BaseSettings):
+class CommonSettings(BaseSettings):
+    """What every function needs: the shared tables, bucket, queues, event bus and limits."""
+
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     jobs_table: str = Field(min_length=3)
@@ -25,9 +27,22 @@ class _CommonSettings(BaseSettings):
     external_table_arns: str = ""
     external_table_keys: str = ""
     s3_addressing_style: Literal["auto", "virtual", "path"] = "auto"
+    event_bus_name: str = Field(min_length=1)
+    upload_url_ttl_seconds: int = Field(ge=60, le=900)
+    tenant_concurrency: int = Field(ge=1, le=1000)
+    import_queue_url: str = Field(min_length=8)
+    import_high_queue_url: str = Field(min_length=8)
+    import_low_queue_url: str = Field(min_length=8)
+    export_queue_url: str = Field(min_length=8)
+    export_high_queue_url: str = Field(min_length=8)
+    export_low_queue_url: str = Field(min_length=8)
+    # The sweeper's thresholds (POST /jobs/process runs the same sweep from the api function).
+    stuck_after_seconds: int = Field(ge=10)
+    upload_grace_seconds: int = Field(default=300, ge=0)
+    pending_requeue_after_seconds: int = Field(default=1200, ge=60)
 
     @model_validator(mode="after")
-    def _external_tables_parse(self) -> _CommonSettings:
+    def _external_tables_parse(self) -> CommonSettings:
         self.external_tables()  # raises ValueError on a malformed allow-list
         return self
 
@@ -49,23 +64,19 @@ class _CommonSettings(BaseSettings):
         return tables
 
 
-class ApiSettings(_CommonSettings):
+class ApiSettings(CommonSettings):
     """Settings of the api function."""
 
     idempotency_table: str = Field(min_length=3)
-    export_queue_url: str = Field(min_length=8)
-    import_queue_url: str = Field(min_length=8)
     tenant_claim: str = Field(min_length=1)
     max_upload_bytes: int = Field(ge=1, le=5 * 1024**3)
-    upload_url_ttl_seconds: int = Field(ge=60, le=900)
     download_url_ttl_seconds: int = Field(ge=60, le=900)
 
 
-class ImporterSettings(_CommonSettings):
+class ImporterSettings(CommonSettings):
     """Settings of the importer function. Limits have documented defaults (README, Configuration)."""
 
     records_table: str = Field(min_length=3)
-    import_queue_url: str = Field(min_length=8)
     max_upload_bytes: int = Field(ge=1, le=5 * 1024**3)
     max_columns: int = Field(default=1000, ge=1, le=10_000)
     max_rows: int = Field(default=10_000_000, ge=1)
@@ -77,19 +88,18 @@ class ImporterSettings(_CommonSettings):
     retry_base_seconds: float = Field(default=5.0, ge=0)
 
 
-class ExporterSettings(_CommonSettings):
+class ExporterSettings(CommonSettings):
     """Settings of the exporter function."""
 
     records_table: str = Field(min_length=3)
-    export_queue_url: str = Field(min_length=8)
     continuation_reserve_seconds: float = Field(default=60.0, ge=0)
     retry_base_seconds: float = Field(default=5.0, ge=0)
     # Items per Query/Scan page (None: DynamoDB's 1 MB pages); small pages make tests take several.
     page_size: int | None = Field(default=None, ge=1)
 
 
-class SweeperSettings(_CommonSettings):
+class SweeperSettings(CommonSettings):
     """Settings of the sweeper function."""
 
-    import_queue_url: str = Field(min_length=8)
-    export_queue_url: str = Field(min_length=8)
+    import_dead_letter_queue_url: str = Field(min_length=8)
+    export_dead_letter_queue_url: str = Field(min_length=8)

@@ -17,6 +17,13 @@ API_ENV = {
     "MAX_UPLOAD_BYTES": "1000",
     "UPLOAD_URL_TTL_SECONDS": "900",
     "DOWNLOAD_URL_TTL_SECONDS": "900",
+    "EVENT_BUS_NAME": "impex-jobs",
+    "TENANT_CONCURRENCY": "5",
+    "STUCK_AFTER_SECONDS": "300",
+    "IMPORT_HIGH_QUEUE_URL": "https://sqs/ih",
+    "IMPORT_LOW_QUEUE_URL": "https://sqs/il",
+    "EXPORT_HIGH_QUEUE_URL": "https://sqs/eh",
+    "EXPORT_LOW_QUEUE_URL": "https://sqs/el",
 }
 
 

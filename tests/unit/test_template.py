@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from impex.jobs.store import ACTIVE_INDEX, TENANT_INDEX
+from impex.jobs.store import ACTIVE_BY_TENANT_INDEX, ACTIVE_INDEX, TENANT_INDEX
 from impex.local.template import load_template
 from tests.conftest import ROOT
 
@@ -46,7 +46,10 @@ def test_heavy_libraries_stay_out_of_the_api_function():
     assert "pyarrow" in (ROOT / "layers/data/requirements.txt").read_text()
 
 
-@pytest.mark.parametrize("queue", ["ImportQueue", "ExportQueue"])
+@pytest.mark.parametrize(
+    "queue",
+    ["ImportQueue", "ImportHighQueue", "ImportLowQueue", "ExportQueue", "ExportHighQueue", "ExportLowQueue"],
+)
 def test_work_queues_have_a_dead_letter_queue_and_a_long_enough_visibility(queue):
     properties = RESOURCES[queue]["Properties"]
     redrive = properties["RedrivePolicy"]
@@ -59,7 +62,11 @@ def test_work_queues_have_a_dead_letter_queue_and_a_long_enough_visibility(queue
         if event["Type"] == "SQS" and event["Properties"]["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}
     )
     assert properties["VisibilityTimeout"] >= 6 * consumer["Properties"]["Timeout"]
-    sqs_event = next(e for e in consumer["Properties"]["Events"].values() if e["Type"] == "SQS")
+    sqs_event = next(
+        e
+        for e in consumer["Properties"]["Events"].values()
+        if e["Type"] == "SQS" and e["Properties"]["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}
+    )
     assert sqs_event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
@@ -68,9 +75,14 @@ def test_every_dead_letter_queue_and_function_has_an_alarm():
     for alarm in of_type("AWS::CloudWatch::Alarm").values():
         for dimension in alarm["Properties"]["Dimensions"]:
             value = dimension["Value"]
-            alarmed.add(value.get("Ref") or value.get("Fn::GetAtt", [None])[0])
+            if isinstance(value, dict):
+                alarmed.add(value.get("Ref") or value.get("Fn::GetAtt", [None])[0])
     assert {"ImportDeadLetterQueue", "ExportDeadLetterQueue"} <= alarmed
     assert set(FUNCTIONS) <= alarmed
+    stuck = [
+        a for a in of_type("AWS::CloudWatch::Alarm").values() if a["Properties"]["MetricName"] == "StuckJobs"
+    ]
+    assert stuck, "no alarm on stuck jobs"
 
 
 def test_the_bucket_blocks_public_access_encrypts_and_requires_tls():
@@ -114,7 +126,11 @@ def test_policies_name_exact_resources(name):
 
 def test_the_jobs_table_has_the_indexes_and_ttl_the_store_uses():
     table = RESOURCES["JobsTable"]["Properties"]
-    assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {TENANT_INDEX, ACTIVE_INDEX}
+    assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {
+        TENANT_INDEX,
+        ACTIVE_INDEX,
+        ACTIVE_BY_TENANT_INDEX,
+    }
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
 
 

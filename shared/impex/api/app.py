@@ -37,8 +37,8 @@ from impex.api.models import (
 )
 from impex.api.service import ApiLimits, JobService
 from impex.aws import clients
+from impex.aws.events import JobEvents
 from impex.aws.files import FilesBucket
-from impex.aws.queues import JobQueue
 from impex.datasets.store import DatasetStore
 from impex.errors import (
     BadRequest,
@@ -96,13 +96,19 @@ def error_response(status: HTTPStatus, code: str, message: str, details: Any = N
 
 def build_service(settings: ApiSettings) -> JobService:
     """Wire the job use cases to AWS from the function's settings."""
+    from impex.pipelines.exporter import export_queues
+    from impex.pipelines.importer import import_queues
+    from impex.pipelines.sweeper import build_sweeper
+
     table = clients.dynamodb().Table
+    events = JobEvents(clients.events(), settings.event_bus_name)
     return JobService(
-        jobs=JobStore(table(settings.jobs_table), retention_days=settings.job_retention_days),
+        jobs=JobStore(table(settings.jobs_table), retention_days=settings.job_retention_days, events=events),
         datasets=DatasetStore(table(settings.datasets_table), external_tables=settings.external_tables()),
         files=FilesBucket(clients.s3(settings.s3_addressing_style), settings.files_bucket),
-        export_queue=JobQueue(clients.sqs(), settings.export_queue_url),
-        import_queue=JobQueue(clients.sqs(), settings.import_queue_url),
+        export_queues=export_queues(settings),
+        import_queues=import_queues(settings),
+        sweeper=build_sweeper(settings, with_dead_letters=False),
         limits=ApiLimits(
             max_upload_bytes=settings.max_upload_bytes,
             upload_url_ttl_seconds=settings.upload_url_ttl_seconds,
@@ -239,9 +245,25 @@ def build_app(settings: ApiSettings, service: JobService | None = None) -> APIGa
         caller: Tenant,
         job_id: Annotated[str, Path(max_length=64)],
         job_type: Annotated[JobType | None, Query(alias="type")] = None,
-    ) -> JobStatusResponse:
-        """The job's status, in the seed's shape; completed exports carry a fresh `fileUrl`."""
-        return service.status(caller, job_id, job_type)
+        wait_seconds: Annotated[float, Query(alias="waitSeconds", ge=0, le=25)] = 0,
+        if_none_match: Annotated[str | None, Header(alias="if-none-match", max_length=100)] = None,
+    ) -> Response[JobStatusResponse]:
+        """The job's status in the seed's shape (completed exports carry a fresh `fileUrl`).
+
+        Long polling: `waitSeconds` (≤ 25) returns as soon as the job changes, or when it runs out.
+        The response's ETag with If-None-Match gives a 304 while nothing changed.
+        """
+        job, etag = service.wait_for_change(
+            caller, job_id, job_type, wait_seconds=wait_seconds, if_none_match=if_none_match
+        )
+        if if_none_match is not None and if_none_match == etag:
+            return Response(status_code=304, headers={"ETag": etag}, body=None)
+        return Response(
+            status_code=200,
+            content_type="application/json",
+            headers={"ETag": etag},
+            body=service.status_of(job),
+        )
 
     @app.get(f"{PREFIX}/jobs/<job_id>/download", responses=_ERRORS, tags=["jobs"])
     def download(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,15 +21,19 @@ from impex.api.models import (
     Upload,
 )
 from impex.aws.files import FilesBucket, export_key, upload_key
-from impex.aws.queues import JobQueue
+from impex.aws.queues import PriorityQueues
 from impex.clock import iso, utc_now
 from impex.datasets.filters import check_filters
 from impex.datasets.model import Dataset
 from impex.datasets.store import DatasetStore
 from impex.errors import Conflict, DatasetNotFound, FileNotReady, InvalidInput
 from impex.formats.detect import format_from_file_name
-from impex.jobs.model import ACTIVE_STATUSES, FileRef, Job, JobStatus, JobType
+from impex.jobs.model import FileRef, Job, JobStatus, JobType
 from impex.jobs.store import JobStore
+from impex.pipelines.sweeper import Sweeper
+
+PROCESS_LIMIT_PER_TYPE = 10
+LONG_POLL_INTERVAL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -48,16 +54,18 @@ class JobService:
         jobs: JobStore,
         datasets: DatasetStore,
         files: FilesBucket,
-        export_queue: JobQueue,
-        import_queue: JobQueue,
+        export_queues: PriorityQueues,
+        import_queues: PriorityQueues,
         limits: ApiLimits,
+        sweeper: Sweeper | None = None,
     ) -> None:
         self.jobs = jobs
         self.datasets = datasets
         self.files = files
-        self.export_queue = export_queue
-        self.import_queue = import_queue
+        self.export_queues = export_queues
+        self.import_queues = import_queues
         self.limits = limits
+        self.sweeper = sweeper
 
     # --- creation ----------------------------------------------------------------------------------
 
@@ -136,7 +144,7 @@ class JobService:
         )
         created = self.jobs.create(job)
         # If this send is lost the job stays PENDING, and the sweeper re-enqueues it.
-        self.export_queue.send({"jobId": job_id, "tenant": tenant})
+        self.export_queues.send({"jobId": job_id, "tenant": tenant}, priority=request.priority.value)
         return created
 
     def import_created(self, job: Job) -> CreatedImport:
@@ -262,7 +270,7 @@ class JobService:
             }
         )
         created = self.jobs.create(job)
-        self.import_queue.send({"jobId": created.id, "tenant": tenant})
+        self.import_queues.send({"jobId": created.id, "tenant": tenant}, priority=created.priority.value)
         return created
 
     def retry(self, tenant: str, job_id: str) -> Job:
@@ -282,19 +290,33 @@ class JobService:
             set_fields={"errorMessage": None, "maxAttempts": max(job.max_attempts, job.attempts + 1)},
             remove_fields=("expiresAt", "completedAt"),
         )
-        queue = self.import_queue if job.type is JobType.IMPORT else self.export_queue
-        queue.send({"jobId": job_id, "tenant": tenant})
+        queues = self.import_queues if job.type is JobType.IMPORT else self.export_queues
+        queues.send({"jobId": job_id, "tenant": tenant}, priority=job.priority.value)
         return retried
 
     def process(self, tenant: str) -> ProcessResult:
-        """The seed's process endpoint: report the caller's active jobs by type."""
-        counts = dict.fromkeys(JobType, 0)
-        for status in ACTIVE_STATUSES:
-            page = self.jobs.list_for_tenant(tenant, status=status, limit=100)
-            for job in page.jobs:
-                counts[job.type] += 1
-        message = f"{counts[JobType.IMPORT]} import and {counts[JobType.EXPORT]} export jobs are active"
-        return ProcessResult(success=True, message=message)
+        """The seed's process endpoint: the sweeper's pass now, over the caller's jobs, ≤ 10 per type."""
+        assert self.sweeper is not None
+        report = self.sweeper.sweep(tenant=tenant, limit_per_type=PROCESS_LIMIT_PER_TYPE)
+        return ProcessResult(success=True, message=f"swept the caller's jobs: {report.message()}")
+
+    def wait_for_change(
+        self,
+        tenant: str,
+        job_id: str,
+        job_type: JobType | None,
+        *,
+        wait_seconds: float,
+        if_none_match: str | None,
+    ) -> tuple[Job, str]:
+        """Long polling: the job once its ETag differs from ``if_none_match`` (or from now), or on timeout."""
+        job = self.jobs.get_for_tenant(tenant, job_id, job_type)
+        seen = if_none_match or etag_of(job)
+        deadline = time.monotonic() + wait_seconds
+        while etag_of(job) == seen and time.monotonic() < deadline:
+            time.sleep(LONG_POLL_INTERVAL_SECONDS)
+            job = self.jobs.get_for_tenant(tenant, job_id, job_type)
+        return job, etag_of(job)
 
     def _dataset_for_request(self, tenant: str, name: str) -> Dataset:
         try:
@@ -303,6 +325,12 @@ class JobService:
             raise InvalidInput(
                 f"dataset '{name}' does not exist; create it with PUT /datasets/{name}"
             ) from None
+
+
+def etag_of(job: Job) -> str:
+    """A strong validator of the job's visible state: it changes whenever updatedAt or status does."""
+    digest = hashlib.sha256(f"{job.updated_at}|{job.status.value}|{job.processed_rows}".encode()).hexdigest()
+    return f'"{digest[:32]}"'
 
 
 def _export_file_name(dataset: str, request: CreateExport, now: str) -> str:

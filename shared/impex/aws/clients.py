@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -39,6 +39,12 @@ def s3(addressing_style: Literal["auto", "virtual", "path"] = "auto") -> S3Clien
 
 
 @cache
+def events() -> Any:
+    """The EventBridge client."""
+    return boto3.client("events", config=_RETRIES)
+
+
+@cache
 def sqs() -> SQSClient:
     """The SQS client."""
     return boto3.client("sqs", config=_RETRIES)
@@ -46,5 +52,5 @@ def sqs() -> SQSClient:
 
 def reset() -> None:
     """Forget cached clients (after the endpoint or credentials in the environment change)."""
-    for factory in (dynamodb, dynamodb_fast, s3, sqs):
+    for factory in (dynamodb, dynamodb_fast, s3, sqs, events):
         factory.cache_clear()

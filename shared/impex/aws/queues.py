@@ -23,3 +23,22 @@ class JobQueue:
             MessageBody=json.dumps(message, separators=(",", ":")),
             DelaySeconds=delay_seconds,
         )
+
+
+class PriorityQueues:
+    """One queue per priority; high-priority work never waits behind a backlog of normal work."""
+
+    def __init__(self, client: SQSClient, *, high: str, normal: str, low: str) -> None:
+        self._queues = {
+            "high": JobQueue(client, high),
+            "normal": JobQueue(client, normal),
+            "low": JobQueue(client, low),
+        }
+
+    def for_priority(self, priority: str) -> JobQueue:
+        """The queue for ``priority`` (high, normal or low)."""
+        return self._queues.get(priority, self._queues["normal"])
+
+    def send(self, message: dict[str, Any], *, priority: str, delay_seconds: int = 0) -> None:
+        """Send a job message to the queue of its priority."""
+        self.for_priority(priority).send(message, delay_seconds=delay_seconds)

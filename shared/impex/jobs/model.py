@@ -94,6 +94,7 @@ class Job(_CamelModel):
     max_attempts: int = 3
     heartbeat_at: str | None = None
     checkpoint: dict[str, Any] | None = None
+    last_error: str | None = None
 
     created_at: str
     updated_at: str

@@ -20,8 +20,18 @@ from impex.jobs.model import ALLOWED_SOURCES, Job, JobStatus, JobType
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
+    from impex.aws.events import JobEvents
+
 TENANT_INDEX = "ByTenant"
 ACTIVE_INDEX = "Active"
+ACTIVE_BY_TENANT_INDEX = "ActiveByTenant"
+_CHANGE_BY_TARGET = {
+    JobStatus.PROCESSING: "started",
+    JobStatus.PENDING: "requeued",
+    JobStatus.COMPLETED: "completed",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "cancelled",
+}
 
 
 class JobNotProcessing(IllegalTransition):
@@ -67,9 +77,14 @@ def to_dynamo(value: Any) -> Any:
 class JobStore:
     """Reads and writes job records. Safe for any number of concurrent workers."""
 
-    def __init__(self, table: Table, *, retention_days: int) -> None:
+    def __init__(self, table: Table, *, retention_days: int, events: JobEvents | None = None) -> None:
         self._table = table
         self._retention = timedelta(days=retention_days)
+        self._events = events
+
+    def _publish(self, job: Job, change: str) -> None:
+        if self._events is not None:
+            self._events.publish(job, change)
 
     # --- reads -------------------------------------------------------------------------------------
 
@@ -153,8 +168,11 @@ class JobStore:
             item["expiresAt"] = self._expiry()
         else:
             item["activeStatus"] = job.status.value
+            item["activeTenant"] = job.tenant
         self._table.put_item(Item=item, ConditionExpression=Attr("id").not_exists())
-        return Job.model_validate(to_plain(item))
+        created = Job.model_validate(to_plain(item))
+        self._publish(created, "created")
+        return created
 
     def transition(
         self,
@@ -166,6 +184,7 @@ class JobStore:
         set_fields: dict[str, Any] | None = None,
         remove_fields: tuple[str, ...] = (),
         increment_attempts: bool = False,
+        expected_heartbeat: str | None = None,
     ) -> Job:
         """Move a job to ``target`` if its current status allows it; otherwise raise and change nothing."""
         sources = ALLOWED_SOURCES[target] if allowed_from is None else allowed_from & ALLOWED_SOURCES[target]
@@ -177,9 +196,9 @@ class JobStore:
         if target.is_terminal:
             sets += ["completedAt = :now", "expiresAt = :expires"]
             values[":expires"] = self._expiry()
-            removes.append("activeStatus")
+            removes += ["activeStatus", "activeTenant"]
         else:
-            sets.append("activeStatus = :target")
+            sets += ["activeStatus = :target", "activeTenant = tenant"]
         if target is JobStatus.PROCESSING:
             sets.append("startedAt = if_not_exists(startedAt, :now)")
         if increment_attempts:
@@ -201,6 +220,10 @@ class JobStore:
             names["#tenant"] = "tenant"
             values[":tenant"] = tenant
             condition += " AND #tenant = :tenant"
+        if expected_heartbeat is not None:
+            # Only if no worker has shown a sign of life since the caller looked (the sweeper's guard).
+            values[":heartbeat"] = expected_heartbeat
+            condition += " AND heartbeatAt = :heartbeat"
         expression = "SET " + ", ".join(sets)
         if removes:
             expression += " REMOVE " + ", ".join(removes)
@@ -223,7 +246,9 @@ class JobStore:
                 f"job {job_id} is {current.status.value} and cannot become {target.value}",
                 details={"status": current.status.value},
             ) from None
-        return Job.model_validate(to_plain(response["Attributes"]))
+        changed = Job.model_validate(to_plain(response["Attributes"]))
+        self._publish(changed, _CHANGE_BY_TARGET[target])
+        return changed
 
     def claim(self, job_id: str, *, new_attempt: bool = True) -> Job | None:
         """PENDING -> PROCESSING for one worker. Returns None when another worker (or a cancel) won.
@@ -260,18 +285,70 @@ class JobStore:
             sets.append("checkpoint = :checkpoint")
             values[":checkpoint"] = to_dynamo(checkpoint)
         try:
-            self._table.update_item(
+            response = self._table.update_item(
                 Key={"id": job_id},
                 UpdateExpression="SET " + ", ".join(sets),
                 ConditionExpression="#status = :processing",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
             )
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             current = self.get(job_id)
             raise JobNotProcessing(job_id, current.status if current else None) from None
+        if self._events is not None:
+            self._publish(Job.model_validate(to_plain(response["Attributes"])), "progress")
+
+    def list_active_for_tenant(
+        self, tenant: str, status: JobStatus, *, heartbeat_before: str, limit: int = 100
+    ) -> list[Job]:
+        """The tenant's ``status`` jobs whose heartbeat is older than the given time (sparse index)."""
+        jobs: list[Job] = []
+        kwargs: dict[str, Any] = {
+            "IndexName": ACTIVE_BY_TENANT_INDEX,
+            "KeyConditionExpression": Key("activeTenant").eq(tenant)
+            & Key("heartbeatAt").lt(heartbeat_before),
+            "FilterExpression": Attr("status").eq(status.value),
+        }
+        while len(jobs) < limit:
+            page = self._table.query(**kwargs)
+            jobs.extend(Job.model_validate(to_plain(item)) for item in page.get("Items", []))
+            if not page.get("LastEvaluatedKey"):
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return jobs[:limit]
+
+    def count_processing(self, tenant: str) -> int:
+        """How many of the tenant's jobs are PROCESSING now (for the per-tenant concurrency cap)."""
+        count = 0
+        kwargs: dict[str, Any] = {
+            "IndexName": ACTIVE_BY_TENANT_INDEX,
+            "KeyConditionExpression": Key("activeTenant").eq(tenant),
+            "FilterExpression": Attr("status").eq(JobStatus.PROCESSING.value),
+            "Select": "COUNT",
+        }
+        while True:
+            page = self._table.query(**kwargs)
+            count += int(page.get("Count", 0))
+            if not page.get("LastEvaluatedKey"):
+                return count
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def touch(self, job_id: str, status: JobStatus) -> None:
+        """Refresh the heartbeat of a job still in ``status`` (after re-sending its message)."""
+        try:
+            self._table.update_item(
+                Key={"id": job_id},
+                UpdateExpression="SET heartbeatAt = :now",
+                ConditionExpression="#status = :status",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":now": iso(utc_now()), ":status": status.value},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     def current_status(self, job_id: str) -> JobStatus | None:
         """Just the status (a cheap strongly consistent read): workers check it for a cancel."""

@@ -130,12 +130,19 @@ class LocalStack:
             return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"
         if kind == "AWS::S3::Bucket" and attribute == "Arn":
             return f"arn:aws:s3:::{name}"
+        if kind == "AWS::Events::EventBus" and attribute in ("Arn", "Name"):
+            return f"arn:aws:events:{REGION}:{ACCOUNT_ID}:event-bus/{name}" if attribute == "Arn" else name
+        if kind == "AWS::Events::Rule" and attribute == "Arn":
+            bus = self.resolve(
+                self.template["Resources"][logical_id]["Properties"].get("EventBusName", "default")
+            )
+            return f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{bus}/{name}"
         raise KeyError(f"GetAtt {logical_id}.{attribute} is not supported locally")
 
     def physical_name(self, logical_id: str) -> str:
         """The name a resource gets locally: its explicit name if the template sets one."""
         props = self.template["Resources"][logical_id].get("Properties", {})
-        for name_key in ("BucketName", "TableName", "QueueName"):
+        for name_key in ("BucketName", "TableName", "QueueName", "Name"):
             if name_key in props:
                 return str(self.resolve(props[name_key]))
         return f"{self.stack_name}-{logical_id}"
@@ -226,7 +233,31 @@ class LocalStack:
             self._create_table(dynamodb, logical_id, spec["Properties"])
         for logical_id, spec in self.resources("AWS::S3::Bucket").items():
             self._create_bucket(s3, logical_id, spec.get("Properties", {}))
+        events = session.client("events", endpoint_url=endpoint_url)
+        for logical_id in self.resources("AWS::Events::EventBus"):
+            name = self.physical_name(logical_id)
+            events.create_event_bus(Name=name)
+            self.physical[logical_id] = name
+        for logical_id, spec in self.resources("AWS::Events::Rule").items():
+            self._create_rule(events, logical_id, spec["Properties"])
         return self
+
+    def _create_rule(self, events: Any, logical_id: str, props: Mapping[str, Any]) -> None:
+        props = self.resolve(dict(props))
+        name = self.physical_name(logical_id)
+        bus = props.get("EventBusName", "default")
+        events.put_rule(
+            Name=name,
+            EventBusName=bus,
+            EventPattern=json.dumps(props["EventPattern"]),
+            State=props.get("State", "ENABLED"),
+        )
+        events.put_targets(
+            Rule=name,
+            EventBusName=bus,
+            Targets=[{"Id": t["Id"], "Arn": t["Arn"]} for t in props.get("Targets", [])],
+        )
+        self.physical[logical_id] = name
 
     def _create_queue(self, sqs: Any, logical_id: str, props: Mapping[str, Any]) -> None:
         props = self.resolve(dict(props))

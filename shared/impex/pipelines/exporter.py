@@ -9,19 +9,19 @@ cannot be appended to, so one export of those formats must finish within one inv
 
 from __future__ import annotations
 
-import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from impex.aws import clients
+from impex.aws.events import JobEvents
 from impex.aws.files import FilesBucket
 from impex.aws.multipart import MultipartUpload, abort_uploads_under
-from impex.aws.queues import JobQueue
+from impex.aws.queues import PriorityQueues
 from impex.aws.records import RecordTable
 from impex.datasets.model import DatasetField, FieldType
 from impex.datasets.query import CompiledQuery, compile_query
@@ -41,21 +41,13 @@ from impex.jobs.model import Job, JobStatus
 from impex.jobs.options import ExportOptions
 from impex.jobs.store import JobNotProcessing, JobStore
 from impex.observability import logger, metrics
+from impex.pipelines.common import Deadline, RemainingTime, Stopped, failure_message, requeue_after_failure
+from impex.pipelines.fairness import TenantCap
 from impex.pipelines.workers import ExportTrigger
-from impex.settings import ExporterSettings
+from impex.settings import CommonSettings, ExporterSettings
 
 PROGRESS_EVERY_SECONDS = 2.0
 SCAN_SEGMENTS = 4
-
-
-class RemainingTime(Protocol):
-    def get_remaining_time_in_millis(self) -> int: ...
-
-
-class Stopped(Exception):
-    def __init__(self, status: JobStatus | None) -> None:
-        super().__init__(f"job is {status}")
-        self.status = status
 
 
 class _Handover(Exception):
@@ -73,7 +65,7 @@ class ExportPipeline:
         files: FilesBucket,
         s3: Any,
         records: Callable[[str], RecordTable],
-        queue: JobQueue,
+        queues: PriorityQueues,
         records_table: str,
         external_tables: dict[str, ExternalTable],
         continuation_reserve_seconds: float = 60.0,
@@ -86,7 +78,7 @@ class ExportPipeline:
         self.files = files
         self._s3 = s3
         self._records = records
-        self.queue = queue
+        self.queues = queues
         self._records_table = records_table
         self._external = external_tables
         self._reserve = continuation_reserve_seconds
@@ -141,7 +133,7 @@ class ExportPipeline:
         assert job.file is not None
         checkpoint = job.checkpoint or {}
         self._rows_done = int(checkpoint.get("rows", 0))
-        deadline = _Deadline(context, self._reserve)
+        deadline = Deadline(context, self._reserve)
         table = self._records(layout.table_name)
         appendable = job.format in ("csv", "json", "jsonl")
         content_type = CONTENT_TYPES[job.format] if not (options.gzip and appendable) else "application/gzip"
@@ -272,7 +264,9 @@ class ExportPipeline:
         except JobNotProcessing as gone:
             raise Stopped(gone.status) from None
         self.jobs.transition(job.id, JobStatus.PENDING, allowed_from=frozenset({JobStatus.PROCESSING}))
-        self.queue.send({"jobId": job.id, "tenant": job.tenant, "continuation": True})
+        self.queues.send(
+            {"jobId": job.id, "tenant": job.tenant, "continuation": True}, priority=job.priority.value
+        )
         logger.info("export handed over to a continuation", extra={"rows": self._rows_done})
         raise _Handover
 
@@ -319,24 +313,10 @@ class ExportPipeline:
 
     def _retry_or_fail(self, job: Job, error: Exception, upload: list[MultipartUpload]) -> None:
         logger.exception("export attempt failed")
-        reason = f"{type(error).__name__}: {error}"[:500]
-        if job.attempts >= job.max_attempts:
+        queue = self.queues.for_priority(job.priority.value)
+        if not requeue_after_failure(self.jobs, queue, job, error, base_seconds=self._retry_base):
             self._clean_up(job, upload)
-            self._fail(job, f"failed after {job.attempts} attempts; last error: {reason}")
-            return
-        delay = min(900, int(self._retry_base * 2**job.attempts * random.uniform(0.5, 1.5)))  # noqa: S311
-        try:
-            self.jobs.transition(
-                job.id,
-                JobStatus.PENDING,
-                allowed_from=frozenset({JobStatus.PROCESSING}),
-                set_fields={
-                    "errorMessage": f"attempt {job.attempts} failed ({reason}); retrying in {delay}s"
-                },
-            )
-        except ImpexError:
-            return
-        self.queue.send({"jobId": job.id, "tenant": job.tenant}, delay_seconds=delay)
+            self._fail(job, failure_message(job, error))
 
     _rows_done = 0
 
@@ -386,27 +366,18 @@ def _typed(attribute: dict[str, Any] | None, field_type: FieldType) -> Any:
     return value
 
 
-class _Deadline:
-    def __init__(self, context: RemainingTime | None, reserve_seconds: float) -> None:
-        self._context = context
-        total = context.get_remaining_time_in_millis() / 1000 if context else 0
-        self._reserve_ms = 1000 * min(reserve_seconds, total / 4)
-
-    def near(self) -> bool:
-        return self._context is not None and self._context.get_remaining_time_in_millis() < self._reserve_ms
-
-
 def build_export_pipeline(settings: ExporterSettings) -> ExportPipeline:
     """The export pipeline wired to AWS from the exporter's settings."""
     table = clients.dynamodb().Table
     s3 = clients.s3(settings.s3_addressing_style)
+    events = JobEvents(clients.events(), settings.event_bus_name)
     return ExportPipeline(
-        jobs=JobStore(table(settings.jobs_table), retention_days=settings.job_retention_days),
+        jobs=JobStore(table(settings.jobs_table), retention_days=settings.job_retention_days, events=events),
         datasets=DatasetStore(table(settings.datasets_table), external_tables=settings.external_tables()),
         files=FilesBucket(s3, settings.files_bucket),
         s3=s3,
         records=lambda name: RecordTable(clients.dynamodb_fast(), name),
-        queue=JobQueue(clients.sqs(), settings.export_queue_url),
+        queues=export_queues(settings),
         records_table=settings.records_table,
         external_tables=settings.external_tables(),
         continuation_reserve_seconds=settings.continuation_reserve_seconds,
@@ -418,4 +389,15 @@ def build_export_pipeline(settings: ExporterSettings) -> ExportPipeline:
 def build_export_trigger(settings: ExporterSettings) -> ExportTrigger:
     """The exporter's record handler, wired to AWS from the function's settings."""
     pipeline = build_export_pipeline(settings)
-    return ExportTrigger(pipeline.jobs, pipeline.run)
+    cap = TenantCap(pipeline.jobs, pipeline.queues, settings.tenant_concurrency)
+    return ExportTrigger(pipeline.jobs, pipeline.run, cap)
+
+
+def export_queues(settings: CommonSettings) -> PriorityQueues:
+    """The export queues by priority."""
+    return PriorityQueues(
+        clients.sqs(),
+        high=settings.export_high_queue_url,
+        normal=settings.export_queue_url,
+        low=settings.export_low_queue_url,
+    )

@@ -11,24 +11,23 @@ import gzip
 import hashlib
 import io
 import json
-import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
-from ulid import ULID
 
 from impex.aws import clients
+from impex.aws.events import JobEvents
 from impex.aws.files import FilesBucket, error_part_key, error_report_key
-from impex.aws.queues import JobQueue
+from impex.aws.queues import PriorityQueues
 from impex.aws.records import RecordTable, key_id
-from impex.clock import iso, parse_iso, utc_now
+from impex.clock import iso, utc_now
 from impex.datasets.convert import to_string
 from impex.datasets.mapping import CellIssue, RowConverter, map_columns
 from impex.datasets.records import (
@@ -64,18 +63,22 @@ from impex.jobs.model import TENANT_PATTERN, FileRef, Job, JobStatus, JobType
 from impex.jobs.options import ImportOptions
 from impex.jobs.store import JobNotProcessing, JobStore
 from impex.observability import logger, metrics
-from impex.pipelines.messages import DroppedFile, StoredObject
+from impex.pipelines.common import (
+    Deadline,
+    RemainingTime,
+    Stopped,
+    failure_message,
+    requeue_after_failure,
+)
+from impex.pipelines.fairness import TenantCap
+from impex.pipelines.messages import DroppedFile, StoredObject, dropped_job_id
 from impex.pipelines.workers import ImportTrigger
-from impex.settings import ImporterSettings
+from impex.settings import CommonSettings, ImporterSettings
 
 HEAD_BYTES = 64 * 1024
 FIRST_ERRORS = 100
 PROGRESS_EVERY_SECONDS = 2.0
 METADATA_PREFIX = "impex-"
-
-
-class RemainingTime(Protocol):
-    def get_remaining_time_in_millis(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -90,14 +93,6 @@ class ImportLimits:
     continuation_reserve_seconds: float = 60.0
     retry_base_seconds: float = 5.0
     archive: ArchiveLimits = field(default_factory=ArchiveLimits)
-
-
-class Stopped(Exception):
-    """The job left PROCESSING while we worked (a cancel, or the sweeper took it back)."""
-
-    def __init__(self, status: JobStatus | None) -> None:
-        super().__init__(f"job is {status}")
-        self.status = status
 
 
 class TooManyErrors(ImpexError):
@@ -187,7 +182,7 @@ class ImportPipeline:
         datasets: DatasetStore,
         files: FilesBucket,
         records: Callable[[str], RecordTable],
-        queue: JobQueue,
+        queues: PriorityQueues,
         limits: ImportLimits,
         records_table: str,
         external_tables: dict[str, ExternalTable],
@@ -197,7 +192,7 @@ class ImportPipeline:
         self.datasets = datasets
         self.files = files
         self._records = records
-        self.queue = queue
+        self.queues = queues
         self.limits = limits
         self._records_table = records_table
         self._external = external_tables
@@ -230,7 +225,7 @@ class ImportPipeline:
         if not TENANT_PATTERN.match(dropped.tenant):
             logger.warning("dropped file has an unusable tenant in its key", extra={"key": stored.key})
             return None
-        job_id = _dropped_job_id(stored)
+        job_id = dropped_job_id(stored)
         existing = self.jobs.get(job_id)
         if existing is None:
             existing = self._create_dropped_job(job_id, stored, dropped)
@@ -297,7 +292,7 @@ class ImportPipeline:
             raise FileProblem(
                 f"the file is {info.size:,} bytes; the limit is {self.limits.max_file_bytes:,} bytes"
             )
-        deadline = _Deadline(context, self.limits.continuation_reserve_seconds)
+        deadline = Deadline(context, self.limits.continuation_reserve_seconds)
         table = self._records(layout.table_name)
         errors = ErrorRows(self._tmp)
         with ExitStack() as cleanup:
@@ -449,7 +444,9 @@ class ImportPipeline:
     def _continue(self, job: Job) -> None:
         """Hand over to a fresh invocation before this one times out."""
         self.jobs.transition(job.id, JobStatus.PENDING, allowed_from=frozenset({JobStatus.PROCESSING}))
-        self.queue.send({"jobId": job.id, "tenant": job.tenant, "continuation": True})
+        self.queues.send(
+            {"jobId": job.id, "tenant": job.tenant, "continuation": True}, priority=job.priority.value
+        )
         logger.info("handed over to a continuation", extra={"job_id": job.id})
 
     def _result(
@@ -553,30 +550,13 @@ class ImportPipeline:
             logger.info("job left PROCESSING while running; stopping", extra={"status": str(status)})
 
     def _retry_or_fail(self, job: Job, error: Exception) -> None:
-        """A transient failure: back to PENDING with a delayed retry message, until maxAttempts."""
+        """A transient failure: retry from the checkpoint after a backoff, or fail after maxAttempts."""
         logger.exception("import attempt failed")
-        reason = f"{type(error).__name__}: {error}"[:500]
-        if job.attempts >= job.max_attempts:
-            self._fail(
-                job,
-                ImportProgress.from_checkpoint(job.checkpoint),
-                f"failed after {job.attempts} attempts; last error: {reason}",
-            )
-            return
-        base = self.limits.retry_base_seconds
-        delay = min(900, int(base * 2**job.attempts * random.uniform(0.5, 1.5)))  # noqa: S311 - jitter
-        try:
-            self.jobs.transition(
-                job.id,
-                JobStatus.PENDING,
-                allowed_from=frozenset({JobStatus.PROCESSING}),
-                set_fields={
-                    "errorMessage": f"attempt {job.attempts} failed ({reason}); retrying in {delay}s"
-                },
-            )
-        except ImpexError:  # cancelled or taken over meanwhile: nothing to retry
-            return
-        self.queue.send({"jobId": job.id, "tenant": job.tenant}, delay_seconds=delay)
+        queue = self.queues.for_priority(job.priority.value)
+        if not requeue_after_failure(
+            self.jobs, queue, job, error, base_seconds=self.limits.retry_base_seconds
+        ):
+            self._fail(job, ImportProgress.from_checkpoint(job.checkpoint), failure_message(job, error))
 
 
 # ---- per-batch work ----------------------------------------------------------------------------
@@ -817,18 +797,6 @@ class _CountingStream(io.RawIOBase):
         return len(data)
 
 
-class _Deadline:
-    """When to hand over: the reserve is a minute, or a quarter of the invocation for short timeouts."""
-
-    def __init__(self, context: RemainingTime | None, reserve_seconds: float) -> None:
-        self._context = context
-        total = context.get_remaining_time_in_millis() / 1000 if context else 0
-        self._reserve_ms = 1000 * min(reserve_seconds, total / 4)
-
-    def near(self) -> bool:
-        return self._context is not None and self._context.get_remaining_time_in_millis() < self._reserve_ms
-
-
 def _batches(rows: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
     batch: list[SourceRow] = []
     for row in rows:
@@ -838,17 +806,6 @@ def _batches(rows: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
             batch = []
     if batch:
         yield batch
-
-
-def _dropped_job_id(stored: StoredObject) -> str:
-    """The same object event always names the same job, so a duplicate event creates nothing."""
-    seed = hashlib.sha256(f"{stored.bucket}/{stored.key}/{stored.sequencer}".encode()).digest()
-    try:
-        moment = parse_iso(stored.event_time) if stored.event_time else utc_now()
-    except ValueError:
-        moment = utc_now()
-    milliseconds = int(moment.timestamp() * 1000)
-    return str(ULID.from_bytes(milliseconds.to_bytes(6, "big") + seed[:10]))
 
 
 def _format_of_name(file_name: str) -> str:
@@ -873,14 +830,15 @@ def _options_from_metadata(metadata: dict[str, str]) -> dict[str, Any]:
 def build_import_pipeline(settings: ImporterSettings) -> ImportPipeline:
     """The import pipeline wired to AWS from the importer's settings."""
     table = clients.dynamodb().Table
+    events = JobEvents(clients.events(), settings.event_bus_name)
     return ImportPipeline(
-        jobs=JobStore(table(settings.jobs_table), retention_days=settings.job_retention_days),
+        jobs=JobStore(table(settings.jobs_table), retention_days=settings.job_retention_days, events=events),
         datasets=DatasetStore(table(settings.datasets_table), external_tables=settings.external_tables()),
         files=FilesBucket(clients.s3(settings.s3_addressing_style), settings.files_bucket),
         records=lambda name: RecordTable(
             clients.dynamodb_fast(), name, max_workers=settings.write_concurrency
         ),
-        queue=JobQueue(clients.sqs(), settings.import_queue_url),
+        queues=import_queues(settings),
         limits=ImportLimits(
             max_file_bytes=settings.max_upload_bytes,
             max_columns=settings.max_columns,
@@ -901,4 +859,15 @@ def build_import_pipeline(settings: ImporterSettings) -> ImportPipeline:
 def build_import_trigger(settings: ImporterSettings) -> ImportTrigger:
     """The importer's record handler, wired to AWS from the function's settings."""
     pipeline = build_import_pipeline(settings)
-    return ImportTrigger(pipeline.jobs, pipeline.run, pipeline.start_dropped_file)
+    cap = TenantCap(pipeline.jobs, pipeline.queues, settings.tenant_concurrency)
+    return ImportTrigger(pipeline.jobs, pipeline.run, pipeline.start_dropped_file, cap)
+
+
+def import_queues(settings: CommonSettings) -> PriorityQueues:
+    """The import queues by priority (the normal one also receives the S3 upload notifications)."""
+    return PriorityQueues(
+        clients.sqs(),
+        high=settings.import_high_queue_url,
+        normal=settings.import_queue_url,
+        low=settings.import_low_queue_url,
+    )

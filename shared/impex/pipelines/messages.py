@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -9,7 +10,9 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
+from ulid import ULID
 
+from impex.clock import parse_iso, utc_now
 from impex.errors import BadRequest
 
 _UPLOAD_KEY = re.compile(r"^uploads/(?P<tenant>[^/]+)/(?P<job_id>[0-9A-Z]{26})/(?P<file_name>[^/]+)$")
@@ -113,3 +116,32 @@ def _json_object(body: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise BadRequest(f"the message body is not a JSON object: {body[:200]!r}")
     return payload
+
+
+def dropped_job_id(stored: StoredObject) -> str:
+    """The same object event always names the same job, so a duplicate event creates nothing."""
+    seed = hashlib.sha256(f"{stored.bucket}/{stored.key}/{stored.sequencer}".encode()).digest()
+    try:
+        moment = parse_iso(stored.event_time) if stored.event_time else utc_now()
+    except ValueError:
+        moment = utc_now()
+    milliseconds = int(moment.timestamp() * 1000)
+    return str(ULID.from_bytes(milliseconds.to_bytes(6, "big") + seed[:10]))
+
+
+def job_ids_in(body: str) -> list[tuple[str, str]]:
+    """(job id, tenant) of every job a queue message concerns (for dead letters)."""
+    try:
+        message = import_message(body)
+    except BadRequest:
+        return []
+    if isinstance(message, JobMessage):
+        return [(message.job_id, message.tenant)]
+    found = []
+    for stored in message:
+        target = classify(stored.key)
+        if isinstance(target, UploadForJob):
+            found.append((target.job_id, target.tenant))
+        elif isinstance(target, DroppedFile):
+            found.append((dropped_job_id(stored), target.tenant))
+    return found

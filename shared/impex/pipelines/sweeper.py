@@ -1,57 +1,247 @@
-"""The sweeper: finds jobs whose heartbeat went quiet, through the sparse active-jobs index."""
+"""The sweeper: no job waits forever and none is silently lost.
+
+Through the sparse active-jobs indexes (never a table scan) it finds
+* PROCESSING jobs whose heartbeat stopped (BullMQ's "stalled"): requeued from their checkpoint as a
+  new attempt, or FAILED once maxAttempts is used up;
+* PENDING imports whose upload never arrived within the upload URL's lifetime plus a grace period:
+  FAILED, saying so;
+* PENDING jobs whose queue message was lost: re-enqueued;
+* jobs whose message ended in a dead-letter queue: FAILED with the reason.
+Every change is a conditional write (a stuck job is taken back only if its heartbeat has not moved
+since the sweeper looked), so sweeps are idempotent and safe to run concurrently with each other
+and with the workers. A cancelled job is terminal and is never touched.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
 
 from impex.aws import clients
-from impex.clock import iso, utc_now
-from impex.jobs.model import JobStatus
+from impex.aws.events import JobEvents
+from impex.aws.files import FilesBucket
+from impex.aws.queues import PriorityQueues
+from impex.clock import iso, parse_iso, utc_now
+from impex.errors import ImpexError
+from impex.jobs.model import Job, JobStatus, JobType
 from impex.jobs.store import JobStore
-from impex.observability import logger
-from impex.settings import SweeperSettings
+from impex.observability import logger, metrics
+from impex.pipelines.messages import job_ids_in
+from impex.settings import CommonSettings, SweeperSettings
 
-STALE_AFTER = timedelta(minutes=5)
+DEAD_LETTER_ROUNDS = 10
 
 
 @dataclass
 class SweepReport:
-    """What one sweep found."""
+    """What one sweep did, by kind of action."""
 
-    stale: dict[str, list[str]] = field(default_factory=dict)
+    actions: Counter[str] = field(default_factory=Counter)
+    jobs: dict[str, list[str]] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, list[str]]:
+    def add(self, action: str, job: Job | str) -> None:
+        self.actions[action] += 1
+        self.jobs.setdefault(action, []).append(job if isinstance(job, str) else job.id)
+
+    def as_dict(self) -> dict[str, Any]:
         """JSON-able summary, returned by the handler."""
-        return dict(self.stale)
+        return {"actions": dict(self.actions), "jobs": self.jobs}
+
+    def message(self) -> str:
+        """One line for people: what was found and done."""
+        if not self.actions:
+            return "no stuck or lost jobs"
+        return ", ".join(
+            f"{count} {action.replace('_', ' ')}" for action, count in sorted(self.actions.items())
+        )
 
 
 class Sweeper:
-    """Looks for PENDING and PROCESSING jobs whose heartbeat is older than a threshold."""
+    """One pass over the active jobs (all tenants, or one tenant's for POST /jobs/process)."""
 
-    def __init__(self, jobs: JobStore) -> None:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        queues: dict[JobType, PriorityQueues],
+        files: FilesBucket,
+        stuck_after_seconds: int,
+        upload_ttl_seconds: int,
+        upload_grace_seconds: int,
+        pending_requeue_after_seconds: int,
+        sqs: Any = None,
+        dead_letter_queues: dict[JobType, str] | None = None,
+    ) -> None:
         self._jobs = jobs
+        self._queues = queues
+        self._files = files
+        self._stuck_after = timedelta(seconds=stuck_after_seconds)
+        self._upload_deadline = timedelta(seconds=upload_ttl_seconds + upload_grace_seconds)
+        self._pending_after = timedelta(seconds=pending_requeue_after_seconds)
+        self._sqs = sqs
+        self._dead_letters = dead_letter_queues or {}
 
-    def sweep(self, now: datetime | str | None = None) -> SweepReport:
-        """One pass over the active-jobs index."""
-        moment = utc_now() if now is None else now if isinstance(now, datetime) else _parse(now)
-        cutoff = iso(moment - STALE_AFTER)
+    def sweep(
+        self, now: datetime | str | None = None, *, tenant: str | None = None, limit_per_type: int = 100
+    ) -> SweepReport:
+        """Find and mend stuck, orphaned and dead-lettered jobs."""
+        moment = utc_now() if now is None else now if isinstance(now, datetime) else parse_iso(now)
         report = SweepReport()
-        for status in (JobStatus.PENDING, JobStatus.PROCESSING):
-            stale = self._jobs.list_active(status, heartbeat_before=cutoff)
-            report.stale[status.value] = [job.id for job in stale]
-            for job in stale:
-                logger.warning("job heartbeat is stale", extra={"job_id": job.id, "status": status.value})
+        seen: Counter[JobType] = Counter()
+        for job in self._active(JobStatus.PROCESSING, moment - self._stuck_after, tenant, limit_per_type):
+            if seen[job.type] < limit_per_type:
+                seen[job.type] += 1
+                self._recover_stuck(job, report)
+        pending_cutoff = moment - min(self._pending_after, self._upload_deadline)
+        for job in self._active(JobStatus.PENDING, pending_cutoff, tenant, limit_per_type):
+            if seen[job.type] < limit_per_type:
+                seen[job.type] += 1
+                self._recover_pending(job, moment, report)
+        if tenant is None:
+            self._drain_dead_letters(report)
+        metrics.add_metric(
+            name="StuckJobs",
+            unit="Count",
+            value=report.actions["stuck_requeued"] + report.actions["stuck_failed"],
+        )
+        if report.actions:
+            logger.info("sweep", extra={"actions": dict(report.actions)})
         return report
 
+    def _active(self, status: JobStatus, before: datetime, tenant: str | None, limit: int) -> list[Job]:
+        cutoff = iso(before)
+        if tenant is None:
+            return self._jobs.list_active(status, heartbeat_before=cutoff, limit=limit * 2)
+        return self._jobs.list_active_for_tenant(tenant, status, heartbeat_before=cutoff, limit=limit * 2)
 
-def _parse(text: str) -> datetime:
-    from impex.clock import parse_iso
+    def _recover_stuck(self, job: Job, report: SweepReport) -> None:
+        quiet_since = job.heartbeat_at or job.updated_at
+        try:
+            if job.attempts >= job.max_attempts:
+                self._jobs.transition(
+                    job.id,
+                    JobStatus.FAILED,
+                    allowed_from=frozenset({JobStatus.PROCESSING}),
+                    expected_heartbeat=job.heartbeat_at,
+                    set_fields={
+                        "errorMessage": f"the job stalled (no heartbeat since {quiet_since}) on each of its "
+                        f"{job.attempts} attempts; retry it with POST /jobs/{job.id}/retry",
+                        "lastError": f"stalled: no heartbeat since {quiet_since}",
+                    },
+                )
+                report.add("stuck_failed", job)
+                return
+            self._jobs.transition(
+                job.id,
+                JobStatus.PENDING,
+                allowed_from=frozenset({JobStatus.PROCESSING}),
+                expected_heartbeat=job.heartbeat_at,
+                set_fields={
+                    "lastError": f"stalled: no heartbeat since {quiet_since}; requeued from its checkpoint"
+                },
+            )
+        except ImpexError:
+            return  # the worker came back to life, or the job was cancelled: leave it
+        self._queues[job.type].send({"jobId": job.id, "tenant": job.tenant}, priority=job.priority.value)
+        report.add("stuck_requeued", job)
 
-    return parse_iso(text)
+    def _recover_pending(self, job: Job, now: datetime, report: SweepReport) -> None:
+        age_since_created = now - parse_iso(job.created_at)
+        never_started = job.type is JobType.IMPORT and job.attempts == 0 and not job.checkpoint
+        if never_started and job.file is not None and not self._uploaded(job):
+            if age_since_created < self._upload_deadline:
+                return  # the upload URL may still be used
+            try:
+                self._jobs.transition(
+                    job.id,
+                    JobStatus.FAILED,
+                    allowed_from=frozenset({JobStatus.PENDING}),
+                    expected_heartbeat=job.heartbeat_at,
+                    set_fields={
+                        "errorMessage": "the file was never uploaded: its upload URL expired "
+                        f"{int(self._upload_deadline.total_seconds() / 60)} minutes after "
+                        "the job was created; create a new import"
+                    },
+                )
+            except ImpexError:
+                return
+            report.add("uploads_missing", job)
+            return
+        heartbeat = parse_iso(job.heartbeat_at) if job.heartbeat_at else parse_iso(job.updated_at)
+        if now - heartbeat < self._pending_after:
+            return
+        # Its message was lost (or the S3 notification never came): send a fresh one.
+        self._queues[job.type].send({"jobId": job.id, "tenant": job.tenant}, priority=job.priority.value)
+        self._jobs.touch(job.id, JobStatus.PENDING)
+        report.add("messages_resent", job)
+
+    def _uploaded(self, job: Job) -> bool:
+        assert job.file is not None
+        try:
+            self._files.head(job.file.key, bucket=job.file.bucket)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def _drain_dead_letters(self, report: SweepReport) -> None:
+        if self._sqs is None:
+            return
+        for job_type, url in self._dead_letters.items():
+            for _ in range(DEAD_LETTER_ROUNDS):
+                messages = self._sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+                ).get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    for job_id, tenant in job_ids_in(message["Body"]):
+                        self._fail_dead_lettered(job_id, tenant, job_type, report)
+                    self._sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _fail_dead_lettered(self, job_id: str, tenant: str, job_type: JobType, report: SweepReport) -> None:
+        reason = (
+            f"its {job_type.value} message kept failing and was moved to the dead-letter queue; "
+            f"see the function's logs, then retry it with POST /jobs/{job_id}/retry"
+        )
+        try:
+            self._jobs.transition(
+                job_id,
+                JobStatus.FAILED,
+                tenant=tenant,
+                set_fields={"errorMessage": reason, "lastError": "dead-lettered"},
+            )
+        except ImpexError:
+            return  # unknown, or already ended (a late message never resurrects a finished job)
+        report.add("dead_lettered", job_id)
 
 
-def build_sweeper(settings: SweeperSettings) -> Sweeper:
-    """The sweeper, wired to AWS from the function's settings."""
-    jobs = JobStore(clients.dynamodb().Table(settings.jobs_table), retention_days=settings.job_retention_days)
-    return Sweeper(jobs)
+def build_sweeper(settings: SweeperSettings | CommonSettings, *, with_dead_letters: bool = True) -> Sweeper:
+    """The sweeper, wired to AWS from a function's settings."""
+    from impex.pipelines.exporter import export_queues
+    from impex.pipelines.importer import import_queues
+
+    table = clients.dynamodb().Table(settings.jobs_table)
+    events = JobEvents(clients.events(), settings.event_bus_name)
+    dead_letters = None
+    if with_dead_letters and isinstance(settings, SweeperSettings):
+        dead_letters = {
+            JobType.IMPORT: settings.import_dead_letter_queue_url,
+            JobType.EXPORT: settings.export_dead_letter_queue_url,
+        }
+    return Sweeper(
+        jobs=JobStore(table, retention_days=settings.job_retention_days, events=events),
+        queues={JobType.IMPORT: import_queues(settings), JobType.EXPORT: export_queues(settings)},
+        files=FilesBucket(clients.s3(settings.s3_addressing_style), settings.files_bucket),
+        stuck_after_seconds=settings.stuck_after_seconds,
+        upload_ttl_seconds=settings.upload_url_ttl_seconds,
+        upload_grace_seconds=settings.upload_grace_seconds,
+        pending_requeue_after_seconds=settings.pending_requeue_after_seconds,
+        sqs=clients.sqs(),
+        dead_letter_queues=dead_letters,
+    )

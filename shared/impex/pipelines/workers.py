@@ -7,9 +7,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from impex.jobs.model import Job, JobType
+from impex.jobs.model import Job, JobStatus, JobType
 from impex.jobs.store import JobStore
 from impex.observability import logger
+from impex.pipelines.fairness import TenantCap
 from impex.pipelines.messages import (
     DroppedFile,
     JobMessage,
@@ -28,10 +29,17 @@ DroppedFileStarter = Callable[[StoredObject, DroppedFile], "Job | None"]
 class ImportTrigger:
     """Claims the import job behind each uploaded object and hands it to the import pipeline."""
 
-    def __init__(self, jobs: JobStore, run: JobRunner, start_dropped_file: DroppedFileStarter) -> None:
+    def __init__(
+        self,
+        jobs: JobStore,
+        run: JobRunner,
+        start_dropped_file: DroppedFileStarter,
+        cap: TenantCap | None = None,
+    ) -> None:
         self._jobs = jobs
         self._run = run
         self._start_dropped_file = start_dropped_file
+        self._cap = cap
 
     def handle_record(self, record: SQSRecord, lambda_context: Any = None) -> None:
         """One SQS record: an S3 notification, or a message naming a job (commit, retry, continuation)."""
@@ -72,6 +80,11 @@ class ImportTrigger:
         if expected_key is not None and (job.file is None or job.file.key != expected_key):
             logger.warning("the object is not this job's upload", extra={"job_id": job_id})
             return
+        if job.status is not JobStatus.PENDING:
+            logger.info("job already claimed or finished", extra={"job_id": job_id, "status": job.status})
+            return
+        if self._cap is not None and not self._cap.admit(job, continuation=continuation):
+            return
         claimed = self._jobs.claim(job_id, new_attempt=not continuation)
         if claimed is None:
             # Duplicate delivery, or the job was cancelled or finished meanwhile: nothing to do.
@@ -83,9 +96,10 @@ class ImportTrigger:
 class ExportTrigger:
     """Claims the export job named by each queue message and hands it to the export pipeline."""
 
-    def __init__(self, jobs: JobStore, run: JobRunner) -> None:
+    def __init__(self, jobs: JobStore, run: JobRunner, cap: TenantCap | None = None) -> None:
         self._jobs = jobs
         self._run = run
+        self._cap = cap
 
     def handle_record(self, record: SQSRecord, lambda_context: Any = None) -> None:
         """One SQS record naming an export job."""
@@ -94,6 +108,11 @@ class ExportTrigger:
         job = self._jobs.get(message.job_id)
         if job is None or job.tenant != message.tenant or job.type is not JobType.EXPORT:
             logger.warning("no export job matches this message", extra={"job_id": message.job_id})
+            return
+        if job.status is not JobStatus.PENDING:
+            logger.info("job already claimed or finished", extra={"job_id": job.id, "status": job.status})
+            return
+        if self._cap is not None and not self._cap.admit(job, continuation=message.continuation):
             return
         claimed = self._jobs.claim(message.job_id, new_attempt=not message.continuation)
         if claimed is None:

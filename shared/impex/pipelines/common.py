@@ -1,0 +1,78 @@
+"""What the import and export pipelines share: stopping, deadlines and retries with backoff."""
+
+from __future__ import annotations
+
+import random
+from typing import Protocol
+
+from impex.aws.queues import JobQueue
+from impex.errors import ImpexError
+from impex.jobs.model import Job, JobStatus
+from impex.jobs.store import JobStore
+from impex.observability import logger
+
+MAX_RETRY_DELAY_SECONDS = 900  # SQS's longest message delay
+
+
+class RemainingTime(Protocol):
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+class Stopped(Exception):
+    """The job left PROCESSING while we worked (a cancel, or the sweeper took it back)."""
+
+    def __init__(self, status: JobStatus | None) -> None:
+        super().__init__(f"job is {status}")
+        self.status = status
+
+
+class Deadline:
+    """When to hand over: the reserve is a minute, or a quarter of the invocation for short timeouts."""
+
+    def __init__(self, context: RemainingTime | None, reserve_seconds: float) -> None:
+        self._context = context
+        total = context.get_remaining_time_in_millis() / 1000 if context else 0
+        self._reserve_ms = 1000 * min(reserve_seconds, total / 4)
+
+    def near(self) -> bool:
+        """True once the remaining time is inside the reserve."""
+        return self._context is not None and self._context.get_remaining_time_in_millis() < self._reserve_ms
+
+
+def retry_delay(attempts: int, base_seconds: float) -> int:
+    """Exponential backoff with jitter, capped at SQS's 15-minute delay."""
+    return min(MAX_RETRY_DELAY_SECONDS, int(base_seconds * 2**attempts * random.uniform(0.5, 1.5)))  # noqa: S311
+
+
+def requeue_after_failure(
+    jobs: JobStore, queue: JobQueue, job: Job, error: Exception, *, base_seconds: float
+) -> bool:
+    """A transient failure: back to PENDING with a delayed message, keeping the checkpoint.
+
+    Returns False when the job has used up its attempts (the caller then fails it) or is no longer
+    ours to retry (cancelled or taken over meanwhile).
+    """
+    reason = f"{type(error).__name__}: {error}"[:500]
+    if job.attempts >= job.max_attempts:
+        return False
+    delay = retry_delay(job.attempts, base_seconds)
+    try:
+        jobs.transition(
+            job.id,
+            JobStatus.PENDING,
+            allowed_from=frozenset({JobStatus.PROCESSING}),
+            set_fields={
+                "errorMessage": f"attempt {job.attempts} failed ({reason}); retrying in {delay}s",
+                "lastError": reason,
+            },
+        )
+    except ImpexError:
+        return True  # cancelled or requeued by someone else: nothing more to do here
+    queue.send({"jobId": job.id, "tenant": job.tenant}, delay_seconds=delay)
+    logger.info("job requeued after a transient failure", extra={"delay_seconds": delay, "reason": reason})
+    return True
+
+
+def failure_message(job: Job, error: Exception) -> str:
+    """The message of a job that failed on its last attempt."""
+    return f"failed after {job.attempts} attempts; last error: {type(error).__name__}: {error}"[:1000]

@@ -1,0 +1,43 @@
+"""Fairness between tenants: a cap on each tenant's PROCESSING jobs.
+
+A job over the cap is not claimed: its message goes back on its queue with a delay, so one tenant's
+thousand queued exports cannot take every worker. Two workers checking at the same instant may let a
+tenant run one job over the cap; the cap is a brake, not a lock.
+"""
+
+from __future__ import annotations
+
+import random
+
+from impex.aws.queues import PriorityQueues
+from impex.jobs.model import Job, JobStatus
+from impex.jobs.store import JobStore
+from impex.observability import logger
+
+DEFER_SECONDS = 30
+
+
+class TenantCap:
+    """Admits a job when its tenant has fewer than ``limit`` jobs PROCESSING; defers it otherwise."""
+
+    def __init__(self, jobs: JobStore, queues: PriorityQueues, limit: int) -> None:
+        self._jobs = jobs
+        self._queues = queues
+        self.limit = limit
+
+    def admit(self, job: Job, *, continuation: bool = False) -> bool:
+        """True to go ahead; False when the job was deferred (its message re-sent with a delay)."""
+        running = self._jobs.count_processing(job.tenant)
+        if running < self.limit:
+            return True
+        message: dict[str, object] = {"jobId": job.id, "tenant": job.tenant}
+        if continuation:
+            message["continuation"] = True
+        delay = DEFER_SECONDS + random.randint(0, DEFER_SECONDS)  # noqa: S311 - jitter
+        self._queues.send(message, priority=job.priority.value, delay_seconds=delay)
+        self._jobs.touch(job.id, JobStatus.PENDING)
+        logger.info(
+            "tenant at its concurrency cap; job deferred",
+            extra={"job_id": job.id, "running": running, "cap": self.limit, "delay_seconds": delay},
+        )
+        return False
