@@ -25,7 +25,7 @@ PY313 := $(shell for p in $$HOME/.pyenv/versions/3.13*/bin/python3.13 $$(command
 	  [ -x "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$p"; break; }; \
 	done)
 
-.PHONY: help install tools lint test unit integration e2e build run serve bench clean
+.PHONY: help install tools lint test unit integration e2e build run serve bench stress clean
 
 help:
 	@echo "make run    - install, start the local stack and run the demo job"
@@ -64,6 +64,9 @@ lint: install tools
 
 test: lint
 	$(VENV)/bin/pytest -n 2 --dist loadfile
+
+stress: install
+	IMPEX_STRESS_SEEDS=$${IMPEX_STRESS_SEEDS:-500} $(VENV)/bin/pytest -n 2 tests/integration/test_queue_semantics.py -k killed
 
 unit: install
 	$(VENV)/bin/pytest tests/unit

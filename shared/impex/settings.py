@@ -84,6 +84,7 @@ class ImporterSettings(CommonSettings):
     xlsx_max_uncompressed_bytes: int = Field(default=1024**3, ge=1024**2)
     xlsx_max_compression_ratio: int = Field(default=200, ge=10)
     write_concurrency: int = Field(default=4, ge=1, le=32)
+    batch_rows: int = Field(default=1000, ge=1, le=100_000)
     continuation_reserve_seconds: float = Field(default=60.0, ge=0)
     retry_base_seconds: float = Field(default=5.0, ge=0)
 

@@ -247,7 +247,7 @@ def build_app(settings: ApiSettings, service: JobService | None = None) -> APIGa
         job_type: Annotated[JobType | None, Query(alias="type")] = None,
         wait_seconds: Annotated[float, Query(alias="waitSeconds", ge=0, le=25)] = 0,
         if_none_match: Annotated[str | None, Header(alias="if-none-match", max_length=100)] = None,
-    ) -> Response[JobStatusResponse]:
+    ) -> Response[JobStatusResponse | None]:
         """The job's status in the seed's shape (completed exports carry a fresh `fileUrl`).
 
         Long polling: `waitSeconds` (≤ 25) returns as soon as the job changes, or when it runs out.

@@ -844,6 +844,7 @@ def build_import_pipeline(settings: ImporterSettings) -> ImportPipeline:
             max_columns=settings.max_columns,
             max_rows=settings.max_rows,
             max_cell_chars=settings.max_cell_chars,
+            batch_rows=settings.batch_rows,
             continuation_reserve_seconds=settings.continuation_reserve_seconds,
             retry_base_seconds=settings.retry_base_seconds,
             archive=ArchiveLimits(

@@ -1,0 +1,44 @@
+"""Priority on the local stack: a high-priority export submitted after 50 normal ones starts before
+most of them, because high, normal and low have their own queues and event source mappings."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.e2e.conftest import wait_for
+from tests.e2e.test_local_flow import CSV, put_dataset
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_high_priority_job_overtakes_a_backlog(local_stack):
+    tenant = "priority"
+    put_dataset(local_stack, tenant)
+    headers = local_stack.headers(tenant)
+    created = requests.post(
+        f"{local_stack.api}/imports",
+        json={"dataset": "customers", "fileName": "p.csv"},
+        headers=headers,
+        timeout=10,
+    ).json()
+    requests.post(
+        created["upload"]["url"], data=created["upload"]["fields"], files={"file": ("p.csv", CSV)}, timeout=30
+    )
+    assert wait_for(local_stack, created["job"]["id"], tenant)["status"] == "COMPLETED"
+    body = {"dataset": "customers", "format": "xlsx"}
+    normal = [
+        requests.post(f"{local_stack.api}/exports", json=body, headers=headers, timeout=10).json()["job"][
+            "id"
+        ]
+        for _ in range(50)
+    ]
+    high = requests.post(
+        f"{local_stack.api}/exports", json={**body, "priority": "high"}, headers=headers, timeout=10
+    ).json()["job"]["id"]
+    statuses = {job_id: wait_for(local_stack, job_id, tenant, timeout=300) for job_id in [*normal, high]}
+    assert all(s["status"] == "COMPLETED" for s in statuses.values())
+    started_before_high = sum(
+        1 for job_id in normal if statuses[job_id]["startedAt"] < statuses[high]["startedAt"]
+    )
+    assert started_before_high < 25, f"{started_before_high} of 50 normal jobs started before the high one"
