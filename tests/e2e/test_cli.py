@@ -129,3 +129,26 @@ def test_local_token_prints_a_token_the_stack_accepts(local_stack):
         ).status_code
         == 200
     )
+
+
+def test_cli_retry(local_stack, tmp_path):
+    local_stack.cli(
+        "datasets",
+        "put",
+        "customers",
+        "--schema",
+        str(ROOT / "examples" / "customers.schema.json"),
+        tenant="cli4",
+    )
+    bad = tmp_path / "bad.csv"
+    bad.write_text("no,such,columns\n1,2,3\n")
+    failed = json.loads(
+        local_stack.cli(
+            "--json", "import", str(bad), "--dataset", "customers", "--wait", tenant="cli4"
+        ).stdout
+    )
+    assert failed["status"] == "FAILED" and "no column for required fields" in failed["errorMessage"]
+    retried = local_stack.cli("--json", "jobs", "retry", failed["id"], tenant="cli4")
+    assert retried.returncode == 0 and json.loads(retried.stdout)["status"] == "PENDING"
+    done = local_stack.cli("jobs", "retry", "01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant="cli4")
+    assert done.returncode == 1 and "not found" in done.stderr

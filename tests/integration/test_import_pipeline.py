@@ -300,3 +300,12 @@ def test_a_failed_import_can_be_retried_and_only_a_failed_one(importer, api):
     importer.drain()
     assert importer.status(created["job"]["id"])["status"] == "COMPLETED"
     assert api.call("POST", f"/jobs/{created['job']['id']}/retry").status == 409
+
+
+def test_jobs_are_counted_by_type_with_their_duration(importer, capsys):
+    importer.run((HEADER + "m@x.io,M,1,1,1,\n").encode())
+    emitted = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
+    ]
+    names = {metric["Name"] for blob in emitted for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"ImportsStarted", "ImportsCompleted", "ImportDurationSeconds", "RowsImported"} <= names

@@ -43,7 +43,7 @@ from impex.jobs.store import JobNotProcessing, JobStore
 from impex.observability import logger, metrics
 from impex.pipelines.common import Deadline, RemainingTime, Stopped, failure_message, requeue_after_failure
 from impex.pipelines.fairness import TenantCap
-from impex.pipelines.workers import ExportTrigger
+from impex.pipelines.workers import ExportTrigger, job_duration
 from impex.settings import CommonSettings, ExporterSettings
 
 PROGRESS_EVERY_SECONDS = 2.0
@@ -294,6 +294,7 @@ class ExportPipeline:
             self.files.delete([job.file.key])
             raise Stopped(self.jobs.current_status(job.id)) from None
         metrics.add_metric(name="ExportsCompleted", unit="Count", value=1)
+        metrics.add_metric(name="ExportDurationSeconds", unit="Seconds", value=job_duration(job))
         metrics.add_metric(name="RowsExported", unit="Count", value=self._rows_done)
 
     def _clean_up(self, job: Job, upload: list[MultipartUpload]) -> None:

@@ -72,7 +72,7 @@ from impex.pipelines.common import (
 )
 from impex.pipelines.fairness import TenantCap
 from impex.pipelines.messages import DroppedFile, StoredObject, dropped_job_id
-from impex.pipelines.workers import ImportTrigger
+from impex.pipelines.workers import ImportTrigger, job_duration
 from impex.settings import CommonSettings, ImporterSettings
 
 HEAD_BYTES = 64 * 1024
@@ -515,6 +515,7 @@ class ImportPipeline:
                 return
             raise
         metrics.add_metric(name="ImportsCompleted", unit="Count", value=1)
+        metrics.add_metric(name="ImportDurationSeconds", unit="Seconds", value=job_duration(job))
         metrics.add_metric(name="RowsImported", unit="Count", value=progress.written)
         metrics.add_metric(name="RowsFailed", unit="Count", value=progress.failed)
 

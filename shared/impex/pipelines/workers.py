@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from impex.jobs.model import Job, JobStatus, JobType
 from impex.jobs.store import JobStore
-from impex.observability import logger
+from impex.observability import logger, metrics
 from impex.pipelines.fairness import TenantCap
 from impex.pipelines.messages import (
     DroppedFile,
@@ -65,6 +65,7 @@ class ImportTrigger:
             claimed = self._start_dropped_file(stored, target)
             if claimed is not None:
                 logger.set_correlation_id(claimed.id)
+                job_started(claimed)
                 self._run(claimed, context)
         else:
             logger.warning("ignoring an object impex does not own", extra={"key": stored.key})
@@ -90,6 +91,7 @@ class ImportTrigger:
             # Duplicate delivery, or the job was cancelled or finished meanwhile: nothing to do.
             logger.info("job already claimed or finished", extra={"job_id": job_id, "status": job.status})
             return
+        job_started(claimed)
         self._run(claimed, context)
 
 
@@ -118,4 +120,17 @@ class ExportTrigger:
         if claimed is None:
             logger.info("job already claimed or finished", extra={"job_id": job.id, "status": job.status})
             return
+        job_started(claimed)
         self._run(claimed, lambda_context)
+
+
+def job_started(job: Job) -> None:
+    """Count a claimed job, by type (ImportsStarted / ExportsStarted)."""
+    metrics.add_metric(name=f"{job.type.value.title()}sStarted", unit="Count", value=1)
+
+
+def job_duration(job: Job) -> float:
+    """Seconds from the job's first start until now (for the duration metrics at completion)."""
+    from impex.clock import parse_iso, utc_now
+
+    return (utc_now() - parse_iso(job.started_at or job.created_at)).total_seconds()
