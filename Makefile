@@ -32,6 +32,7 @@ help:
 	@echo "make test   - install, lint and run every test"
 	@echo "make lint   - ruff, mypy --strict, cfn-lint, sam validate --lint, checkov"
 	@echo "make build  - sam build for the python3.13 arm64 runtime"
+	@echo "make bench  - throughput and memory against named baselines (BENCH_ARGS='--rows 100000')"
 	@echo "make serve  - run the local stack in the foreground (IMPEX_LOCAL_PORT, default 3000)"
 
 $(VENV)/.installed: requirements/dev.txt pyproject.toml
@@ -64,6 +65,9 @@ lint: install tools
 
 test: lint
 	$(VENV)/bin/pytest -n 2 --dist loadfile
+
+bench: install
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 stress: install
 	IMPEX_STRESS_SEEDS=$${IMPEX_STRESS_SEEDS:-500} $(VENV)/bin/pytest -n 2 tests/integration/test_queue_semantics.py -k killed

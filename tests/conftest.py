@@ -60,6 +60,8 @@ def _offline_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "impex")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Impex")
     monkeypatch.setenv("POWERTOOLS_DEV", "false")
+    # moto's in-process mock intercepts botocore only; the lean HTTP client is tested over real HTTP.
+    monkeypatch.setenv("DYNAMODB_RAW_HTTP", "false")
     from impex.aws import clients
 
     clients.reset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -9,7 +10,6 @@ import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_sqs.client import SQSClient
@@ -24,11 +24,17 @@ def dynamodb() -> DynamoDBServiceResource:
 
 
 @cache
-def dynamodb_fast() -> DynamoDBClient:
-    """A low-level DynamoDB client for record batches: parameter validation off (we build the
-    requests ourselves), and enough pooled connections for the writer threads."""
+def dynamodb_fast() -> Any:
+    """The client for record batches: the lean HTTP client (see aws.dynamo_http), or, when
+    DYNAMODB_RAW_HTTP=false (moto's in-process mock), botocore's low-level client with parameter
+    validation off (we build the requests ourselves) and pooled connections for the writer threads."""
     config = _RETRIES.merge(Config(parameter_validation=False, max_pool_connections=32))
-    return boto3.client("dynamodb", config=config)
+    client = boto3.client("dynamodb", config=config)
+    if os.environ.get("DYNAMODB_RAW_HTTP", "true").lower() == "false":
+        return client
+    from impex.aws.dynamo_http import raw_client_like
+
+    return raw_client_like(client)
 
 
 @cache

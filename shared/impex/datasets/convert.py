@@ -128,10 +128,13 @@ def to_decimal(value: Any) -> Decimal:
     elif isinstance(value, int | Decimal):
         number = Decimal(value)
     else:
+        text = str(value).strip()
         try:
-            number = Decimal(str(value).strip())
+            number = Decimal(text)
         except InvalidOperation:
             raise CellError("is not a number") from None
+        if len(text) <= _MAX_DIGITS and number.is_finite() and "e" not in text and "E" not in text:
+            return number  # ≤ 38 characters without an exponent: always within DynamoDB's range
     if not number.is_finite():
         raise CellError("is not a finite number")
     significant = "".join(map(str, number.as_tuple().digits)).strip("0")
@@ -163,6 +166,11 @@ def _date_parser(day_first: bool | None) -> Converter:
         if isinstance(value, date):
             return value
         text = str(value).strip()
+        if len(text) == 10 and text[4] == "-":
+            try:
+                return date.fromisoformat(text)  # the common case, without strptime
+            except ValueError:
+                pass
         match = _SLASHED.match(text)
         if match:
             first, second, year = (int(part) for part in match.groups())

@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from impex.datasets.convert import CellError, Converter, converter_for, is_empty, to_string
+from impex.datasets.convert import CellError, Converter, converter_for, to_string
 from impex.datasets.model import Dataset
 from impex.formats.errors import FileProblem
 
@@ -119,7 +119,7 @@ class RowConverter:
         record: dict[str, Any] = {}
         for position, name, converter in self._plan:
             value = cells[position]
-            if is_empty(value):
+            if value is None or (value.__class__ is str and (not value or value.isspace())):
                 continue
             if isinstance(value, str) and len(value) > self.max_cell_chars:
                 issues.append(

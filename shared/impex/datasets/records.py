@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from impex.datasets.model import Dataset, FieldType
@@ -105,6 +106,10 @@ class RecordLayout:
             raise InvalidInput(f"table '{dataset.target.table}' is no longer in this deployment's allow-list")
         return cls(dataset, table.name, table)
 
+    @cached_property
+    def _serializers(self) -> dict[str, Any]:
+        return {f.name: _SERIALIZERS.get(f.type, to_attribute) for f in self.dataset.fields}
+
     @property
     def partition(self) -> str:
         """The RecordsTable partition holding this dataset."""
@@ -133,8 +138,13 @@ class RecordLayout:
         return {name: self._external_key_value(name, record[name]) for name in self.external.key_names}
 
     def item(self, record: dict[str, Any], key: dict[str, Any], job_id: str, row: int) -> dict[str, Any]:
-        """The full item to put."""
-        item = {name: to_attribute(value) for name, value in record.items() if value is not None}
+        """The full item to put (per-row hot path: one serializer per field, chosen by its type)."""
+        serializers = self._serializers
+        item = {
+            name: serializers.get(name, to_attribute)(value)
+            for name, value in record.items()
+            if value is not None
+        }
         item.update(key)
         if self.tracks_rows:
             item[JOB_ATTRIBUTE] = {"S": job_id}
@@ -151,6 +161,16 @@ class RecordLayout:
         if dataset_field.type in (FieldType.INTEGER, FieldType.DECIMAL):
             return {"N": key_text(value)}
         return {"S": key_text(value)}
+
+
+_SERIALIZERS: dict[FieldType, Any] = {
+    FieldType.STRING: lambda value: {"S": value},
+    FieldType.INTEGER: lambda value: {"N": str(value)},
+    FieldType.DECIMAL: lambda value: {"N": str(value)},
+    FieldType.BOOLEAN: lambda value: {"BOOL": value},
+    FieldType.DATE: lambda value: {"S": value.isoformat()},
+    FieldType.DATETIME: lambda value: {"S": iso_datetime(value)},
+}
 
 
 def item_size(item: dict[str, Any]) -> int:

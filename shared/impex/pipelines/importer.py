@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -72,6 +72,7 @@ from impex.pipelines.common import (
 )
 from impex.pipelines.fairness import TenantCap
 from impex.pipelines.messages import DroppedFile, StoredObject, dropped_job_id
+from impex.pipelines.seen import SeenKeys, digest
 from impex.pipelines.workers import ImportTrigger, job_duration
 from impex.settings import CommonSettings, ImporterSettings
 
@@ -316,6 +317,7 @@ class ImportPipeline:
                 max_cell_chars=self.limits.max_cell_chars,
             )
             batch_runner = _BatchWriter(job, options, layout, table, progress, errors)
+            cleanup.callback(batch_runner.close)
             last_checkpoint = time.monotonic()
             for batch in _batches(source.rows(after_row=progress.last_row), self.limits.batch_rows):
                 if progress.processed + len(batch) > self.limits.max_rows:
@@ -323,18 +325,21 @@ class ImportPipeline:
                 batch_runner.process(batch, converter)
                 progress.last_row = batch[-1].number
                 progress.offset = batch[-1].end_offset if source.resumable else None
-                _check_tolerance(options, progress)
+                _check_tolerance(options, progress, before_failing=batch_runner.drain)
                 if deadline.near():
+                    batch_runner.drain()
                     self._checkpoint(job, progress, errors, source)
                     self._continue(job)
                     return "continued"
                 if time.monotonic() - last_checkpoint >= PROGRESS_EVERY_SECONDS:
+                    # A checkpoint only ever covers rows whose writes have finished.
+                    batch_runner.drain()
                     self._checkpoint(job, progress, errors, source)
                     last_checkpoint = time.monotonic()
                 else:
-                    status = self.jobs.current_status(job.id)
-                    if status is not JobStatus.PROCESSING:
-                        raise Stopped(status)
+                    # Checked on the writer thread after this batch's write; seen before the next one.
+                    batch_runner.watch(lambda: self.jobs.current_status(job.id))
+            batch_runner.drain()
             self._flush_errors(job, progress, errors)
             self._complete(job, progress, options, mapping.used, source)
         return "completed"
@@ -581,11 +586,16 @@ class _BatchWriter:
         self.table = table
         self.progress = progress
         self.errors = errors
-        # Identities seen by this invocation (8-byte digests keep a 1M-row file's set small).
-        self.seen: dict[bytes, int] = {}
+        # The upsert writes of one batch run while the next batch is parsed and converted.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer")
+        self._in_flight: Future[None] | None = None
+        self._in_flight_rows = 0
+        self._status: Future[JobStatus | None] | None = None
+        # Identities seen by this invocation, on disk so memory stays flat for any file size.
+        self.seen = SeenKeys()
 
     def process(self, rows: list[SourceRow], converter: RowConverter) -> None:
-        candidates: list[_Candidate] = []
+        converted: list[tuple[SourceRow, dict[str, Any], str, bytes]] = []
         for row in rows:
             self.progress.processed += 1
             reason = bad_line_reason(row.cells)
@@ -597,20 +607,26 @@ class _BatchWriter:
                 self._reject(row, issues)
                 continue
             identity = self.layout.identity(record, self.job.id, row.number)
-            digest = hashlib.blake2b(identity.encode(), digest_size=8).digest()
-            first = self.seen.get(digest)
+            converted.append((row, record, identity, digest(identity)))
+        earlier = self.seen.first_rows([d for *_, d in converted]) if self.layout.dataset.keys else {}
+        in_batch: dict[bytes, int] = {}
+        candidates: list[_Candidate] = []
+        for row, record, identity, key_digest in converted:
+            first = earlier.get(key_digest) or in_batch.get(key_digest)
             if first is not None and self.layout.dataset.keys:
                 self._reject(row, [CellIssue("", identity, f"duplicate key: the same record as row {first}")])
                 continue
-            self.seen[digest] = row.number
+            in_batch[key_digest] = row.number
             key = self.layout.key(identity, record)
             item = self.layout.item(record, key, self.job.id, row.number)
-            if item_size(item) > MAX_ITEM_BYTES:
+            if _large(row.cells) and item_size(item) > MAX_ITEM_BYTES:
                 self._reject(
                     row, [CellIssue("", "", "the record is larger than DynamoDB's 400 KB item limit")]
                 )
                 continue
             candidates.append(_Candidate(row, record, identity, key, item))
+        if in_batch and self.layout.dataset.keys:
+            self.seen.record(list(in_batch.items()))
         if candidates:
             self._write(candidates)
 
@@ -625,6 +641,7 @@ class _BatchWriter:
             )
 
     def _write(self, candidates: list[_Candidate]) -> None:
+        self.drain()  # also surfaces a cancel noticed since the last batch
         mode = self.options.mode
         needs_items = mode == "skip_unchanged"
         projection = (
@@ -668,8 +685,31 @@ class _BatchWriter:
         elif mode == "merge":
             self._merge(to_put)
         else:
-            self.table.put_many([c.item for c in to_put])
-            self.progress.written += len(to_put)
+            self.drain()
+            self._in_flight = self._writer.submit(self.table.put_many, [c.item for c in to_put])
+            self._in_flight_rows = len(to_put)
+
+    def watch(self, current_status: Callable[[], JobStatus | None]) -> None:
+        """Check the job's status after the write in flight (a cancel is seen before the next write)."""
+        self._status = self._writer.submit(current_status)
+
+    def drain(self) -> None:
+        """Wait for the batch being written (re-raising its failure) and count its rows as written;
+        raise Stopped if the job left PROCESSING meanwhile."""
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            in_flight.result()
+            self.progress.written += self._in_flight_rows
+            self._in_flight_rows = 0
+        if self._status is not None:
+            status_check, self._status = self._status, None
+            status = status_check.result()
+            if status is not JobStatus.PROCESSING:
+                raise Stopped(status)
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self.seen.close()
 
     def _unchanged(self, stored: dict[str, Any], candidate: _Candidate) -> bool:
         wanted = {
@@ -716,6 +756,11 @@ class _BatchWriter:
         self.progress.written += len(candidates)
 
 
+def _large(cells: list[Any]) -> bool:
+    """Cheap pre-check: only rows with a lot of text can come near DynamoDB's 400 KB item limit."""
+    return sum(map(len, map(str, cells))) > MAX_ITEM_BYTES // 2
+
+
 def _written_by(stored: dict[str, Any], job_id: str) -> bool:
     return stored.get(JOB_ATTRIBUTE, {}).get("S") == job_id and ROW_ATTRIBUTE in stored
 
@@ -725,8 +770,19 @@ def _replay_of(stored: dict[str, Any], job_id: str, candidate: _Candidate) -> bo
     return _written_by(stored, job_id) and int(stored[ROW_ATTRIBUTE]["N"]) == candidate.row.number
 
 
-def _check_tolerance(options: ImportOptions, progress: ImportProgress) -> None:
+def _check_tolerance(
+    options: ImportOptions, progress: ImportProgress, before_failing: Callable[[], None]
+) -> None:
     failed, processed = progress.failed, progress.processed
+    rate_exceeded = (
+        options.max_error_rate is not None
+        and processed >= 100
+        and failed * 100 / processed > options.max_error_rate
+    )
+    count_exceeded = options.max_errors is not None and failed > options.max_errors
+    if not (rate_exceeded or count_exceeded):
+        return
+    before_failing()  # so the message counts the rows whose writes were still in flight
     written = f"{progress.written} rows were written before it stopped"
     if options.max_errors is not None and failed > options.max_errors:
         raise TooManyErrors(

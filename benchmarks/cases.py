@@ -1,0 +1,389 @@
+"""One benchmark case per process (so peak RSS is the case's own): python -m benchmarks.cases CASE CONFIG.
+
+Every case prints one JSON line: {"rows": …, "seconds": …, "peak_rss_mb": …}.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import resource
+import sys
+import tempfile
+import time
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+FIELDS = [
+    {"name": "id", "type": "string", "required": True},
+    {"name": "name", "type": "string"},
+    {"name": "email", "type": "string"},
+    {"name": "qty", "type": "integer"},
+    {"name": "price", "type": "decimal"},
+    {"name": "active", "type": "boolean"},
+    {"name": "joined", "type": "date"},
+    {"name": "seenAt", "type": "datetime"},
+    {"name": "score", "type": "decimal"},
+    {"name": "note", "type": "string"},
+]
+
+
+def _cast(row: dict[str, str]) -> dict[str, Any]:
+    """The samples' per-row casting (what the baseline does by hand)."""
+    item: dict[str, Any] = {"pk": "bench#items", "sk": row["id"]}
+    for name, value in row.items():
+        if value == "":
+            continue
+        if name == "qty":
+            item[name] = int(value)
+        elif name in ("price", "score"):
+            item[name] = Decimal(value)
+        elif name == "active":
+            item[name] = value.lower() in ("true", "yes", "1")
+        elif name == "joined":
+            item[name] = date.fromisoformat(value).isoformat()
+        elif name == "seenAt":
+            item[name] = datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
+        else:
+            item[name] = value
+    return item
+
+
+def _cast_cells(row: dict[str, Any]) -> dict[str, Any]:
+    """The baseline's casting of typed spreadsheet cells (openpyxl gives floats, datetimes, bools)."""
+    item: dict[str, Any] = {"pk": "bench#items", "sk": str(row["id"])}
+    for name, value in row.items():
+        if value is None:
+            continue
+        if name == "qty":
+            item[name] = int(value)
+        elif name in ("price", "score"):
+            item[name] = Decimal(str(value))
+        elif name == "active":
+            item[name] = bool(value)
+        elif name == "joined":
+            item[name] = value.date().isoformat() if isinstance(value, datetime) else str(value)
+        else:
+            item[name] = str(value)
+    return item
+
+
+def _records_client(config: dict[str, Any]) -> Any:
+    """What impex uses for record traffic in Lambda, pointed at the fake endpoint."""
+    from impex.aws.dynamo_http import raw_client_like
+
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=config["fake"],
+        region_name="us-east-1",
+        config=Config(parameter_validation=False, max_pool_connections=32),
+    )
+    return raw_client_like(client)
+
+
+def _rss_mb() -> float:
+    """Peak RSS of this process's own address space (VmHWM; ru_maxrss would include the parent's,
+    which a child inherits across fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _session(config: dict[str, Any]) -> boto3.session.Session:
+    return boto3.Session(aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1")
+
+
+# ---- imports -------------------------------------------------------------------------------------------
+
+
+def import_csv_baseline(config: dict[str, Any]) -> dict[str, Any]:
+    """csv.DictReader over the S3 stream + per-row casting + Table.batch_writer()."""
+    session = _session(config)
+    s3 = session.client("s3", endpoint_url=config["moto"])
+    table = session.resource("dynamodb", endpoint_url=config["fake"]).Table("records")
+    started = time.perf_counter()
+    body = s3.get_object(Bucket=config["bucket"], Key=config["key"])["Body"]
+    rows = 0
+    with table.batch_writer() as batch:
+        for row in csv.DictReader(io.TextIOWrapper(body, encoding="utf-8", newline="")):
+            batch.put_item(Item=_cast(row))
+            rows += 1
+    return {"rows": rows, "seconds": time.perf_counter() - started}
+
+
+def import_csv_impex(config: dict[str, Any]) -> dict[str, Any]:
+    """The real import pipeline: S3 stream -> reader -> mapping/conversion -> batches -> DynamoDB."""
+    pipeline, job = _import_job(config, config["key"], "csv")
+    started = time.perf_counter()
+    pipeline.run(job)
+    seconds = time.perf_counter() - started
+    final = pipeline.jobs.get(job.id)
+    assert final is not None and final.status.value == "COMPLETED", final
+    return {
+        "rows": final.result["rowsTotal"] if final.result else 0,
+        "seconds": seconds,
+        "failed": final.result["failed"] if final.result else None,
+    }
+
+
+def _import_job(config: dict[str, Any], key: str, file_format: str) -> tuple[Any, Any]:
+    import os
+
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": config["moto"],
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+        }
+    )
+    from ulid import ULID
+
+    from impex.aws import clients
+    from impex.aws.files import FilesBucket
+    from impex.aws.records import RecordTable
+    from impex.clock import iso, utc_now
+    from impex.datasets.model import DatasetDefinition
+    from impex.datasets.store import DatasetStore
+    from impex.jobs.model import FileRef, Job, JobType
+    from impex.jobs.store import JobStore
+    from impex.pipelines.importer import ImportLimits, ImportPipeline, import_queues
+    from impex.settings import CommonSettings
+
+    resources = config["resources"]
+    dynamodb = boto3.resource("dynamodb")
+    jobs = JobStore(dynamodb.Table(resources["JobsTable"]), retention_days=1)
+    datasets = DatasetStore(dynamodb.Table(resources["DatasetsTable"]), external_tables={})
+    datasets.put("bench", "items", DatasetDefinition.model_validate({"fields": FIELDS, "keys": ["id"]}))
+    fast = _records_client(config)
+    now = iso(utc_now())
+    job = jobs.create(
+        Job(
+            id=str(ULID()),
+            type=JobType.IMPORT,
+            tenant="bench",
+            dataset="items",
+            format=file_format,
+            file=FileRef(bucket=config["bucket"], key=key, name=Path(key).name),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    claimed = jobs.claim(job.id)
+    settings = CommonSettings.model_construct(
+        import_queue_url=resources["ImportQueue"],
+        import_high_queue_url=resources["ImportHighQueue"],
+        import_low_queue_url=resources["ImportLowQueue"],
+    )
+    pipeline = ImportPipeline(
+        jobs=jobs,
+        datasets=datasets,
+        files=FilesBucket(clients.s3("path"), config["bucket"]),
+        records=lambda name: RecordTable(fast, name, max_workers=4),
+        queues=import_queues(settings),
+        limits=ImportLimits(max_file_bytes=5 * 1024**3),
+        records_table="records",
+        external_tables={},
+    )
+    return pipeline, claimed
+
+
+def import_xlsx_baseline(config: dict[str, Any]) -> dict[str, Any]:
+    """openpyxl read-only over the workbook + the same per-row casting (reading and typing only)."""
+    import openpyxl
+
+    path = Path(config["xlsx_path"])
+    started = time.perf_counter()
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    sheet = book.active
+    rows = sheet.iter_rows(values_only=True)
+    header = [str(h) for h in next(rows)]
+    count = 0
+    for values in rows:
+        _cast_cells(dict(zip(header, values, strict=False)))
+        count += 1
+    return {"rows": count, "seconds": time.perf_counter() - started}
+
+
+def import_xlsx_impex(config: dict[str, Any]) -> dict[str, Any]:
+    """impex's XLSX read path: archive checks, calamine, header mapping and typed conversion."""
+    from impex.datasets.mapping import RowConverter, map_columns
+    from impex.datasets.model import Dataset
+    from impex.formats.xlsx import ArchiveLimits, XlsxReader, check_archive
+
+    dataset = Dataset.model_validate(
+        {
+            "fields": FIELDS,
+            "keys": ["id"],
+            "tenant": "bench",
+            "name": "items",
+            "createdAt": "x",
+            "updatedAt": "x",
+        }
+    )
+    path = Path(config["xlsx_path"])
+    started = time.perf_counter()
+    check_archive(path, ArchiveLimits())
+    reader = XlsxReader(path)
+    converter = RowConverter(dataset, reader.header, map_columns(reader.header, dataset))
+    count = 0
+    for row in reader.rows():
+        _record, issues = converter.convert(row.cells)
+        assert not issues, issues
+        count += 1
+    return {"rows": count, "seconds": time.perf_counter() - started}
+
+
+# ---- exports -------------------------------------------------------------------------------------------
+
+
+def export_csv_baseline(config: dict[str, Any]) -> dict[str, Any]:
+    """boto3's resource Table.query pages + csv.DictWriter to a file."""
+    from boto3.dynamodb.conditions import Key
+
+    session = _session(config)
+    table = session.resource("dynamodb", endpoint_url=config["fake"]).Table("records")
+    names = [f["name"] for f in FIELDS]
+    started = time.perf_counter()
+    rows = 0
+    with tempfile.TemporaryFile("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names, extrasaction="ignore")
+        writer.writeheader()
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq("bench#items")}
+        while True:
+            page = table.query(**kwargs)
+            writer.writerows(page["Items"])
+            rows += len(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return {"rows": rows, "seconds": time.perf_counter() - started}
+
+
+def export_xlsx_baseline(config: dict[str, Any]) -> dict[str, Any]:
+    """openpyxl's write_only mode over the same records (read with the resource layer)."""
+    import openpyxl
+    from boto3.dynamodb.conditions import Key
+
+    session = _session(config)
+    table = session.resource("dynamodb", endpoint_url=config["fake"]).Table("records")
+    names = [f["name"] for f in FIELDS]
+    started = time.perf_counter()
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet()
+    sheet.append(names)
+    rows = 0
+    kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq("bench#items")}
+    while True:
+        page = table.query(**kwargs)
+        for item in page["Items"]:
+            sheet.append([item.get(n) for n in names])
+        rows += len(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    with tempfile.TemporaryFile() as handle:
+        book.save(handle)
+    return {"rows": rows, "seconds": time.perf_counter() - started}
+
+
+def export_impex(config: dict[str, Any]) -> dict[str, Any]:
+    """The real export pipeline: Query pages -> writer -> multipart upload to S3 (moto)."""
+    import os
+
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": config["moto"],
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+        }
+    )
+    from ulid import ULID
+
+    from impex.aws import clients
+    from impex.aws.files import FilesBucket, export_key
+    from impex.aws.records import RecordTable
+    from impex.clock import iso, utc_now
+    from impex.datasets.model import DatasetDefinition
+    from impex.datasets.store import DatasetStore
+    from impex.jobs.model import FileRef, Job, JobType
+    from impex.jobs.store import JobStore
+    from impex.pipelines.exporter import ExportPipeline, export_queues
+    from impex.settings import CommonSettings
+
+    resources = config["resources"]
+    dynamodb = boto3.resource("dynamodb")
+    jobs = JobStore(dynamodb.Table(resources["JobsTable"]), retention_days=1)
+    datasets = DatasetStore(dynamodb.Table(resources["DatasetsTable"]), external_tables={})
+    datasets.put("bench", "items", DatasetDefinition.model_validate({"fields": FIELDS, "keys": ["id"]}))
+    fast = _records_client(config)
+    fmt = config["format"]
+    now = iso(utc_now())
+    job_id = str(ULID())
+    name = f"bench.{fmt}"
+    job = jobs.create(
+        Job(
+            id=job_id,
+            type=JobType.EXPORT,
+            tenant="bench",
+            dataset="items",
+            format=fmt,
+            options={"fields": [f["name"] for f in FIELDS], "filters": []},
+            file=FileRef(bucket=config["bucket"], key=export_key("bench", job_id, name), name=name),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    claimed = jobs.claim(job.id)
+    settings = CommonSettings.model_construct(
+        export_queue_url=resources["ExportQueue"],
+        export_high_queue_url=resources["ExportHighQueue"],
+        export_low_queue_url=resources["ExportLowQueue"],
+    )
+    s3 = clients.s3("path")
+    pipeline = ExportPipeline(
+        jobs=jobs,
+        datasets=datasets,
+        files=FilesBucket(s3, config["bucket"]),
+        s3=s3,
+        records=lambda table: RecordTable(fast, table),
+        queues=export_queues(settings),
+        records_table="records",
+        external_tables={},
+    )
+    started = time.perf_counter()
+    pipeline.run(claimed)
+    seconds = time.perf_counter() - started
+    final = jobs.get(job.id)
+    assert final is not None and final.status.value == "COMPLETED", final
+    return {"rows": final.processed_rows, "seconds": seconds, "bytes": final.file.size if final.file else 0}
+
+
+CASES = {
+    "import_csv_baseline": import_csv_baseline,
+    "import_csv_impex": import_csv_impex,
+    "import_xlsx_baseline": import_xlsx_baseline,
+    "import_xlsx_impex": import_xlsx_impex,
+    "export_csv_baseline": export_csv_baseline,
+    "export_xlsx_baseline": export_xlsx_baseline,
+    "export_impex": export_impex,
+}
+
+
+if __name__ == "__main__":
+    case, raw = sys.argv[1], sys.argv[2]
+    result = CASES[case](json.loads(raw))
+    result["peak_rss_mb"] = round(_rss_mb(), 1)
+    print(json.dumps(result))

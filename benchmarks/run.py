@@ -1,0 +1,196 @@
+"""make bench: impex against named baselines, measured in the same run, each case in its own process.
+
+    python -m benchmarks.run [--rows 1000000] [--xlsx-rows 200000] [--export-rows 1000000]
+                             [--only import|export]
+
+Prints one machine-readable line per case:
+    BENCH import_csv rows_per_s=… baseline_rows_per_s=… ratio=… peak_rss_mb=… baseline_peak_rss_mb=…
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from benchmarks.fake_dynamodb import FakeDynamoDB, build_pages
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def generate_csv(path: Path, rows: int, seed: int = 1) -> int:
+    """~110 bytes a row, 10 typed columns, a quoted newline in about 1% of rows."""
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write("id,name,email,qty,price,active,joined,seenAt,score,note\n")
+        for i in range(rows):
+            note = '"multi-line\nnote, quoted"' if rng.random() < 0.01 else "plain note"
+            handle.write(
+                f"K{i:08d},Customer {i % 9973},c{i}@example.com,{rng.randint(0, 999)},"
+                f"{rng.randint(0, 99999) / 100},"
+                f"{'true' if i % 2 else 'false'},2024-{1 + i % 12:02d}-{1 + i % 28:02d},"
+                f"2024-05-01T{i % 24:02d}:{i % 60:02d}:00Z,{rng.random():.6f},{note}\n"
+            )
+    return path.stat().st_size
+
+
+def generate_xlsx(path: Path, rows: int) -> None:
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    sheet = book.add_worksheet()
+    date_format = book.add_format({"num_format": "yyyy-mm-dd"})
+    sheet.write_row(
+        0, 0, ["id", "name", "email", "qty", "price", "active", "joined", "seenAt", "score", "note"]
+    )
+    from datetime import date
+
+    for i in range(1, rows + 1):
+        sheet.write_string(i, 0, f"K{i:08d}")
+        sheet.write_string(i, 1, f"Customer {i}")
+        sheet.write_string(i, 2, f"c{i}@example.com")
+        sheet.write_number(i, 3, i % 1000)
+        sheet.write_number(i, 4, (i % 10000) / 100)
+        sheet.write_boolean(i, 5, i % 2 == 0)
+        sheet.write_datetime(i, 6, date(2024, 1 + i % 12, 1 + i % 28), date_format)
+        sheet.write_string(i, 7, f"2024-05-01T{i % 24:02d}:00:00Z")
+        sheet.write_number(i, 8, (i % 997) / 997)
+        sheet.write_string(i, 9, "plain note")
+    book.close()
+
+
+def stored_items(rows: int) -> list[dict[str, Any]]:
+    """Records as impex stores them (low-level DynamoDB JSON)."""
+    return [
+        {
+            "pk": {"S": "bench#items"},
+            "sk": {"S": f"K{i:08d}"},
+            "id": {"S": f"K{i:08d}"},
+            "name": {"S": f"Customer {i % 9973}"},
+            "email": {"S": f"c{i}@example.com"},
+            "qty": {"N": str(i % 1000)},
+            "price": {"N": f"{(i % 100000) / 100}"},
+            "active": {"BOOL": i % 2 == 0},
+            "joined": {"S": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}"},
+            "seenAt": {"S": f"2024-05-01T{i % 24:02d}:00:00Z"},
+            "score": {"N": f"{(i % 997) / 997:.6f}"},
+            "note": {"S": "plain note"},
+        }
+        for i in range(rows)
+    ]
+
+
+def run_case(case: str, config: dict[str, Any]) -> dict[str, Any]:
+    output = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cases", case, json.dumps(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if output.returncode != 0:
+        raise SystemExit(f"benchmark case {case} failed:\n{output.stderr[-3000:]}")
+    return json.loads(output.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def bench_line(name: str, ours: dict[str, Any], baseline: dict[str, Any] | None, **extra: Any) -> str:
+    rate = ours["rows"] / ours["seconds"]
+    parts = [f"BENCH {name}", f"rows={ours['rows']}", f"rows_per_s={rate:.0f}"]
+    if baseline is not None:
+        base_rate = baseline["rows"] / baseline["seconds"]
+        parts += [f"baseline_rows_per_s={base_rate:.0f}", f"ratio={rate / base_rate:.2f}"]
+    parts.append(f"peak_rss_mb={ours['peak_rss_mb']}")
+    if baseline is not None:
+        parts.append(f"baseline_peak_rss_mb={baseline['peak_rss_mb']}")
+    parts += [f"{k}={v}" for k, v in extra.items()]
+    return " ".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--small-rows", type=int, default=100_000, help="the smaller file, for RSS flatness")
+    parser.add_argument("--xlsx-rows", type=int, default=200_000)
+    parser.add_argument("--export-rows", type=int, default=1_000_000)
+    parser.add_argument("--small-export-rows", type=int, default=100_000, help="for RSS flatness")
+    parser.add_argument("--only", choices=["import", "export"])
+    args = parser.parse_args()
+
+    from moto.server import ThreadedMotoServer
+
+    from impex.local.template import LocalStack, load_template
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    moto_url = f"http://{host}:{port}"
+    session = boto3.Session(aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1")
+    stack = LocalStack(
+        load_template(ROOT / "template.yaml"),
+        stack_name="bench",
+        parameters={"JwtIssuer": "https://bench", "JwtAudience": "bench"},
+    ).create(session, moto_url)
+    bucket = stack.physical["FilesBucket"]
+    s3 = session.client("s3", endpoint_url=moto_url)
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        with FakeDynamoDB() as fake:
+            base = {"moto": moto_url, "fake": fake.url, "bucket": bucket, "resources": stack.physical}
+            if args.only in (None, "import"):
+                for rows, label in ((args.small_rows, "import_csv_small"), (args.rows, "import_csv")):
+                    path = work / f"bench-{rows}.csv"
+                    size = generate_csv(path, rows)
+                    key = f"uploads/bench/{path.name}"
+                    s3.upload_file(str(path), bucket, key)
+                    config = {**base, "key": key}
+                    baseline = run_case("import_csv_baseline", config)
+                    ours = run_case("import_csv_impex", config)
+                    lines.append(bench_line(label, ours, baseline, file_mb=round(size / 1024**2, 1)))
+                    print(lines[-1], flush=True)
+                xlsx = work / "bench.xlsx"
+                generate_xlsx(xlsx, args.xlsx_rows)
+                config = {**base, "xlsx_path": str(xlsx)}
+                baseline = run_case("import_xlsx_baseline", config)
+                ours = run_case("import_xlsx_impex", config)
+                lines.append(bench_line("import_xlsx_read", ours, baseline))
+                print(lines[-1], flush=True)
+        if args.only in (None, "export"):
+            sizes = (
+                (args.small_export_rows, ["csv"], "_small"),
+                (args.export_rows, ["csv", "jsonl", "parquet"], ""),
+                (args.xlsx_rows, ["xlsx"], ""),
+            )
+            for rows, formats, suffix in sizes:
+                started = time.perf_counter()
+                pages = build_pages(stored_items(rows), per_page=2500)
+                print(f"(built {len(pages)} pages of {rows} records in {time.perf_counter() - started:.0f}s)")
+                with FakeDynamoDB(pages) as fake:
+                    base = {"moto": moto_url, "fake": fake.url, "bucket": bucket, "resources": stack.physical}
+                    baseline_case = "export_xlsx_baseline" if "xlsx" in formats else "export_csv_baseline"
+                    baseline = run_case(baseline_case, base)
+                    for fmt in formats:
+                        ours = run_case("export_impex", {**base, "format": fmt})
+                        lines.append(
+                            bench_line(
+                                f"export_{fmt}{suffix}",
+                                ours,
+                                baseline,
+                                file_mb=round(ours.get("bytes", 0) / 1024**2, 1),
+                            )
+                        )
+                        print(lines[-1], flush=True)
+    moto.stop()
+    print("\n".join(["", "summary:", *lines]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The lean DynamoDB client against a real HTTP endpoint (moto's server): same requests and answers
+as botocore's low-level client, the same ClientError on failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+import requests
+from botocore.exceptions import ClientError
+from moto.server import ThreadedMotoServer
+
+from impex.aws.dynamo_http import RawDynamoDB, raw_client_like
+from impex.aws.records import RecordTable
+
+
+@pytest.fixture
+def endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    requests.post(f"{url}/moto-api/reset", timeout=10)  # moto's backends are per process, not per server
+    boto3.client("dynamodb", endpoint_url=url).create_table(
+        TableName="records",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+    )
+    yield url
+    requests.post(f"{url}/moto-api/reset", timeout=10)
+    server.stop()
+
+
+def items(count: int) -> list[dict]:
+    return [
+        {
+            "pk": {"S": "t#d"},
+            "sk": {"S": f"{i:05d}"},
+            "n": {"N": str(i)},
+            "ok": {"BOOL": i % 2 == 0},
+            "tags": {"L": [{"S": "a"}]},
+        }
+        for i in range(count)
+    ]
+
+
+def test_batches_and_pages_round_trip_like_botocore(endpoint):
+    raw = raw_client_like(boto3.client("dynamodb", endpoint_url=endpoint))
+    assert isinstance(raw, RawDynamoDB)
+    table = RecordTable(raw, "records")
+    table.put_many(items(130))
+    keys = [{"pk": {"S": "t#d"}, "sk": {"S": f"{i:05d}"}} for i in (0, 7, 129, 500)]
+    found = table.get_many(keys, projection=["n"])
+    assert len(found) == 3
+    request = {"KeyConditionExpression": "pk = :pk", "ExpressionAttributeValues": {":pk": {"S": "t#d"}}}
+    seen, start = [], None
+    while True:
+        page, start = table.page(request, start_key=start, limit=50)
+        seen += page
+        if start is None:
+            break
+    botocore = boto3.client("dynamodb", endpoint_url=endpoint)
+    botocore_items = botocore.query(TableName="records", **request)["Items"]
+    assert seen == botocore_items and len(seen) == 130
+    table.close()
+
+
+def test_errors_are_botocore_client_errors(endpoint):
+    raw = raw_client_like(boto3.client("dynamodb", endpoint_url=endpoint))
+    raw.put_item(TableName="records", Item=items(1)[0])
+    with pytest.raises(ClientError) as raised:
+        raw.put_item(TableName="records", Item=items(1)[0], ConditionExpression="attribute_not_exists(pk)")
+    assert raised.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    with pytest.raises(ClientError) as missing:
+        raw.query(
+            TableName="nope", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "x"}}
+        )
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_conditional_puts_through_record_table(endpoint):
+    table = RecordTable(raw_client_like(boto3.client("dynamodb", endpoint_url=endpoint)), "records")
+    first = items(2)
+    assert table.put_if([(item, "attribute_not_exists(#pk)", {}) for item in first]) == [True, True]
+    assert table.put_if([(first[0], "attribute_not_exists(#pk)", {})]) == [False]
+    table.close()
