@@ -133,7 +133,8 @@ def import_csv_impex(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _import_job(config: dict[str, Any], key: str, file_format: str) -> tuple[Any, Any]:
+def _setup(config: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """Point impex at the benchmark's endpoints: the job store, the dataset store, the records client."""
     import os
 
     os.environ.update(
@@ -146,25 +147,31 @@ def _import_job(config: dict[str, Any], key: str, file_format: str) -> tuple[Any
             "POWERTOOLS_LOG_LEVEL": "ERROR",
         }
     )
-    from ulid import ULID
-
-    from impex.aws import clients
-    from impex.aws.files import FilesBucket
-    from impex.aws.records import RecordTable
-    from impex.clock import iso, utc_now
     from impex.datasets.model import DatasetDefinition
     from impex.datasets.store import DatasetStore
-    from impex.jobs.model import FileRef, Job, JobType
     from impex.jobs.store import JobStore
-    from impex.pipelines.importer import ImportLimits, ImportPipeline, import_queues
-    from impex.settings import CommonSettings
 
     resources = config["resources"]
     dynamodb = boto3.resource("dynamodb")
     jobs = JobStore(dynamodb.Table(resources["JobsTable"]), retention_days=1)
     datasets = DatasetStore(dynamodb.Table(resources["DatasetsTable"]), external_tables={})
     datasets.put("bench", "items", DatasetDefinition.model_validate({"fields": FIELDS, "keys": ["id"]}))
-    fast = _records_client(config)
+    return jobs, datasets, _records_client(config)
+
+
+def _import_job(config: dict[str, Any], key: str, file_format: str) -> tuple[Any, Any]:
+    jobs, datasets, fast = _setup(config)
+    from ulid import ULID
+
+    from impex.aws import clients
+    from impex.aws.files import FilesBucket
+    from impex.aws.records import RecordTable
+    from impex.clock import iso, utc_now
+    from impex.jobs.model import FileRef, Job, JobType
+    from impex.pipelines.importer import ImportLimits, ImportPipeline, import_queues
+    from impex.settings import CommonSettings
+
+    resources = config["resources"]
     now = iso(utc_now())
     job = jobs.create(
         Job(
@@ -298,37 +305,18 @@ def export_xlsx_baseline(config: dict[str, Any]) -> dict[str, Any]:
 
 def export_impex(config: dict[str, Any]) -> dict[str, Any]:
     """The real export pipeline: Query pages -> writer -> multipart upload to S3 (moto)."""
-    import os
-
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": config["moto"],
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "ERROR",
-        }
-    )
+    jobs, datasets, fast = _setup(config)
     from ulid import ULID
 
     from impex.aws import clients
     from impex.aws.files import FilesBucket, export_key
     from impex.aws.records import RecordTable
     from impex.clock import iso, utc_now
-    from impex.datasets.model import DatasetDefinition
-    from impex.datasets.store import DatasetStore
     from impex.jobs.model import FileRef, Job, JobType
-    from impex.jobs.store import JobStore
     from impex.pipelines.exporter import ExportPipeline, export_queues
     from impex.settings import CommonSettings
 
     resources = config["resources"]
-    dynamodb = boto3.resource("dynamodb")
-    jobs = JobStore(dynamodb.Table(resources["JobsTable"]), retention_days=1)
-    datasets = DatasetStore(dynamodb.Table(resources["DatasetsTable"]), external_tables={})
-    datasets.put("bench", "items", DatasetDefinition.model_validate({"fields": FIELDS, "keys": ["id"]}))
-    fast = _records_client(config)
     fmt = config["format"]
     now = iso(utc_now())
     job_id = str(ULID())
