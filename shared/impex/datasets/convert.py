@@ -124,6 +124,8 @@ def to_decimal(value: Any) -> Decimal:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise CellError("is not a finite number")
+        if value == 0 or 1e-129 < abs(value) < 1e125:
+            return Decimal(repr(value))  # ≤ 17 significant digits, in range: nothing more to check
         number = Decimal(repr(value))
     elif isinstance(value, int | Decimal):
         number = Decimal(value)

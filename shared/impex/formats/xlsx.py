@@ -94,9 +94,13 @@ class XlsxReader:
     def rows(self) -> Iterator[SourceRow]:
         """Data rows after the header; empty rows are skipped (their numbers are kept by the others)."""
         for number, cells in self._rows:
-            if all(_blank(cell) for cell in cells):
+            values = [
+                None if cell is None or (cell.__class__ is str and not cell.strip()) else cell
+                for cell in cells
+            ]
+            if values.count(None) == len(values):
                 continue
-            yield SourceRow(number, [None if _blank(cell) else cell for cell in cells], None)
+            yield SourceRow(number, values, None)
 
 
 def _blank(cell: Any) -> bool:
