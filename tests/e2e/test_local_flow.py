@@ -191,3 +191,28 @@ def test_tenants_do_not_see_each_other_over_http(local_stack):
         f"{local_stack.api}/jobs/{created['id']}/status", headers=local_stack.headers("two"), timeout=10
     )
     assert other.status_code == 404
+
+
+def test_a_browser_may_post_the_upload_cors_preflight(local_stack):
+    tenant = "browser"
+    put_dataset(local_stack, tenant)
+    created = requests.post(
+        f"{local_stack.api}/imports",
+        json={"dataset": "customers", "fileName": "b.csv"},
+        headers=local_stack.headers(tenant),
+        timeout=10,
+    ).json()
+    preflight = requests.options(
+        created["upload"]["url"],
+        timeout=10,
+        headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] in ("*", "http://localhost:5173")
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    api_preflight = requests.options(
+        f"{local_stack.api}/imports",
+        timeout=10,
+        headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST"},
+    )
+    assert api_preflight.status_code == 204 and api_preflight.headers["Access-Control-Allow-Origin"] == "*"

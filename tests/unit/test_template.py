@@ -142,3 +142,19 @@ def test_the_http_api_requires_a_jwt_except_for_the_spec():
     events = FUNCTIONS["ApiFunction"]["Properties"]["Events"]
     public = {e["Properties"]["Path"] for e in events.values() if e["Properties"].get("Auth")}
     assert public == {"/api/import-export/openapi.json", "/api/import-export/docs"}
+
+
+def test_the_api_code_path_imports_no_heavy_library():
+    # The api function ships without the data layer: its imports must not need pyarrow and friends.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "for name in ('pyarrow', 'python_calamine', 'openpyxl', 'xlsxwriter'):\n"
+        "    sys.modules[name] = None\n"
+        "import impex.api.app, impex.pipelines.sweeper, impex.pipelines.importer, impex.pipelines.exporter\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert result.stdout.strip() == "ok", result.stderr
