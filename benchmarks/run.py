@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--xlsx-rows", type=int, default=200_000)
     parser.add_argument("--export-rows", type=int, default=1_000_000)
     parser.add_argument("--small-export-rows", type=int, default=100_000, help="for RSS flatness")
+    parser.add_argument("--small-formats", default="csv,parquet", help="formats also run at the small size")
     parser.add_argument("--only", choices=["import", "export"])
     args = parser.parse_args()
 
@@ -165,7 +166,7 @@ def main() -> None:
                 print(lines[-1], flush=True)
         if args.only in (None, "export"):
             sizes = (
-                (args.small_export_rows, ["csv"], "_small"),
+                (args.small_export_rows, args.small_formats.split(","), "_small"),
                 (args.export_rows, ["csv", "jsonl", "parquet"], ""),
                 (args.xlsx_rows, ["xlsx"], ""),
             )

@@ -218,3 +218,11 @@ def test_an_empty_result_is_still_a_valid_file(tmp_path, kind):
     else:
         table = pq.read_table(path)
         assert table.num_rows == 0 and table.schema.names == [f.name for f in FIELDS]
+
+
+def test_json_lines_gzip_on_request():
+    sink = Sink()
+    writer = JsonLinesWriter(sink, FIELDS[:2], compress=True)
+    writer.write_rows([["a", 1], ["b", None]])
+    writer.close()
+    assert gzip.decompress(bytes(sink.data)).decode() == '{"text":"a","n":1}\n{"text":"b"}\n'

@@ -275,6 +275,7 @@ class ParquetWriter:
 
     appendable = False
     DECIMAL_SCALE = 10
+    ROW_GROUP_ROWS = 16_384
 
     def __init__(self, path: str, fields: Sequence[DatasetField]) -> None:
         import pyarrow as pa
@@ -284,8 +285,17 @@ class ParquetWriter:
         self._fields = list(fields)
         self.schema = pa.schema([pa.field(f.name, _arrow_type(pa, f.type)) for f in self._fields])
         self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self._pending: list[Sequence[Any]] = []
 
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        # Rows gather into large row groups: a row group per page would grow the file's metadata
+        # (and the writer's memory) with every page.
+        self._pending.extend(rows)
+        if len(self._pending) >= self.ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        rows, self._pending = self._pending, []
         if not rows:
             return
         columns = []
@@ -296,8 +306,11 @@ class ParquetWriter:
                 values = [_arrow_value(field.type, value, self.DECIMAL_SCALE) for value in values]
             columns.append(self._pa.array(values, type=self.schema.field(index).type))
         self._writer.write_table(self._pa.Table.from_arrays(columns, schema=self.schema))
+        # Arrow's allocator keeps freed blocks for reuse; hand them back so memory stays flat.
+        self._pa.default_memory_pool().release_unused()
 
     def close(self) -> None:
+        self._flush()
         self._writer.close()
 
 
