@@ -8,6 +8,8 @@ import csv
 import gzip
 import io
 import json
+import threading
+import time
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -321,3 +323,34 @@ def test_the_job_and_its_status_are_consistent(exporter, stack):
     assert job.status is JobStatus.COMPLETED
     assert job.file.content_type == "application/vnd.apache.parquet" and job.file.size == status["fileSize"]
     assert job.result["rows"] == 1 and job.checkpoint is None
+
+
+def test_concurrent_exports_through_one_pipeline_keep_their_own_counts(api, stack, monkeypatch):
+    # One pipeline instance serves every invocation of a process; the local runtime runs several at once.
+    from impex.pipelines.exporter import build_export_pipeline
+    from impex.settings import ExporterSettings
+
+    api.call("PUT", "/datasets/items", body={"fields": FIELDS, "keys": ["sku"]})
+    exporter = Exporter(api, stack)
+    exporter.seed([record(i) for i in range(1, 3001)])
+    small = exporter.create(format="csv", filters=[{"field": "sku", "op": "begins_with", "value": "S00000"}])
+    large = exporter.create(format="csv")
+    original_page = RecordTable.page
+
+    def slow_page(self, *args, **kwargs):  # interleave the two runs page by page
+        time.sleep(0.01)
+        return original_page(self, *args, **kwargs)
+
+    monkeypatch.setattr(RecordTable, "page", slow_page)
+    monkeypatch.setenv("PAGE_SIZE", "100")
+    store = JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=1)
+    pipeline = build_export_pipeline(ExporterSettings())
+    threads = [
+        threading.Thread(target=pipeline.run, args=(store.claim(job["id"]),)) for job in (small, large)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.get(small["id"]).result["rows"] == 9  # S000001 … S000009
+    assert store.get(large["id"]).result["rows"] == 3000

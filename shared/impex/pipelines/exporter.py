@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -48,6 +49,13 @@ from impex.settings import CommonSettings, ExporterSettings
 
 PROGRESS_EVERY_SECONDS = 2.0
 SCAN_SEGMENTS = 4
+
+
+@dataclass
+class _RunState:
+    """What one run of an export has counted so far."""
+
+    rows: int = 0
 
 
 class _Handover(Exception):
@@ -90,16 +98,19 @@ class ExportPipeline:
         """Run one claimed export until it ends, hands over to a continuation, or stops."""
         logger.append_keys(job_id=job.id, tenant=job.tenant)
         upload: list[MultipartUpload] = []
+        # Per-run state lives here, not on self: one pipeline serves every invocation of a process,
+        # and the local runtime runs several at once.
+        state = _RunState()
         started = time.monotonic()
         try:
-            self._run(job, context, upload)
+            self._run(job, context, upload, state)
         except _Handover:
             return
         except Stopped as stopped:
             self._clean_up(job, upload)
             if stopped.status is JobStatus.CANCELLED:
                 self.jobs.annotate_ended(
-                    job.id, JobStatus.CANCELLED, {"result": {"rows": self._rows_done, "format": job.format}}
+                    job.id, JobStatus.CANCELLED, {"result": {"rows": state.rows, "format": job.format}}
                 )
                 logger.info("export cancelled; partial file removed")
             return
@@ -114,7 +125,9 @@ class ExportPipeline:
 
     # ---- the run -------------------------------------------------------------------------------
 
-    def _run(self, job: Job, context: RemainingTime | None, upload_holder: list[MultipartUpload]) -> None:
+    def _run(
+        self, job: Job, context: RemainingTime | None, upload_holder: list[MultipartUpload], state: _RunState
+    ) -> None:
         options = ExportOptions.model_validate(
             {k: v for k, v in job.options.items() if k not in ("filters", "fields")}
         )
@@ -132,7 +145,7 @@ class ExportPipeline:
         query = compile_query(layout, list(job.options.get("filters", [])), names)
         assert job.file is not None
         checkpoint = job.checkpoint or {}
-        self._rows_done = int(checkpoint.get("rows", 0))
+        state.rows = int(checkpoint.get("rows", 0))
         deadline = Deadline(context, self._reserve)
         table = self._records(layout.table_name)
         appendable = job.format in ("csv", "json", "jsonl")
@@ -180,9 +193,9 @@ class ExportPipeline:
             for items, position in self._pages(table, query, layout, start):
                 rows = [_row(item, fields) for item in items]
                 writer.write_rows(rows)
-                self._rows_done += len(rows)
+                state.rows += len(rows)
                 if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
-                    self._progress(job)
+                    self._progress(job, state)
                     last_progress = time.monotonic()
                 else:
                     status = self.jobs.current_status(job.id)
@@ -194,9 +207,9 @@ class ExportPipeline:
                     if not appendable:
                         raise FileProblem(
                             f"a {job.format} export must finish within one invocation, and this one did not "
-                            f"({self._rows_done:,} rows written); export as CSV or JSON Lines, or add filters"
+                            f"({state.rows:,} rows written); export as CSV or JSON Lines, or add filters"
                         )
-                    self._hand_over(job, writer, upload, position)
+                    self._hand_over(job, writer, upload, position, state)
             if isinstance(writer, JsonArrayWriter):
                 writer.finish()
             writer.close()
@@ -210,7 +223,7 @@ class ExportPipeline:
                 spool.unlink(missing_ok=True)
         if checkpoint.get("pendingKey"):
             self.files.delete([checkpoint["pendingKey"]])
-        self._complete(job, size, content_type)
+        self._complete(job, size, content_type, state)
 
     def _pages(
         self, table: RecordTable, query: CompiledQuery, layout: RecordLayout, position: dict[str, Any]
@@ -241,49 +254,51 @@ class ExportPipeline:
             done = all(key == "done" for key in segments.values())
             yield merged, {"segments": dict(segments), "done": done}
 
-    def _progress(self, job: Job) -> None:
+    def _progress(self, job: Job, state: _RunState) -> None:
         try:
-            self.jobs.update_progress(job.id, processed_rows=self._rows_done)
+            self.jobs.update_progress(job.id, processed_rows=state.rows)
         except JobNotProcessing as gone:
             raise Stopped(gone.status) from None
 
-    def _hand_over(self, job: Job, writer: Any, upload: MultipartUpload, position: dict[str, Any]) -> None:
+    def _hand_over(
+        self, job: Job, writer: Any, upload: MultipartUpload, position: dict[str, Any], state: _RunState
+    ) -> None:
         """Save where we are (query position, upload parts, unsent bytes) and continue in a new invocation."""
         writer.close()  # a gzip member ends here; the next invocation starts a new one
         pending_key = f"exports/{job.tenant}/{job.id}/.pending"
         self.files.put_bytes(pending_key, upload.pending(), content_type="application/octet-stream")
         checkpoint = {
             "position": position,
-            "rows": self._rows_done,
+            "rows": state.rows,
             "upload": upload.state(),
             "pendingKey": pending_key,
             "jsonStarted": bool(getattr(writer, "started", False)),
         }
         try:
-            self.jobs.update_progress(job.id, processed_rows=self._rows_done, checkpoint=checkpoint)
+            self.jobs.update_progress(job.id, processed_rows=state.rows, checkpoint=checkpoint)
         except JobNotProcessing as gone:
             raise Stopped(gone.status) from None
         self.jobs.transition(job.id, JobStatus.PENDING, allowed_from=frozenset({JobStatus.PROCESSING}))
         self.queues.send(
             {"jobId": job.id, "tenant": job.tenant, "continuation": True}, priority=job.priority.value
         )
-        logger.info("export handed over to a continuation", extra={"rows": self._rows_done})
+        logger.info("export handed over to a continuation", extra={"rows": state.rows})
         raise _Handover
 
-    def _complete(self, job: Job, size: int, content_type: str) -> None:
+    def _complete(self, job: Job, size: int, content_type: str, state: _RunState) -> None:
         assert job.file is not None
         file = job.file.model_copy(update={"size": size, "content_type": content_type})
         fields = {
             "file": file.model_dump(by_alias=True, exclude_none=True),
             "result": {
-                "rows": self._rows_done,
+                "rows": state.rows,
                 "format": job.format,
                 "fileName": file.name,
                 "fileSize": size,
                 "contentType": content_type,
             },
-            "processedRows": self._rows_done,
-            "totalRows": self._rows_done,
+            "processedRows": state.rows,
+            "totalRows": state.rows,
             "progress": 100,
             "checkpoint": None,
         }
@@ -295,7 +310,7 @@ class ExportPipeline:
             raise Stopped(self.jobs.current_status(job.id)) from None
         metrics.add_metric(name="ExportsCompleted", unit="Count", value=1)
         metrics.add_metric(name="ExportDurationSeconds", unit="Seconds", value=job_duration(job))
-        metrics.add_metric(name="RowsExported", unit="Count", value=self._rows_done)
+        metrics.add_metric(name="RowsExported", unit="Count", value=state.rows)
 
     def _clean_up(self, job: Job, upload: list[MultipartUpload]) -> None:
         for started in upload:
@@ -318,8 +333,6 @@ class ExportPipeline:
         if not requeue_after_failure(self.jobs, queue, job, error, base_seconds=self._retry_base):
             self._clean_up(job, upload)
             self._fail(job, failure_message(job, error))
-
-    _rows_done = 0
 
 
 def _appendable_writer(
