@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -98,6 +99,44 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
         port = int(url.split(":")[2].split("/")[0])
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open after shutdown"
+
+
+SCHEMA = json.loads((ROOT / "examples" / "customers.schema.json").read_text())
+CSV = (
+    "customerId,email,name,country,orders\nC000001,a@example.com,Ann,NZ,3\nC000002,b@example.com,Bob,AU,x\n"
+    'C000003,c@example.com,"Cat, ""the"" third",NZ,7\n'
+)
+
+
+def put_dataset(stack: RunningStack, tenant: str) -> None:
+    """The customers dataset from examples/, for ``tenant``."""
+    response = requests.put(
+        f"{stack.api}/datasets/customers", json=SCHEMA, headers=stack.headers(tenant), timeout=10
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+def create_import(stack: RunningStack, tenant: str, file_name: str) -> dict:
+    """POST /imports for the customers dataset; the created job and its presigned upload."""
+    response = requests.post(
+        f"{stack.api}/imports",
+        json={"dataset": "customers", "fileName": file_name},
+        headers=stack.headers(tenant),
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def upload(created: dict, content: str | bytes, file_name: str = "upload.csv") -> requests.Response:
+    """POST the file with the presigned form, as a browser or requests would."""
+    data = content.encode() if isinstance(content, str) else content
+    return requests.post(
+        created["upload"]["url"],
+        data=created["upload"]["fields"],
+        files={"file": (file_name, data)},
+        timeout=30,
+    )
 
 
 def wait_for(stack: RunningStack, job_id: str, tenant: str, timeout: float = 120) -> dict:

@@ -10,6 +10,13 @@ import pytest
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
+SCHEMA_FILE = ROOT / "examples" / "customers.schema.json"
+
+
+def put_schema(stack, tenant: str) -> None:
+    """`impex datasets put customers --schema examples/customers.schema.json` for ``tenant``."""
+    result = stack.cli("datasets", "put", "customers", "--schema", str(SCHEMA_FILE), tenant=tenant)
+    assert result.returncode == 0, result.stderr
 
 
 def test_the_cli_runs_the_whole_flow(local_stack, tmp_path):
@@ -54,14 +61,7 @@ def test_the_cli_runs_the_whole_flow(local_stack, tmp_path):
 
 
 def test_cli_dry_run_and_mapping(local_stack, tmp_path):
-    local_stack.cli(
-        "datasets",
-        "put",
-        "customers",
-        "--schema",
-        str(ROOT / "examples" / "customers.schema.json"),
-        tenant="cli2",
-    )
+    put_schema(local_stack, "cli2")
     path = tmp_path / "odd.csv"
     path.write_text("ID number,Mail\nC000009,z@example.com\n")
     result = local_stack.cli(
@@ -94,14 +94,7 @@ def test_cli_errors_are_one_line_not_a_traceback(local_stack):
 
 
 def test_cli_cancel(local_stack):
-    local_stack.cli(
-        "datasets",
-        "put",
-        "customers",
-        "--schema",
-        str(ROOT / "examples" / "customers.schema.json"),
-        tenant="cli3",
-    )
+    put_schema(local_stack, "cli3")
     created = json.loads(
         local_stack.cli(
             "--json",
@@ -132,14 +125,7 @@ def test_local_token_prints_a_token_the_stack_accepts(local_stack):
 
 
 def test_cli_retry(local_stack, tmp_path):
-    local_stack.cli(
-        "datasets",
-        "put",
-        "customers",
-        "--schema",
-        str(ROOT / "examples" / "customers.schema.json"),
-        tenant="cli4",
-    )
+    put_schema(local_stack, "cli4")
     bad = tmp_path / "bad.csv"
     bad.write_text("no,such,columns\n1,2,3\n")
     failed = json.loads(

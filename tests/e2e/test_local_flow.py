@@ -14,39 +14,18 @@ import jwt
 import pytest
 import requests
 
-from tests.conftest import ROOT
-from tests.e2e.conftest import RunningStack, wait_for
+from tests.e2e.conftest import CSV, create_import, put_dataset, upload, wait_for
 
 pytestmark = pytest.mark.e2e
-SCHEMA = json.loads((ROOT / "examples" / "customers.schema.json").read_text())
-CSV = (
-    "customerId,email,name,country,orders\nC000001,a@example.com,Ann,NZ,3\nC000002,b@example.com,Bob,AU,x\n"
-    'C000003,c@example.com,"Cat, ""the"" third",NZ,7\n'
-)
-
-
-def put_dataset(stack: RunningStack, tenant: str) -> None:
-    response = requests.put(
-        f"{stack.api}/datasets/customers", json=SCHEMA, headers=stack.headers(tenant), timeout=10
-    )
-    assert response.status_code in (200, 201), response.text
 
 
 def test_import_then_export_and_download_over_http(local_stack):
     tenant = "flow"
     put_dataset(local_stack, tenant)
     headers = local_stack.headers(tenant)
-    created = requests.post(
-        f"{local_stack.api}/imports",
-        json={"dataset": "customers", "fileName": "people.csv"},
-        headers=headers,
-        timeout=10,
-    ).json()
-    upload = created["upload"]
-    assert upload["url"].startswith("http://127.0.0.1:")
-    posted = requests.post(
-        upload["url"], data=upload["fields"], files={"file": ("people.csv", CSV.encode())}, timeout=30
-    )
+    created = create_import(local_stack, tenant, "people.csv")
+    assert created["upload"]["url"].startswith("http://127.0.0.1:")
+    posted = upload(created, CSV, "people.csv")
     assert posted.status_code in (200, 204), posted.text
     status = wait_for(local_stack, created["job"]["id"], tenant)
     assert status["status"] == "COMPLETED"
@@ -88,12 +67,7 @@ def test_curl_can_post_the_upload_and_get_the_download(local_stack, tmp_path):
     tenant = "curl"
     put_dataset(local_stack, tenant)
     headers = local_stack.headers(tenant)
-    created = requests.post(
-        f"{local_stack.api}/imports",
-        json={"dataset": "customers", "fileName": "c.csv"},
-        headers=headers,
-        timeout=10,
-    ).json()
+    created = create_import(local_stack, tenant, "c.csv")
     path = tmp_path / "c.csv"
     path.write_text(CSV)
     form = [arg for name, value in created["upload"]["fields"].items() for arg in ("-F", f"{name}={value}")]
@@ -196,12 +170,7 @@ def test_tenants_do_not_see_each_other_over_http(local_stack):
 def test_a_browser_may_post_the_upload_cors_preflight(local_stack):
     tenant = "browser"
     put_dataset(local_stack, tenant)
-    created = requests.post(
-        f"{local_stack.api}/imports",
-        json={"dataset": "customers", "fileName": "b.csv"},
-        headers=local_stack.headers(tenant),
-        timeout=10,
-    ).json()
+    created = create_import(local_stack, tenant, "b.csv")
     preflight = requests.options(
         created["upload"]["url"],
         timeout=10,

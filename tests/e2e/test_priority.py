@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.e2e.conftest import wait_for
-from tests.e2e.test_local_flow import CSV, put_dataset
+from tests.e2e.conftest import CSV, create_import, put_dataset, upload, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -16,15 +15,8 @@ def test_a_high_priority_job_overtakes_a_backlog(local_stack):
     tenant = "priority"
     put_dataset(local_stack, tenant)
     headers = local_stack.headers(tenant)
-    created = requests.post(
-        f"{local_stack.api}/imports",
-        json={"dataset": "customers", "fileName": "p.csv"},
-        headers=headers,
-        timeout=10,
-    ).json()
-    requests.post(
-        created["upload"]["url"], data=created["upload"]["fields"], files={"file": ("p.csv", CSV)}, timeout=30
-    )
+    created = create_import(local_stack, tenant, "p.csv")
+    upload(created, CSV, "p.csv")
     assert wait_for(local_stack, created["job"]["id"], tenant)["status"] == "COMPLETED"
     body = {"dataset": "customers", "format": "xlsx"}
     normal = [
