@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from impex.clock import parse_iso, utc_now
 from impex.jobs.model import Job, JobStatus, JobType
 from impex.jobs.store import JobStore
 from impex.observability import logger, metrics
@@ -131,6 +132,4 @@ def job_started(job: Job) -> None:
 
 def job_duration(job: Job) -> float:
     """Seconds from the job's first start until now (for the duration metrics at completion)."""
-    from impex.clock import parse_iso, utc_now
-
     return (utc_now() - parse_iso(job.started_at or job.created_at)).total_seconds()
