@@ -1,7 +1,7 @@
 """A lean DynamoDB client for record traffic (BatchWriteItem, BatchGetItem, Query, Scan, PutItem,
 UpdateItem): requests are signed with botocore's own SigV4 signer, but bodies are built and parsed
-with the json module instead of botocore's model-driven serializer and parser, which dominate the
-cost of large batches. It speaks the same low-level JSON as the botocore client and raises the same
+with orjson instead of botocore's model-driven serializer and parser, which dominate the cost of
+large batches. It speaks the same low-level JSON as the botocore client and raises the same
 ClientError, so RecordTable works with either.
 
 Under moto's in-process mock (unit and integration tests) only botocore's client is intercepted, so
@@ -11,10 +11,10 @@ exercise this one against real HTTP endpoints.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -61,7 +61,7 @@ class RawDynamoDB:
 
     def call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         """One signed JSON request; an error response becomes botocore's ClientError."""
-        body = json.dumps(request, separators=(",", ":")).encode()
+        body = orjson.dumps(request)
         aws_request = AWSRequest(
             method="POST",
             url=self._url,
@@ -73,7 +73,7 @@ class RawDynamoDB:
         )
         SigV4Auth(self._credentials(), "dynamodb", self._region).add_auth(aws_request)
         response = self._http.request("POST", self._url, body=body, headers=dict(aws_request.headers.items()))
-        payload: dict[str, Any] = json.loads(response.data) if response.data else {}
+        payload: dict[str, Any] = orjson.loads(response.data) if response.data else {}
         if response.status >= 300:
             code = str(payload.get("__type", f"HTTP{response.status}")).rsplit("#", 1)[-1]
             message = payload.get("message") or payload.get("Message") or ""

@@ -6,7 +6,6 @@ Unprocessed items and throttling are retried with exponential backoff and full j
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -32,9 +31,9 @@ class WriteFailed(Exception):
     """DynamoDB kept refusing a batch after every retry (a transient failure for the job)."""
 
 
-def key_id(key: dict[str, Any]) -> str:
-    """A hashable identity for a low-level key."""
-    return json.dumps(key, sort_keys=True, separators=(",", ":"))
+def _key_id(key: dict[str, Any], names: list[str]) -> tuple[Any, ...]:
+    """A hashable identity for a low-level key (each key attribute has one type per table)."""
+    return tuple([next(iter(key[name].values())) for name in names])
 
 
 class RecordTable:
@@ -63,16 +62,19 @@ class RecordTable:
 
     def get_many(
         self, keys: Sequence[dict[str, Any]], projection: Sequence[str] | None = None
-    ) -> dict[str, Any]:
-        """Existing items by key_id (absent keys are missing from the result)."""
-        unique = list({key_id(k): k for k in keys}.values())
+    ) -> list[dict[str, Any] | None]:
+        """The stored item of each key (None where there is none), in the order of ``keys``."""
+        if not keys:
+            return []
+        names = list(keys[0])
+        ids = [_key_id(key, names) for key in keys]
+        unique = list(dict(zip(ids, keys, strict=True)).values())
         chunks = [unique[i : i + BATCH_GET_LIMIT] for i in range(0, len(unique), BATCH_GET_LIMIT)]
-        found: dict[str, Any] = {}
-        key_names = list(unique[0]) if unique else []
+        found: dict[tuple[Any, ...], dict[str, Any]] = {}
         for items in self._pool.map(lambda chunk: self._get_chunk(chunk, projection), chunks):
             for item in items:
-                found[key_id({name: item[name] for name in key_names})] = item
-        return found
+                found[_key_id(item, names)] = item
+        return [found.get(key) for key in ids]
 
     def _get_chunk(
         self, keys: list[dict[str, Any]], projection: Sequence[str] | None

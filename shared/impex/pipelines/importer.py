@@ -13,9 +13,8 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,18 +25,11 @@ from impex.aws import clients
 from impex.aws.events import JobEvents
 from impex.aws.files import FilesBucket, error_part_key, error_report_key
 from impex.aws.queues import PriorityQueues
-from impex.aws.records import RecordTable, key_id
+from impex.aws.records import RecordTable
 from impex.clock import iso, utc_now
-from impex.datasets.convert import to_string
-from impex.datasets.mapping import CellIssue, RowConverter, map_columns
+from impex.datasets.mapping import RowConverter, map_columns
 from impex.datasets.records import (
-    JOB_ATTRIBUTE,
-    MAX_ITEM_BYTES,
-    ROW_ATTRIBUTE,
     RecordLayout,
-    from_attribute,
-    item_size,
-    to_attribute,
 )
 from impex.datasets.store import DatasetStore, ExternalTable
 from impex.errors import DatasetNotFound, IllegalTransition, ImpexError, InvalidInput
@@ -55,7 +47,6 @@ from impex.formats.tabular import (
     JsonLinesReader,
     LineSource,
     SourceRow,
-    bad_line_reason,
     first_lines_terminator,
 )
 from impex.formats.xlsx import ArchiveLimits, XlsxReader, check_archive
@@ -71,13 +62,12 @@ from impex.pipelines.common import (
     requeue_after_failure,
 )
 from impex.pipelines.fairness import TenantCap
+from impex.pipelines.import_batches import BatchWriter, ErrorRows, ImportProgress
 from impex.pipelines.messages import DroppedFile, StoredObject, dropped_job_id
-from impex.pipelines.seen import SeenKeys, digest
 from impex.pipelines.workers import ImportTrigger, job_duration
 from impex.settings import CommonSettings, ImporterSettings
 
 HEAD_BYTES = 64 * 1024
-FIRST_ERRORS = 100
 PROGRESS_EVERY_SECONDS = 2.0
 METADATA_PREFIX = "impex-"
 
@@ -98,79 +88,6 @@ class ImportLimits:
 
 class TooManyErrors(ImpexError):
     code = "too_many_errors"
-
-
-@dataclass
-class ImportProgress:
-    """Everything a checkpoint holds: where the reader is and what has been counted so far."""
-
-    header: list[str] | None = None
-    last_row: int = 0
-    offset: int | None = None
-    processed: int = 0
-    created: int = 0
-    updated: int = 0
-    skipped: int = 0
-    failed: int = 0
-    written: int = 0
-    error_parts: int = 0
-    first_errors: list[dict[str, Any]] = field(default_factory=list)
-    unknown_columns: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint: dict[str, Any] | None) -> ImportProgress:
-        """The progress saved on the job, or a fresh start."""
-        if not checkpoint:
-            return cls()
-        known = set(cls.__dataclass_fields__)
-        return cls(**{key: value for key, value in checkpoint.items() if key in known})
-
-    def as_checkpoint(self) -> dict[str, Any]:
-        """JSON-able state to store on the job."""
-        return asdict(self)
-
-
-@dataclass
-class _Candidate:
-    row: SourceRow
-    record: dict[str, Any]
-    identity: str
-    key: dict[str, Any]
-    item: dict[str, Any]
-
-
-class ErrorRows:
-    """Failed rows of this invocation, spooled to /tmp as CSV until the next checkpoint uploads them."""
-
-    def __init__(self, directory: Path) -> None:
-        self._handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in close()
-            "w+", newline="", encoding="utf-8", dir=directory, suffix=".csv", delete=True
-        )
-        self._writer = csv.writer(self._handle)
-        self.pending = 0
-
-    def add(self, row: SourceRow, issues: list[CellIssue]) -> None:
-        message = "; ".join(f"{i.column}: {i.message}" if i.column else i.message for i in issues)
-        cells = ["" if cell is None else _text(cell) for cell in row.cells]
-        self._writer.writerow([row.number, message, *cells])
-        self.pending += 1
-
-    def take(self) -> bytes:
-        """The spooled rows (and reset)."""
-        self._handle.flush()
-        self._handle.seek(0)
-        data = self._handle.read().encode("utf-8")
-        self._handle.seek(0)
-        self._handle.truncate()
-        self.pending = 0
-        return data
-
-    def close(self) -> None:
-        self._handle.close()
-
-
-def _text(cell: Any) -> str:
-    return to_string(cell)
 
 
 class ImportPipeline:
@@ -316,7 +233,7 @@ class ImportPipeline:
                 day_first=options.day_first,
                 max_cell_chars=self.limits.max_cell_chars,
             )
-            batch_runner = _BatchWriter(job, options, layout, table, progress, errors)
+            batch_runner = BatchWriter(job, options, layout, table, progress, errors)
             cleanup.callback(batch_runner.close)
             last_checkpoint = time.monotonic()
             for batch in _batches(source.rows(after_row=progress.last_row), self.limits.batch_rows):
@@ -340,6 +257,8 @@ class ImportPipeline:
                     # Checked on the writer thread after this batch's write; seen before the next one.
                     batch_runner.watch(lambda: self.jobs.current_status(job.id))
             batch_runner.drain()
+            # The last batch's row errors are counted only now.
+            _check_tolerance(options, progress, before_failing=batch_runner.drain)
             self._flush_errors(job, progress, errors)
             self._complete(job, progress, options, mapping.used, source)
         return "completed"
@@ -563,211 +482,6 @@ class ImportPipeline:
             self.jobs, queue, job, error, base_seconds=self.limits.retry_base_seconds
         ):
             self._fail(job, ImportProgress.from_checkpoint(job.checkpoint), failure_message(job, error))
-
-
-# ---- per-batch work ----------------------------------------------------------------------------
-
-
-class _BatchWriter:
-    """Applies one batch of rows to the table according to the job's write mode."""
-
-    def __init__(
-        self,
-        job: Job,
-        options: ImportOptions,
-        layout: RecordLayout,
-        table: RecordTable,
-        progress: ImportProgress,
-        errors: ErrorRows,
-    ) -> None:
-        self.job = job
-        self.options = options
-        self.layout = layout
-        self.table = table
-        self.progress = progress
-        self.errors = errors
-        # The upsert writes of one batch run while the next batch is parsed and converted.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer")
-        self._in_flight: Future[None] | None = None
-        self._in_flight_rows = 0
-        self._status: Future[JobStatus | None] | None = None
-        # Identities seen by this invocation, on disk so memory stays flat for any file size.
-        self.seen = SeenKeys()
-
-    def process(self, rows: list[SourceRow], converter: RowConverter) -> None:
-        converted: list[tuple[SourceRow, dict[str, Any], str, bytes]] = []
-        for row in rows:
-            self.progress.processed += 1
-            reason = bad_line_reason(row.cells)
-            if reason is not None:
-                self._reject(row, [CellIssue("", "", reason)])
-                continue
-            record, issues = converter.convert(row.cells)
-            if issues:
-                self._reject(row, issues)
-                continue
-            identity = self.layout.identity(record, self.job.id, row.number)
-            converted.append((row, record, identity, digest(identity)))
-        earlier = self.seen.first_rows([d for *_, d in converted]) if self.layout.dataset.keys else {}
-        in_batch: dict[bytes, int] = {}
-        candidates: list[_Candidate] = []
-        for row, record, identity, key_digest in converted:
-            first = earlier.get(key_digest) or in_batch.get(key_digest)
-            if first is not None and self.layout.dataset.keys:
-                self._reject(row, [CellIssue("", identity, f"duplicate key: the same record as row {first}")])
-                continue
-            in_batch[key_digest] = row.number
-            key = self.layout.key(identity, record)
-            item = self.layout.item(record, key, self.job.id, row.number)
-            if _large(row.cells) and item_size(item) > MAX_ITEM_BYTES:
-                self._reject(
-                    row, [CellIssue("", "", "the record is larger than DynamoDB's 400 KB item limit")]
-                )
-                continue
-            candidates.append(_Candidate(row, record, identity, key, item))
-        if in_batch and self.layout.dataset.keys:
-            self.seen.record(list(in_batch.items()))
-        if candidates:
-            self._write(candidates)
-
-    def _reject(self, row: SourceRow, issues: list[CellIssue]) -> None:
-        self.progress.failed += 1
-        self.errors.add(row, issues)
-        for issue in issues:
-            if len(self.progress.first_errors) >= FIRST_ERRORS:
-                break
-            self.progress.first_errors.append(
-                {"row": row.number, "column": issue.column, "value": issue.value, "message": issue.message}
-            )
-
-    def _write(self, candidates: list[_Candidate]) -> None:
-        self.drain()  # also surfaces a cancel noticed since the last batch
-        mode = self.options.mode
-        needs_items = mode == "skip_unchanged"
-        projection = (
-            None if needs_items else [JOB_ATTRIBUTE, ROW_ATTRIBUTE] if self.layout.tracks_rows else []
-        )
-        existing = self.table.get_many([c.key for c in candidates], projection=projection or None)
-        to_put: list[_Candidate] = []
-        for candidate in candidates:
-            stored = existing.get(key_id(candidate.key))
-            if stored is not None and self.layout.tracks_rows and _written_by(stored, self.job.id):
-                stored_row = int(stored[ROW_ATTRIBUTE]["N"])
-                if stored_row < candidate.row.number and self.layout.dataset.keys:
-                    # Written by an earlier row of this same job in an earlier invocation.
-                    self._reject(
-                        candidate.row,
-                        [
-                            CellIssue(
-                                "", candidate.identity, f"duplicate key: the same record as row {stored_row}"
-                            )
-                        ],
-                    )
-                    continue
-            if mode == "insert" and stored is not None and not _replay_of(stored, self.job.id, candidate):
-                self._reject(
-                    candidate.row,
-                    [CellIssue("", candidate.identity, "a record with this key already exists")],
-                )
-                continue
-            if mode == "skip_unchanged" and stored is not None and self._unchanged(stored, candidate):
-                self.progress.skipped += 1
-                continue
-            if stored is None:
-                self.progress.created += 1
-            else:
-                self.progress.updated += 1
-            to_put.append(candidate)
-        if self.options.dry_run or not to_put:
-            return
-        if mode == "insert":
-            self._insert(to_put)
-        elif mode == "merge":
-            self._merge(to_put)
-        else:
-            self.drain()
-            self._in_flight = self._writer.submit(self.table.put_many, [c.item for c in to_put])
-            self._in_flight_rows = len(to_put)
-
-    def watch(self, current_status: Callable[[], JobStatus | None]) -> None:
-        """Check the job's status after the write in flight (a cancel is seen before the next write)."""
-        self._status = self._writer.submit(current_status)
-
-    def drain(self) -> None:
-        """Wait for the batch being written (re-raising its failure) and count its rows as written;
-        raise Stopped if the job left PROCESSING meanwhile."""
-        if self._in_flight is not None:
-            in_flight, self._in_flight = self._in_flight, None
-            in_flight.result()
-            self.progress.written += self._in_flight_rows
-            self._in_flight_rows = 0
-        if self._status is not None:
-            status_check, self._status = self._status, None
-            status = status_check.result()
-            if status is not JobStatus.PROCESSING:
-                raise Stopped(status)
-
-    def close(self) -> None:
-        self._writer.shutdown(wait=True)
-        self.seen.close()
-
-    def _unchanged(self, stored: dict[str, Any], candidate: _Candidate) -> bool:
-        wanted = {
-            name: from_attribute(to_attribute(value))
-            for name, value in candidate.record.items()
-            if value is not None
-        }
-        return self.layout.record_of(stored) == wanted
-
-    def _insert(self, candidates: list[_Candidate]) -> None:
-        first_key = self.layout.key_names[0]
-        results: list[bool]
-        if self.layout.tracks_rows:
-            condition = (
-                f"attribute_not_exists(#{first_key}) OR (#{JOB_ATTRIBUTE} = :job AND #{ROW_ATTRIBUTE} = :row)"
-            )
-            results = self.table.put_if(
-                [
-                    (c.item, condition, {":job": {"S": self.job.id}, ":row": {"N": str(c.row.number)}})
-                    for c in candidates
-                ]
-            )
-        else:
-            results = self.table.put_if(
-                [(c.item, f"attribute_not_exists(#{first_key})", {}) for c in candidates]
-            )
-        for candidate, written in zip(candidates, results, strict=True):
-            if written:
-                self.progress.written += 1
-            else:
-                # Created by someone else between our check and our write.
-                self.progress.created -= 1
-                self._reject(
-                    candidate.row,
-                    [CellIssue("", candidate.identity, "a record with this key already exists")],
-                )
-
-    def _merge(self, candidates: list[_Candidate]) -> None:
-        updates = []
-        for candidate in candidates:
-            attributes = {name: value for name, value in candidate.item.items() if name not in candidate.key}
-            updates.append((candidate.key, attributes))
-        self.table.update_many(updates)
-        self.progress.written += len(candidates)
-
-
-def _large(cells: list[Any]) -> bool:
-    """Cheap pre-check: only rows with a lot of text can come near DynamoDB's 400 KB item limit."""
-    return sum(map(len, map(str, cells))) > MAX_ITEM_BYTES // 2
-
-
-def _written_by(stored: dict[str, Any], job_id: str) -> bool:
-    return stored.get(JOB_ATTRIBUTE, {}).get("S") == job_id and ROW_ATTRIBUTE in stored
-
-
-def _replay_of(stored: dict[str, Any], job_id: str, candidate: _Candidate) -> bool:
-    """The stored item is this very row, written by an earlier invocation of this job (a replay)."""
-    return _written_by(stored, job_id) and int(stored[ROW_ATTRIBUTE]["N"]) == candidate.row.number
 
 
 def _check_tolerance(

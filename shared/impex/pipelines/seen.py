@@ -1,45 +1,54 @@
 """Keys an import has already seen, kept on disk (/tmp) so memory stays flat whatever the file size.
 
 An in-memory set of a 10M-row file's keys would take gigabytes; SQLite in the Lambda's ephemeral
-storage keeps 8-byte digests with a small page cache.
+storage keeps 64-bit digests as integer primary keys with a small page cache.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import tempfile
 from pathlib import Path
 
 
-def digest(identity: str) -> bytes:
-    """An 8-byte fingerprint of a record identity (collisions are astronomically unlikely per file)."""
-    return hashlib.blake2b(identity.encode(), digest_size=8).digest()
+def digest(identity: str) -> int:
+    """A signed 64-bit fingerprint of a record identity (collisions are astronomically unlikely per file)."""
+    return int.from_bytes(hashlib.blake2b(identity.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 class SeenKeys:
-    """First row number of each identity seen so far."""
+    """First row number of each identity seen so far.
+
+    Each call is one SQL statement over a JSON array (not one statement a key): SQLite releases the
+    GIL for every statement, and each hand-over to a busy thread can cost a whole switch interval.
+    """
 
     def __init__(self, directory: Path | None = None) -> None:
         self._file = tempfile.NamedTemporaryFile(dir=directory, suffix=".seen.sqlite", delete=True)  # noqa: SIM115
         self._db = sqlite3.connect(self._file.name, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE seen (digest BLOB PRIMARY KEY, row INTEGER) WITHOUT ROWID")
+        self._db.execute("CREATE TABLE seen (digest INTEGER PRIMARY KEY, row INTEGER NOT NULL)")
 
-    def first_rows(self, digests: list[bytes]) -> dict[bytes, int]:
+    def first_rows(self, digests: list[int]) -> dict[int, int]:
         """For the digests already recorded, the row that recorded them."""
-        found: dict[bytes, int] = {}
-        for start in range(0, len(digests), 900):
-            chunk = digests[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            found.update(self._db.execute(f"SELECT digest, row FROM seen WHERE digest IN ({marks})", chunk))  # noqa: S608
-        return found
+        if not digests:
+            return {}
+        query = "SELECT digest, row FROM seen WHERE digest IN (SELECT value FROM json_each(?))"
+        return dict(self._db.execute(query, (json.dumps(digests),)).fetchall())
 
-    def record(self, entries: list[tuple[bytes, int]]) -> None:
+    def record(self, entries: list[tuple[int, int]]) -> None:
         """Remember new digests with their rows (existing ones keep their first row)."""
-        self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", entries)
+        if entries:
+            self._db.execute(
+                "INSERT OR IGNORE INTO seen SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+                "FROM json_each(?)",
+                (json.dumps(entries),),
+            )
 
     def close(self) -> None:
+        """Close and delete the database."""
         self._db.close()
         self._file.close()

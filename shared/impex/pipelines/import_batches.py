@@ -1,0 +1,367 @@
+"""The per-batch work of an import: conversion, duplicate checks, the existence read and the writes.
+
+The pipeline's thread parses and converts rows; one writer thread applies each batch, in order (the
+duplicate checks against earlier batches, the existence read, the writes), so that a batch's I/O
+overlaps the conversion of the next one. Counts and row errors reach the job's progress only on the
+pipeline's thread, in ``drain()``, so nothing else is shared between the two threads.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from impex.aws.records import RecordTable
+from impex.datasets.convert import to_string
+from impex.datasets.mapping import CellIssue, RowConverter
+from impex.datasets.records import (
+    JOB_ATTRIBUTE,
+    MAX_ITEM_BYTES,
+    METADATA,
+    ROW_ATTRIBUTE,
+    RecordLayout,
+    from_attribute,
+    item_size,
+    to_attribute,
+)
+from impex.formats.tabular import SourceRow, bad_line_reason
+from impex.jobs.model import Job, JobStatus
+from impex.jobs.options import ImportOptions
+from impex.pipelines.common import Stopped
+from impex.pipelines.seen import SeenKeys, digest
+
+FIRST_ERRORS = 100
+
+Rejection = tuple[SourceRow, list[CellIssue]]
+
+
+@dataclass
+class ImportProgress:
+    """Everything a checkpoint holds: where the reader is and what has been counted so far."""
+
+    header: list[str] | None = None
+    last_row: int = 0
+    offset: int | None = None
+    processed: int = 0
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    written: int = 0
+    error_parts: int = 0
+    first_errors: list[dict[str, Any]] = field(default_factory=list)
+    unknown_columns: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any] | None) -> ImportProgress:
+        """The progress saved on the job, or a fresh start."""
+        if not checkpoint:
+            return cls()
+        known = set(cls.__dataclass_fields__)
+        return cls(**{key: value for key, value in checkpoint.items() if key in known})
+
+    def as_checkpoint(self) -> dict[str, Any]:
+        """JSON-able state to store on the job."""
+        return asdict(self)
+
+
+class ErrorRows:
+    """Failed rows of this invocation, spooled to /tmp as CSV until the next checkpoint uploads them."""
+
+    def __init__(self, directory: Path) -> None:
+        self._handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in close()
+            "w+", newline="", encoding="utf-8", dir=directory, suffix=".csv", delete=True
+        )
+        self._writer = csv.writer(self._handle)
+        self.pending = 0
+
+    def add(self, row: SourceRow, issues: list[CellIssue]) -> None:
+        """Spool one failed row: its number, what is wrong with it, then its original values."""
+        message = "; ".join(f"{i.column}: {i.message}" if i.column else i.message for i in issues)
+        cells = ["" if cell is None else to_string(cell) for cell in row.cells]
+        self._writer.writerow([row.number, message, *cells])
+        self.pending += 1
+
+    def take(self) -> bytes:
+        """The spooled rows (and reset)."""
+        self._handle.flush()
+        self._handle.seek(0)
+        data = self._handle.read().encode("utf-8")
+        self._handle.seek(0)
+        self._handle.truncate()
+        self.pending = 0
+        return data
+
+    def close(self) -> None:
+        """Delete the spool file."""
+        self._handle.close()
+
+
+@dataclass(slots=True)
+class _Candidate:
+    row: SourceRow
+    record: dict[str, Any]
+    identity: str
+    key: dict[str, Any]
+    item: dict[str, Any]
+
+
+@dataclass
+class _Outcome:
+    """What the writer thread did with one batch (applied to the progress by drain())."""
+
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    written: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+class BatchWriter:
+    """Applies batches of rows to the table according to the job's write mode."""
+
+    def __init__(
+        self,
+        job: Job,
+        options: ImportOptions,
+        layout: RecordLayout,
+        table: RecordTable,
+        progress: ImportProgress,
+        errors: ErrorRows,
+    ) -> None:
+        self.job = job
+        self.options = options
+        self.layout = layout
+        self.table = table
+        self.progress = progress
+        self.errors = errors
+        self._keyed = bool(layout.dataset.keys)
+        self._stage = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer")
+        self._in_flight: tuple[Future[_Outcome], list[Rejection]] | None = None
+        self._status: Future[JobStatus | None] | None = None
+        # Identities seen by this invocation (used on the writer thread only), on disk so memory
+        # stays flat for any file size.
+        self._seen = SeenKeys()
+        names = [f.name for f in layout.dataset.fields] + list(METADATA) + layout.key_names
+        # Names, plus room for the partition key's value and the attributes' type overhead.
+        self._value_budget = MAX_ITEM_BYTES - sum(len(name.encode()) for name in names) - 1024
+
+    # ---- the pipeline's thread -------------------------------------------------------------------
+
+    def process(self, rows: list[SourceRow], converter: RowConverter) -> None:
+        """Convert a batch, then hand it to the writer thread (after the previous batch is applied)."""
+        rejected: list[Rejection] = []
+        candidates: list[_Candidate] = []
+        in_batch: dict[str, int] = {}
+        layout, job_id, keyed = self.layout, self.job.id, self._keyed
+        for row in rows:
+            reason = bad_line_reason(row.cells)
+            if reason is not None:
+                rejected.append((row, [CellIssue("", "", reason)]))
+                continue
+            record, issues = converter.convert(row.cells)
+            if issues:
+                rejected.append((row, issues))
+                continue
+            identity = layout.identity(record, job_id, row.number)
+            if keyed:
+                first = in_batch.get(identity)
+                if first is not None:
+                    rejected.append((row, [_duplicate(identity, first)]))
+                    continue
+                in_batch[identity] = row.number
+            key = layout.key(identity, record)
+            item = layout.item(record, key, job_id, row.number)
+            if _may_exceed(row.cells, self._value_budget) and item_size(item) > MAX_ITEM_BYTES:
+                rejected.append(
+                    (row, [CellIssue("", "", "the record is larger than DynamoDB's 400 KB item limit")])
+                )
+                continue
+            candidates.append(_Candidate(row, record, identity, key, item))
+        self.progress.processed += len(rows)
+        self.drain()  # the previous batch is applied first; also surfaces a cancel noticed meanwhile
+        if candidates:
+            self._in_flight = (self._stage.submit(self._apply, candidates), rejected)
+        else:
+            self._record(rejected)
+
+    def watch(self, current_status: Callable[[], JobStatus | None]) -> None:
+        """Check the job's status after the batch in flight (a cancel is seen before the next batch)."""
+        self._status = self._stage.submit(current_status)
+
+    def drain(self) -> None:
+        """Wait for the batch in flight (re-raising its failure) and count what it did; raise Stopped
+        if the job left PROCESSING meanwhile."""
+        if self._in_flight is not None:
+            (in_flight, rejected), self._in_flight = self._in_flight, None
+            outcome = in_flight.result()
+            progress = self.progress
+            progress.created += outcome.created
+            progress.updated += outcome.updated
+            progress.skipped += outcome.skipped
+            progress.written += outcome.written
+            # In row order, so the error report reads like the file.
+            self._record(sorted(rejected + outcome.rejected, key=lambda rejection: rejection[0].number))
+        if self._status is not None:
+            status_check, self._status = self._status, None
+            status = status_check.result()
+            if status is not JobStatus.PROCESSING:
+                raise Stopped(status)
+
+    def close(self) -> None:
+        """Stop the writer thread and drop the seen keys."""
+        self._stage.shutdown(wait=True)
+        self._seen.close()
+
+    def _record(self, rejected: list[Rejection]) -> None:
+        progress = self.progress
+        for row, issues in rejected:
+            progress.failed += 1
+            self.errors.add(row, issues)
+            for issue in issues:
+                if len(progress.first_errors) >= FIRST_ERRORS:
+                    break
+                progress.first_errors.append(
+                    {
+                        "row": row.number,
+                        "column": issue.column,
+                        "value": issue.value,
+                        "message": issue.message,
+                    }
+                )
+
+    # ---- the writer thread -----------------------------------------------------------------------
+
+    def _apply(self, candidates: list[_Candidate]) -> _Outcome:
+        outcome = _Outcome()
+        if self._keyed:
+            candidates = self._first_occurrences(candidates, outcome)
+        if not candidates:
+            return outcome
+        mode = self.options.mode
+        projection = (
+            None
+            if mode == "skip_unchanged"
+            else [JOB_ATTRIBUTE, ROW_ATTRIBUTE]
+            if self.layout.tracks_rows
+            else []
+        )
+        existing = self.table.get_many([c.key for c in candidates], projection=projection or None)
+        to_write: list[_Candidate] = []
+        for candidate, stored in zip(candidates, existing, strict=True):
+            if stored is not None and self.layout.tracks_rows and _written_by(stored, self.job.id):
+                stored_row = int(stored[ROW_ATTRIBUTE]["N"])
+                if stored_row < candidate.row.number and self._keyed:
+                    # Written by an earlier row of this same job, in an earlier invocation.
+                    outcome.rejected.append((candidate.row, [_duplicate(candidate.identity, stored_row)]))
+                    continue
+            if mode == "insert" and stored is not None and not _replay_of(stored, self.job.id, candidate):
+                outcome.rejected.append((candidate.row, [_exists(candidate.identity)]))
+                continue
+            if mode == "skip_unchanged" and stored is not None and self._unchanged(stored, candidate):
+                outcome.skipped += 1
+                continue
+            if stored is None:
+                outcome.created += 1
+            else:
+                outcome.updated += 1
+            to_write.append(candidate)
+        if self.options.dry_run or not to_write:
+            return outcome
+        if mode == "insert":
+            self._insert(to_write, outcome)
+        elif mode == "merge":
+            self._merge(to_write, outcome)
+        else:
+            self.table.put_many([c.item for c in to_write])
+            outcome.written += len(to_write)
+        return outcome
+
+    def _first_occurrences(self, candidates: list[_Candidate], outcome: _Outcome) -> list[_Candidate]:
+        """Drop (as row errors) the records an earlier batch of this invocation already had."""
+        digests = [digest(c.identity) for c in candidates]
+        earlier = self._seen.first_rows(digests)
+        fresh: list[_Candidate] = []
+        new: list[tuple[int, int]] = []
+        for candidate, key_digest in zip(candidates, digests, strict=True):
+            first = earlier.get(key_digest)
+            if first is not None:
+                outcome.rejected.append((candidate.row, [_duplicate(candidate.identity, first)]))
+                continue
+            fresh.append(candidate)
+            new.append((key_digest, candidate.row.number))
+        self._seen.record(new)
+        return fresh
+
+    def _unchanged(self, stored: dict[str, Any], candidate: _Candidate) -> bool:
+        wanted = {
+            name: from_attribute(to_attribute(value))
+            for name, value in candidate.record.items()
+            if value is not None
+        }
+        return self.layout.record_of(stored) == wanted
+
+    def _insert(self, candidates: list[_Candidate], outcome: _Outcome) -> None:
+        first_key = self.layout.key_names[0]
+        results: list[bool]
+        if self.layout.tracks_rows:
+            condition = (
+                f"attribute_not_exists(#{first_key}) OR (#{JOB_ATTRIBUTE} = :job AND #{ROW_ATTRIBUTE} = :row)"
+            )
+            results = self.table.put_if(
+                [
+                    (c.item, condition, {":job": {"S": self.job.id}, ":row": {"N": str(c.row.number)}})
+                    for c in candidates
+                ]
+            )
+        else:
+            results = self.table.put_if(
+                [(c.item, f"attribute_not_exists(#{first_key})", {}) for c in candidates]
+            )
+        for candidate, written in zip(candidates, results, strict=True):
+            if written:
+                outcome.written += 1
+            else:
+                # Created by someone else between our check and our write.
+                outcome.created -= 1
+                outcome.rejected.append((candidate.row, [_exists(candidate.identity)]))
+
+    def _merge(self, candidates: list[_Candidate], outcome: _Outcome) -> None:
+        updates = []
+        for candidate in candidates:
+            attributes = {name: value for name, value in candidate.item.items() if name not in candidate.key}
+            updates.append((candidate.key, attributes))
+        self.table.update_many(updates)
+        outcome.written += len(candidates)
+
+
+def _duplicate(identity: str, first_row: int) -> CellIssue:
+    return CellIssue("", identity, f"duplicate key: the same record as row {first_row}")
+
+
+def _exists(identity: str) -> CellIssue:
+    return CellIssue("", identity, "a record with this key already exists")
+
+
+def _may_exceed(cells: list[Any], value_budget: int) -> bool:
+    """Cheap pre-check: whether a row's values could take more than ``value_budget`` bytes stored
+    (UTF-8 takes at most 4 bytes a character), so that only such rows are measured exactly."""
+    try:
+        characters = len("".join(cells))
+    except TypeError:  # typed cells (XLSX, JSON Lines)
+        characters = sum(len(to_string(cell)) for cell in cells if cell is not None)
+    return characters * 4 > value_budget
+
+
+def _written_by(stored: dict[str, Any], job_id: str) -> bool:
+    return stored.get(JOB_ATTRIBUTE, {}).get("S") == job_id and ROW_ATTRIBUTE in stored
+
+
+def _replay_of(stored: dict[str, Any], job_id: str, candidate: _Candidate) -> bool:
+    """The stored item is this very row, written by an earlier invocation of this job (a replay)."""
+    return _written_by(stored, job_id) and int(stored[ROW_ATTRIBUTE]["N"]) == candidate.row.number
