@@ -66,6 +66,23 @@ def test_row_errors_are_reported_and_downloadable(importer, api):
     assert rows[1][2:] == ["a@x.io", "Ann", "thirty", "1", "yes", "2024-01-02"]
 
 
+def test_a_record_over_dynamodb_item_limit_is_a_row_error_even_in_multibyte_text(api, put_dataset, stack):
+    # Given a dataset of text fields, and a row of 150,000 characters that take 450 KB in UTF-8
+    fields = [{"name": "id", "type": "string", "required": True}]
+    fields += [{"name": name, "type": "string"} for name in ("a", "b", "c", "d", "e")]
+    put_dataset("notes", fields=fields, keys=["id"])
+    importer = Importer(api, stack)
+    heavy = ",".join(["big"] + ["€" * 30_000] * 5)
+    content = f"id,a,b,c,d,e\n{heavy}\nsmall,v,w,x,y,z\n".encode()
+    # When it is imported
+    status = importer.run(content, dataset="notes")
+    # Then the heavy row is a row error and the other row is written
+    assert status["status"] == "COMPLETED", status
+    assert (status["result"]["failed"], status["result"]["written"]) == (1, 1)
+    assert status["result"]["firstErrors"][0]["row"] == 2
+    assert "400 KB item limit" in status["result"]["firstErrors"][0]["message"]
+
+
 def test_duplicate_keys_in_one_file_are_row_errors_and_the_first_wins(importer):
     status = importer.run((HEADER + "a@x.io,First,1,1,1,\nb@x.io,B,1,1,1,\na@x.io,Second,2,2,0,\n").encode())
     assert status["result"]["failed"] == 1
