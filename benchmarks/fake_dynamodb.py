@@ -1,72 +1,49 @@
 """A DynamoDB endpoint on 127.0.0.1 that answers record traffic at once, so benchmarks measure the
 client side: BatchWriteItem accepts everything, BatchGetItem finds nothing, and Query/Scan serve
-pre-built pages of generated records (the bytes are prepared before the clock starts)."""
+pre-built pages of generated records (the bytes are prepared before the clock starts).
+
+It runs in a process of its own (``python -m benchmarks.fake_dynamodb``), on asyncio with a minimal
+HTTP/1.1 parser, so that its own cost (and moto's, in the parent) does not sit on the measured
+client's critical path. It counts the items it was asked to write, so a run can check that every
+row reached it.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import requests
 
-class FakeDynamoDB:
-    def __init__(self, pages: list[bytes] | None = None) -> None:
-        self.pages = pages or []
-        self.writes = 0
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+_TABLE = re.compile(rb'"RequestItems"\s*:\s*\{\s*"([^"]+)"')
+_HEADERS_END = b"\r\n\r\n"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self) -> FakeDynamoDB:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in separate writes; without this, Nagle's algorithm and the
-            # client's delayed ACK stall every response by ~40 ms.
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                operation = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
-                payload = b"{}"
-                if operation == "BatchWriteItem":
-                    request = json.loads(body)
-                    with fake._lock:
-                        fake.writes += sum(len(v) for v in request["RequestItems"].values())
-                    payload = b'{"UnprocessedItems":{}}'
-                elif operation == "BatchGetItem":
-                    request = json.loads(body)
-                    table = next(iter(request["RequestItems"]))
-                    payload = json.dumps({"Responses": {table: []}, "UnprocessedKeys": {}}).encode()
-                elif operation in ("Query", "Scan"):
-                    request = json.loads(body)
-                    start = int(request.get("ExclusiveStartKey", {}).get("page", {}).get("N", "0"))
-                    payload = fake.pages[start] if start < len(fake.pages) else b'{"Items":[],"Count":0}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-amz-json-1.0")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        return Handler
+def stored_items(rows: int) -> list[dict[str, Any]]:
+    """Records as impex stores them (low-level DynamoDB JSON)."""
+    return [
+        {
+            "pk": {"S": "bench#items"},
+            "sk": {"S": f"K{i:08d}"},
+            "id": {"S": f"K{i:08d}"},
+            "name": {"S": f"Customer {i % 9973}"},
+            "email": {"S": f"c{i}@example.com"},
+            "qty": {"N": str(i % 1000)},
+            "price": {"N": f"{(i % 100000) / 100}"},
+            "active": {"BOOL": i % 2 == 0},
+            "joined": {"S": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}"},
+            "seenAt": {"S": f"2024-05-01T{i % 24:02d}:00:00Z"},
+            "score": {"N": f"{(i % 997) / 997:.6f}"},
+            "note": {"S": "plain note"},
+        }
+        for i in range(rows)
+    ]
 
 
 def build_pages(items: list[dict[str, Any]], per_page: int) -> list[bytes]:
@@ -83,3 +60,125 @@ def build_pages(items: list[dict[str, Any]], per_page: int) -> list[bytes]:
             }
         pages.append(json.dumps(page).encode())
     return pages
+
+
+class _Endpoint:
+    def __init__(self, pages: list[bytes]) -> None:
+        self.pages = pages
+        self.counts = {"writes": 0, "gets": 0, "requests": 0}
+
+    def answer(self, operation: str, body: bytes) -> bytes:
+        self.counts["requests"] += 1
+        if operation == "BatchWriteItem":
+            self.counts["writes"] += body.count(b'"PutRequest"')
+            return b'{"UnprocessedItems":{}}'
+        if operation == "BatchGetItem":
+            self.counts["gets"] += body.count(b'"sk"')
+            match = _TABLE.search(body)
+            table = match.group(1).decode() if match else "records"
+            return json.dumps({"Responses": {table: []}, "UnprocessedKeys": {}}).encode()
+        if operation in ("Query", "Scan"):
+            request = json.loads(body)
+            start = int(request.get("ExclusiveStartKey", {}).get("page", {}).get("N", "0"))
+            return self.pages[start] if start < len(self.pages) else b'{"Items":[],"Count":0}'
+        if operation == "Stats":
+            return json.dumps(self.counts).encode()
+        return b"{}"
+
+
+class _Connection(asyncio.Protocol):
+    """HTTP/1.1 with keep-alive: enough of it for botocore, urllib3 and http.client."""
+
+    def __init__(self, endpoint: _Endpoint) -> None:
+        self.endpoint = endpoint
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(_HEADERS_END)
+            if end < 0:
+                return
+            lines = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length", "0"))
+            if len(self.buffer) < end + 4 + length:
+                return
+            body = bytes(self.buffer[end + 4 : end + 4 + length])
+            del self.buffer[: end + 4 + length]
+            operation = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
+            payload = self.endpoint.answer(operation, body)
+            assert self.transport is not None
+            self.transport.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
+            )
+
+
+async def _serve(pages: list[bytes]) -> None:
+    endpoint = _Endpoint(pages)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Connection(endpoint), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    print(port, flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+class FakeDynamoDB:
+    """The endpoint in a child process: ``with FakeDynamoDB(page_rows=…) as fake: fake.url``."""
+
+    def __init__(self, page_rows: int = 0, per_page: int = 2500) -> None:
+        self._command = [
+            sys.executable,
+            "-m",
+            "benchmarks.fake_dynamodb",
+            "--page-rows",
+            str(page_rows),
+            "--per-page",
+            str(per_page),
+        ]
+        self._process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> FakeDynamoDB:
+        self._process = subprocess.Popen(
+            self._command, cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, text=True
+        )
+        assert self._process.stdout is not None
+        port = int(self._process.stdout.readline())
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def stats(self) -> dict[str, int]:
+        """How many requests, items written and keys read the endpoint has answered so far."""
+        response = requests.post(
+            self.url, headers={"X-Amz-Target": "DynamoDB_20120810.Stats"}, data=b"{}", timeout=10
+        )
+        return response.json()  # type: ignore[no-any-return]
+
+    def __exit__(self, *_: object) -> None:
+        assert self._process is not None
+        self._process.terminate()
+        self._process.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--page-rows", type=int, default=0)
+    parser.add_argument("--per-page", type=int, default=2500)
+    args = parser.parse_args()
+    pages = build_pages(stored_items(args.page_rows), args.per_page) if args.page_rows else []
+    asyncio.run(_serve(pages))
+
+
+if __name__ == "__main__":
+    main()

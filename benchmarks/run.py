@@ -15,13 +15,12 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from benchmarks.fake_dynamodb import FakeDynamoDB, build_pages
+from benchmarks.fake_dynamodb import FakeDynamoDB
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,27 +66,6 @@ def generate_xlsx(path: Path, rows: int) -> None:
     book.close()
 
 
-def stored_items(rows: int) -> list[dict[str, Any]]:
-    """Records as impex stores them (low-level DynamoDB JSON)."""
-    return [
-        {
-            "pk": {"S": "bench#items"},
-            "sk": {"S": f"K{i:08d}"},
-            "id": {"S": f"K{i:08d}"},
-            "name": {"S": f"Customer {i % 9973}"},
-            "email": {"S": f"c{i}@example.com"},
-            "qty": {"N": str(i % 1000)},
-            "price": {"N": f"{(i % 100000) / 100}"},
-            "active": {"BOOL": i % 2 == 0},
-            "joined": {"S": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}"},
-            "seenAt": {"S": f"2024-05-01T{i % 24:02d}:00:00Z"},
-            "score": {"N": f"{(i % 997) / 997:.6f}"},
-            "note": {"S": "plain note"},
-        }
-        for i in range(rows)
-    ]
-
-
 def run_case(case: str, config: dict[str, Any]) -> dict[str, Any]:
     output = subprocess.run(
         [sys.executable, "-m", "benchmarks.cases", case, json.dumps(config)],
@@ -99,6 +77,16 @@ def run_case(case: str, config: dict[str, Any]) -> dict[str, Any]:
     if output.returncode != 0:
         raise SystemExit(f"benchmark case {case} failed:\n{output.stderr[-3000:]}")
     return json.loads(output.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def written_through(fake: FakeDynamoDB, case: str, config: dict[str, Any], rows: int) -> dict[str, Any]:
+    """Run an import case and check that every row of the file reached the endpoint."""
+    before = fake.stats()["writes"]
+    result = run_case(case, config)
+    written = fake.stats()["writes"] - before
+    if written != rows:
+        raise SystemExit(f"{case} wrote {written} items for a file of {rows} rows")
+    return result
 
 
 def bench_line(name: str, ours: dict[str, Any], baseline: dict[str, Any] | None, **extra: Any) -> str:
@@ -153,8 +141,8 @@ def main() -> None:
                     key = f"uploads/bench/{path.name}"
                     s3.upload_file(str(path), bucket, key)
                     config = {**base, "key": key}
-                    baseline = run_case("import_csv_baseline", config)
-                    ours = run_case("import_csv_impex", config)
+                    baseline = written_through(fake, "import_csv_baseline", config, rows)
+                    ours = written_through(fake, "import_csv_impex", config, rows)
                     lines.append(bench_line(label, ours, baseline, file_mb=round(size / 1024**2, 1)))
                     print(lines[-1], flush=True)
                 xlsx = work / "bench.xlsx"
@@ -171,10 +159,7 @@ def main() -> None:
                 (args.xlsx_rows, ["xlsx"], ""),
             )
             for rows, formats, suffix in sizes:
-                started = time.perf_counter()
-                pages = build_pages(stored_items(rows), per_page=2500)
-                print(f"(built {len(pages)} pages of {rows} records in {time.perf_counter() - started:.0f}s)")
-                with FakeDynamoDB(pages) as fake:
+                with FakeDynamoDB(page_rows=rows) as fake:
                     base = {"moto": moto_url, "fake": fake.url, "bucket": bucket, "resources": stack.physical}
                     baseline_case = "export_xlsx_baseline" if "xlsx" in formats else "export_csv_baseline"
                     baseline = run_case(baseline_case, base)
