@@ -3,6 +3,8 @@ as botocore's low-level client, the same ClientError on failures."""
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
 
 import boto3
@@ -94,3 +96,36 @@ def test_conditional_puts_through_record_table(endpoint):
     assert table.put_if([(item, "attribute_not_exists(#pk)", {}) for item in first]) == [True, True]
     assert table.put_if([(first[0], "attribute_not_exists(#pk)", {})]) == [False]
     table.close()
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced(monkeypatch):
+    # Given an endpoint that answers one request per connection, then closes it without saying so
+    listener = socket.create_server(("127.0.0.1", 0))
+    answered: list[bytes] = []
+
+    def serve() -> None:
+        for _ in range(2):
+            connection, _address = listener.accept()
+            with connection:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += connection.recv(65536)
+                answered.append(request.split(b"\r\n", 1)[0])
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    port = listener.getsockname()[1]
+    raw = raw_client_like(
+        boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1")
+    )
+    # When two requests are made one after the other (the second on the kept-alive connection)
+    first = raw.describe_limits()
+    second = raw.describe_limits()
+    # Then both are answered: the second was sent again on a fresh connection
+    assert first == second == {}
+    assert answered == [b"POST / HTTP/1.1", b"POST / HTTP/1.1"]
+    server.join(timeout=5)
+    listener.close()
