@@ -42,7 +42,14 @@ from impex.jobs.model import Job, JobStatus
 from impex.jobs.options import ExportOptions
 from impex.jobs.store import JobNotProcessing, JobStore
 from impex.observability import logger, metrics
-from impex.pipelines.common import Deadline, RemainingTime, Stopped, failure_message, requeue_after_failure
+from impex.pipelines.common import (
+    Deadline,
+    RemainingTime,
+    Stopped,
+    bulk_allocations,
+    failure_message,
+    requeue_after_failure,
+)
 from impex.pipelines.fairness import TenantCap
 from impex.pipelines.workers import ExportTrigger, job_duration
 from impex.settings import CommonSettings, ExporterSettings
@@ -103,7 +110,8 @@ class ExportPipeline:
         state = _RunState()
         started = time.monotonic()
         try:
-            self._run(job, context, upload, state)
+            with bulk_allocations:
+                self._run(job, context, upload, state)
         except _Handover:
             return
         except Stopped as stopped:

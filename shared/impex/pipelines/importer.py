@@ -58,6 +58,7 @@ from impex.pipelines.common import (
     Deadline,
     RemainingTime,
     Stopped,
+    bulk_allocations,
     failure_message,
     requeue_after_failure,
 )
@@ -124,7 +125,8 @@ class ImportPipeline:
         started = time.monotonic()
         progress = ImportProgress.from_checkpoint(job.checkpoint)
         try:
-            outcome = self._run(job, progress, context)
+            with bulk_allocations:
+                outcome = self._run(job, progress, context)
         except Stopped as stopped:
             self._after_stop(job, progress, stopped.status)
             return
