@@ -1,7 +1,7 @@
 """make bench: impex against named baselines, measured in the same run, each case in its own process.
 
     python -m benchmarks.run [--rows 1000000] [--xlsx-rows 200000] [--export-rows 1000000]
-                             [--only import|export]
+                             [--large-rows 10000000] [--only import|export]
 
 Prints one machine-readable line per case:
     BENCH import_csv rows_per_s=… baseline_rows_per_s=… ratio=… peak_rss_mb=… baseline_peak_rss_mb=…
@@ -110,8 +110,16 @@ def main() -> None:
     parser.add_argument("--export-rows", type=int, default=1_000_000)
     parser.add_argument("--small-export-rows", type=int, default=100_000, help="for RSS flatness")
     parser.add_argument("--small-formats", default="csv,parquet", help="formats also run at the small size")
+    parser.add_argument(
+        "--large-rows",
+        type=int,
+        default=0,
+        help="also import a file this large (10000000: ~1 GB) for peak RSS; impex only, no baseline",
+    )
     parser.add_argument("--only", choices=["import", "export"])
     args = parser.parse_args()
+
+    import logging
 
     from moto.server import ThreadedMotoServer
 
@@ -119,6 +127,7 @@ def main() -> None:
 
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line a request otherwise
     host, port = moto.get_host_and_port()
     moto_url = f"http://{host}:{port}"
     session = boto3.Session(aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1")
@@ -145,6 +154,16 @@ def main() -> None:
                     ours = written_through(fake, "import_csv_impex", config, rows)
                     lines.append(bench_line(label, ours, baseline, file_mb=round(size / 1024**2, 1)))
                     print(lines[-1], flush=True)
+                if args.large_rows:
+                    path = work / "bench-large.csv"
+                    size = generate_csv(path, args.large_rows)
+                    key = f"uploads/bench/{path.name}"
+                    s3.upload_file(str(path), bucket, key)
+                    path.unlink()
+                    ours = written_through(fake, "import_csv_impex", {**base, "key": key}, args.large_rows)
+                    lines.append(bench_line("import_csv_large", ours, None, file_mb=round(size / 1024**2, 1)))
+                    print(lines[-1], flush=True)
+                    s3.delete_object(Bucket=bucket, Key=key)
                 xlsx = work / "bench.xlsx"
                 generate_xlsx(xlsx, args.xlsx_rows)
                 config = {**base, "xlsx_path": str(xlsx)}
