@@ -154,6 +154,14 @@ def main() -> None:
                     ours = written_through(fake, "import_csv_impex", config, rows)
                     lines.append(bench_line(label, ours, baseline, file_mb=round(size / 1024**2, 1)))
                     print(lines[-1], flush=True)
+                    if label == "import_csv":
+                        # The reader alone, against pyarrow's, and its share of the whole import.
+                        read = {"csv_path": str(path)}
+                        reader = run_case("read_csv_impex", read)
+                        pyarrow = run_case("read_csv_pyarrow", read)
+                        share = (ours["rows"] / ours["seconds"]) / (reader["rows"] / reader["seconds"])
+                        lines.append(bench_line("read_csv", reader, pyarrow, share_of_import=f"{share:.3f}"))
+                        print(lines[-1], flush=True)
                 if args.large_rows:
                     path = work / "bench-large.csv"
                     size = generate_csv(path, args.large_rows)
