@@ -6,7 +6,7 @@ import csv
 import gzip
 import io
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import openpyxl
@@ -141,6 +141,47 @@ def test_json_lines_and_json_arrays_keep_numbers_exact():
     }
     assert parsed_lines[3]["price"] == Decimal("123456789012345678.5")
     assert "day" not in parsed_lines[1]  # nulls are left out
+
+
+@pytest.mark.parametrize(
+    ("stored", "written"),
+    [
+        (Decimal("123"), "123"),
+        (Decimal("-12.25"), "-12.25"),
+        (Decimal("0.000001"), "0.000001"),
+        (Decimal("1.50"), "1.5"),
+        (Decimal("1.0"), "1"),
+        (Decimal("-0"), "0"),
+        (Decimal("1E+5"), "100000"),
+        (Decimal("1E-7"), "0.0000001"),
+        (Decimal("12345678901234567890.123"), "12345678901234567890.123"),
+    ],
+)
+def test_json_decimals_are_plain_exact_numbers(stored, written):
+    # Given a decimal as DynamoDB may hand it back
+    sink = Sink()
+    writer = JsonLinesWriter(sink, [DatasetField.model_validate({"name": "price", "type": "decimal"})])
+    # When it is written as JSON
+    writer.write_rows([[stored]])
+    writer.close()
+    # Then it is a plain JSON number with every digit, and no exponent or trailing zeros
+    assert sink.data.decode() == f'{{"price":{written}}}\n'
+
+
+@pytest.mark.parametrize(
+    ("moment", "written"),
+    [
+        (datetime(2024, 5, 1, 13, 0, tzinfo=UTC), "2024-05-01T13:00:00Z"),
+        (datetime(2024, 5, 1, 13, 0, 0, 123456, tzinfo=UTC), "2024-05-01T13:00:00.123456Z"),
+        (datetime(2024, 5, 1, 15, 0, tzinfo=timezone(timedelta(hours=2))), "2024-05-01T13:00:00Z"),
+    ],
+)
+def test_json_datetimes_are_utc_iso_text(moment, written):
+    sink = Sink()
+    writer = JsonLinesWriter(sink, [DatasetField.model_validate({"name": "at", "type": "datetime"})])
+    writer.write_rows([[moment]])
+    writer.close()
+    assert json.loads(sink.data) == {"at": written}
 
 
 def test_xlsx_cells_are_typed_with_a_bold_frozen_filtered_header(tmp_path):

@@ -367,11 +367,22 @@ def _typed_json(field_type: FieldType) -> Any:
         return ("true" if value else "false") if isinstance(value, bool) else _json(value)
 
     def moment(value: Any) -> str:
+        if value.__class__ is datetime and value.tzinfo is UTC:
+            return '"' + value.isoformat()[:-6] + 'Z"'  # the common case, without _plain_text's checks
         return '"' + _plain_text(value) + '"' if isinstance(value, date) else _json(value)
+
+    def decimal(value: Any) -> str:
+        if value.__class__ is Decimal:
+            digits = str(value)
+            # Already what _json would make of it: no exponent, no trailing zeros after a point, not -0.
+            if "E" not in digits and not ("." in digits and digits[-1] == "0") and digits != "-0":
+                return digits
+        return _json(value)
 
     encoders = {
         FieldType.STRING: text,
         FieldType.INTEGER: integer,
+        FieldType.DECIMAL: decimal,
         FieldType.BOOLEAN: boolean,
         FieldType.DATE: moment,
         FieldType.DATETIME: moment,
