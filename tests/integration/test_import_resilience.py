@@ -92,14 +92,20 @@ def test_row_errors_from_every_invocation_reach_the_report(api, put_dataset, sta
     assert len(lines) == 4 and lines[0].startswith("row,error,")
 
 
-def test_a_cancel_stops_the_import_within_one_batch(importer, stack):
-    # Given a pipeline that writes 10 rows per batch, and a cancel that lands during the first batch
+def uploaded_job(importer: Importer, stack, rows: int, batch_rows: int):
+    """An uploaded import of ``rows`` people, its job store, and a pipeline writing ``batch_rows`` a batch."""
     created = importer.create()
-    content, _ = people(100)
+    content, expected = people(rows)
     boto3.client("s3").put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
     store = JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=1)
     pipeline = build_import_pipeline(ImporterSettings())
-    pipeline.limits = ImportLimits(max_file_bytes=10**9, batch_rows=10)
+    pipeline.limits = ImportLimits(max_file_bytes=10**9, batch_rows=batch_rows)
+    return created, expected, store, pipeline
+
+
+def test_a_cancel_stops_the_import_within_one_batch(importer, stack):
+    # Given a pipeline that writes 10 rows per batch, and a cancel that lands during the first batch
+    created, _, store, pipeline = uploaded_job(importer, stack, rows=100, batch_rows=10)
     make_table = pipeline._records
 
     def cancelling_table(name: str) -> RecordTable:
@@ -122,6 +128,30 @@ def test_a_cancel_stops_the_import_within_one_batch(importer, stack):
     status = importer.status(created["job"]["id"])
     assert status["status"] == "CANCELLED"
     assert status["result"]["written"] == 10 == len(importer.records())
+
+
+def test_progress_is_written_between_batches_never_per_row(importer, stack, monkeypatch):
+    # Given a pipeline that writes 50 rows a batch and may record progress after any batch
+    monkeypatch.setattr("impex.pipelines.importer.PROGRESS_EVERY_SECONDS", 0.0)
+    created, expected, store, pipeline = uploaded_job(importer, stack, rows=500, batch_rows=50)
+    updates: list[dict] = []
+    record_progress = JobStore.update_progress
+
+    def recording(self, job_id, **fields):
+        updates.append(fields)
+        return record_progress(self, job_id, **fields)
+
+    monkeypatch.setattr(JobStore, "update_progress", recording)
+    job = store.claim(created["job"]["id"])
+    # When it runs
+    pipeline.run(job)
+    # Then progress was recorded once per batch (10 times for 500 rows), each time covering whole
+    # batches whose writes had finished, with an estimate of the total
+    assert [update["processed_rows"] for update in updates] == list(range(50, 501, 50))
+    assert all(update["checkpoint"]["written"] == update["processed_rows"] for update in updates)
+    assert all(update["total_rows"] >= update["processed_rows"] for update in updates)
+    assert importer.status(created["job"]["id"])["status"] == "COMPLETED"
+    assert_table_matches(importer, expected)
 
 
 def deliver_twice(importer: Importer, stack) -> None:
