@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import json
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import boto3
 
@@ -90,6 +93,15 @@ class Importer:
 
     def status(self, job_id: str, tenant: str = "acme") -> dict[str, Any]:
         return self.api.call("GET", f"/jobs/{job_id}/status", tenant=tenant).json()  # type: ignore[no-any-return]
+
+    def error_report(self, job_id: str, tenant: str = "acme") -> list[list[str]]:
+        """The job's error report, downloaded through the API's redirect, as CSV rows."""
+        response = self.api.call("GET", f"/jobs/{job_id}/download", query={"file": "errors"}, tenant=tenant)
+        assert response.status == 302, response.text
+        path = urlparse(response.headers["location"]).path.lstrip("/")
+        key = unquote(path.removeprefix(self.bucket + "/"))
+        report = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
+        return list(csv.reader(io.StringIO(report)))
 
     def records(self, tenant: str = "acme", dataset: str = "customers") -> dict[str, dict[str, Any]]:
         """The dataset's records in the RecordsTable, by sort key, as plain values."""

@@ -154,6 +154,22 @@ def test_progress_is_written_between_batches_never_per_row(importer, stack, monk
     assert_table_matches(importer, expected)
 
 
+def test_a_file_over_the_row_limit_fails_saying_what_was_already_written(importer, stack):
+    # Given a limit of 250 rows, 100-row batches, and a file of 500 rows
+    created, _, store, pipeline = uploaded_job(importer, stack, rows=500, batch_rows=100)
+    pipeline.limits = ImportLimits(max_file_bytes=10**9, batch_rows=100, max_rows=250)
+    job = store.claim(created["job"]["id"])
+    # When it runs
+    pipeline.run(job)
+    # Then it fails at the third batch, and says how many rows the first two had written
+    status = importer.status(created["job"]["id"])
+    assert status["status"] == "FAILED"
+    assert status["errorMessage"] == (
+        "the file has more than 250 rows, the limit; 200 rows had been written before it stopped"
+    )
+    assert status["result"]["written"] == len(importer.records()) == 200
+
+
 def deliver_twice(importer: Importer, stack) -> None:
     """Deliver the notification S3 (moto) actually sent, and then the same message again."""
     sqs = boto3.client("sqs")

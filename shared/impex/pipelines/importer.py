@@ -13,7 +13,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -130,8 +130,11 @@ class ImportPipeline:
         except Stopped as stopped:
             self._after_stop(job, progress, stopped.status)
             return
-        except (FileProblem, InvalidInput, TooManyErrors, DatasetNotFound) as problem:
-            self._fail(job, progress, problem.message)
+        except TooManyErrors as problem:
+            self._fail(job, progress, problem.message)  # it already says what was written
+            return
+        except (FileProblem, InvalidInput, DatasetNotFound) as problem:
+            self._fail(job, progress, problem.message + _written_before_stopping(progress))
             return
         except Exception as error:
             self._retry_or_fail(job, error)
@@ -238,30 +241,38 @@ class ImportPipeline:
             batch_runner = BatchWriter(job, options, layout, table, progress, errors)
             cleanup.callback(batch_runner.close)
             last_checkpoint = time.monotonic()
-            for batch in _batches(source.rows(after_row=progress.last_row), self.limits.batch_rows):
-                if progress.processed + len(batch) > self.limits.max_rows:
-                    raise FileProblem(f"the file has more than {self.limits.max_rows:,} rows, the limit")
-                batch_runner.process(batch, converter)
-                progress.last_row = batch[-1].number
-                progress.offset = batch[-1].end_offset if source.resumable else None
+            try:
+                for batch in _batches(source.rows(after_row=progress.last_row), self.limits.batch_rows):
+                    if progress.processed + len(batch) > self.limits.max_rows:
+                        raise FileProblem(f"the file has more than {self.limits.max_rows:,} rows, the limit")
+                    batch_runner.process(batch, converter)
+                    progress.last_row = batch[-1].number
+                    progress.offset = batch[-1].end_offset if source.resumable else None
+                    _check_tolerance(options, progress, before_failing=batch_runner.drain)
+                    if deadline.near():
+                        batch_runner.drain()
+                        self._checkpoint(job, progress, errors, source)
+                        self._continue(job)
+                        return "continued"
+                    if time.monotonic() - last_checkpoint >= PROGRESS_EVERY_SECONDS:
+                        # A checkpoint only ever covers rows whose writes have finished.
+                        batch_runner.drain()
+                        self._checkpoint(job, progress, errors, source)
+                        last_checkpoint = time.monotonic()
+                    else:
+                        # Checked on the writer thread after this batch's write; seen before the next one.
+                        batch_runner.watch(lambda: self.jobs.current_status(job.id))
+                batch_runner.drain()
+                # The last batch's row errors are counted only now.
                 _check_tolerance(options, progress, before_failing=batch_runner.drain)
-                if deadline.near():
+                self._flush_errors(job, progress, errors)
+            except (FileProblem, InvalidInput, TooManyErrors):
+                # The failure's result and error report cover everything done so far: what the
+                # batch in flight wrote, and the row errors since the last checkpoint.
+                with suppress(Stopped):
                     batch_runner.drain()
-                    self._checkpoint(job, progress, errors, source)
-                    self._continue(job)
-                    return "continued"
-                if time.monotonic() - last_checkpoint >= PROGRESS_EVERY_SECONDS:
-                    # A checkpoint only ever covers rows whose writes have finished.
-                    batch_runner.drain()
-                    self._checkpoint(job, progress, errors, source)
-                    last_checkpoint = time.monotonic()
-                else:
-                    # Checked on the writer thread after this batch's write; seen before the next one.
-                    batch_runner.watch(lambda: self.jobs.current_status(job.id))
-            batch_runner.drain()
-            # The last batch's row errors are counted only now.
-            _check_tolerance(options, progress, before_failing=batch_runner.drain)
-            self._flush_errors(job, progress, errors)
+                self._flush_errors(job, progress, errors)
+                raise
             self._complete(job, progress, options, mapping.used, source)
         return "completed"
 
@@ -484,6 +495,11 @@ class ImportPipeline:
             self.jobs, queue, job, error, base_seconds=self.limits.retry_base_seconds
         ):
             self._fail(job, ImportProgress.from_checkpoint(job.checkpoint), failure_message(job, error))
+
+
+def _written_before_stopping(progress: ImportProgress) -> str:
+    """What a failure's message adds when rows had already been written (none of them is undone)."""
+    return f"; {progress.written:,} rows had been written before it stopped" if progress.written else ""
 
 
 def _check_tolerance(
