@@ -183,8 +183,8 @@ class BatchWriter:
                 )
                 continue
             candidates.append(_Candidate(row, record, identity, key, item))
-        self.progress.processed += len(rows)
         self.drain()  # the previous batch is applied first; also surfaces a cancel noticed meanwhile
+        self.progress.processed += len(rows)  # only once this batch will be applied (not if stopped)
         if candidates:
             self._in_flight = (self._stage.submit(self._apply, candidates), rejected)
         else:
