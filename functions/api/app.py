@@ -5,11 +5,10 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from impex.api.app import build_app
+from impex import wiring
 from impex.observability import logger, metrics, tracer
-from impex.settings import ApiSettings
 
-app = build_app(ApiSettings())  # settings come from the environment
+app = wiring.api()  # settings come from the environment, validated here at cold start
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

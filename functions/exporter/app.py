@@ -6,14 +6,13 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from impex import wiring
 from impex.observability import logger, metrics, tracer
-from impex.pipelines.exporter import build_export_trigger
-from impex.settings import ExporterSettings
 
 # A failed record goes back to the queue (and, after maxReceiveCount, to the DLQ) without failing the
 # invocation, so one poison message never hides the outcome of the others.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-trigger = build_export_trigger(ExporterSettings())
+trigger = wiring.export_trigger()  # settings come from the environment, validated at cold start
 
 
 @logger.inject_lambda_context

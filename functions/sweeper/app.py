@@ -5,11 +5,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from impex import wiring
 from impex.observability import logger, metrics, tracer
-from impex.pipelines.sweeper import build_sweeper
-from impex.settings import SweeperSettings
 
-sweeper = build_sweeper(SweeperSettings())
+sweeper = wiring.scheduled_sweeper()  # settings come from the environment, validated at cold start
 
 
 @logger.inject_lambda_context

@@ -68,7 +68,7 @@ class DatasetConflict(Conflict):
     code = "dataset_conflict"
 
 
-class IdempotencyConflict(Conflict):
-    """An Idempotency-Key was reused with a different request body."""
+class JobExists(Conflict):
+    """A job with this id exists already (a duplicate event created it first)."""
 
-    code = "idempotency_key_reused"
+    code = "job_exists"

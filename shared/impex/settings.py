@@ -6,12 +6,25 @@ instead of writing to a table that happens to be called "jobs".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from impex.datasets.store import ExternalTable
+
+@dataclass(frozen=True)
+class ExternalTable:
+    """An existing table the deployment allows datasets to target, with its key attribute names."""
+
+    name: str
+    partition_key: str
+    sort_key: str | None
+
+    @property
+    def key_names(self) -> list[str]:
+        """Key attribute names, partition key first."""
+        return [self.partition_key] + ([self.sort_key] if self.sort_key else [])
 
 
 class CommonSettings(BaseSettings):
@@ -87,6 +100,8 @@ class ImporterSettings(CommonSettings):
     batch_rows: int = Field(default=1000, ge=1, le=100_000)
     continuation_reserve_seconds: float = Field(default=60.0, ge=0)
     retry_base_seconds: float = Field(default=5.0, ge=0)
+    # How often progress and a heartbeat are written (and the error-report part uploaded).
+    progress_every_seconds: float = Field(default=2.0, ge=0)
 
 
 class ExporterSettings(CommonSettings):

@@ -12,6 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from impex.aws.tables import DocumentTable
+from impex.jobs.store import JobStore
 from impex.local.context import LocalLambdaContext
 from impex.local.moto_fixes import make_item_writes_atomic
 from impex.local.template import LocalStack, load_template
@@ -37,6 +39,12 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
             for key, value in created.function(logical_id).environment.items():
                 monkeypatch.setenv(key, value)
         yield created
+
+
+def job_store(stack: LocalStack, retention_days: int = 1) -> JobStore:
+    """The template's jobs table, as the functions see it."""
+    table = DocumentTable(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]))
+    return JobStore(table, retention_days=retention_days)
 
 
 def load_function(name: str) -> ModuleType:

@@ -11,7 +11,9 @@ from urllib.parse import unquote, urlparse
 
 import boto3
 
+from impex import wiring
 from impex.local.context import LocalLambdaContext
+from impex.settings import ImporterSettings
 from tests.conftest import load_event
 from tests.integration.conftest import ApiClient, load_function
 
@@ -47,6 +49,12 @@ class Importer:
         self.s3 = boto3.client("s3")
         self.sqs = boto3.client("sqs")
         self.invocations = 0
+
+    def rewire(self, **adapters: Any) -> None:
+        """Rebuild the handler's trigger through the composition root, with these adapters (fakes)."""
+        settings = ImporterSettings()
+        pipeline = wiring.import_pipeline(settings, **adapters)
+        self.module.trigger = wiring.import_trigger(settings, pipeline=pipeline)
 
     @property
     def bucket(self) -> str:

@@ -9,15 +9,15 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 
-from impex.jobs.model import FileRef, JobStatus
+from impex.jobs.model import FileRef, JobOutcome, JobStatus
 from impex.jobs.store import JobStore
 from tests.conftest import SEED_STATUS_FIELDS
-from tests.integration.conftest import ApiClient
+from tests.integration.conftest import ApiClient, job_store
 
 
 @pytest.fixture
 def jobs(stack) -> JobStore:
-    return JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=30)
+    return job_store(stack, 30)
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_an_import_returns_a_pending_job_and_a_presigned_post(api, customers, jo
     assert job["status"] == "PENDING" and job["type"] == "import" and job["fileName"] == "people.csv"
     stored = jobs.get(job["id"])
     assert stored is not None and stored.tenant == "acme" and stored.format == "csv"
-    assert stored.options["mapping"] == {"E-mail": "email"} and stored.options["mode"] == "insert"
+    assert stored.import_options.mapping == {"E-mail": "email"} and stored.import_options.mode == "insert"
     # And the upload is a POST pinned to the job's key in the files bucket
     assert upload["key"] == f"uploads/acme/{job['id']}/people.csv"
     assert upload["fields"]["key"] == upload["key"]
@@ -110,15 +110,24 @@ def test_an_export_is_pending_and_queued(api, customers, stack, jobs):
     assert job["status"] == "PENDING" and job["type"] == "export"
     assert job["fileName"].startswith("customers-") and job["fileName"].endswith(".csv")
     stored = jobs.get(job["id"])
-    assert stored.options["fields"] == ["email", "age"]
-    assert stored.options["filters"] == [{"field": "age", "op": "gte", "value": 18}]
+    assert stored.export_options.fields == ["email", "age"]
+    assert [f.model_dump() for f in stored.export_options.filters] == [
+        {"field": "age", "op": "gte", "value": 18}
+    ]
     messages = boto3.client("sqs").receive_message(QueueUrl=stack.physical["ExportQueue"]).get("Messages", [])
     assert [json.loads(m["Body"]) for m in messages] == [{"jobId": job["id"], "tenant": "acme"}]
 
 
 def test_an_export_without_fields_takes_all_in_schema_order(api, customers, jobs):
     job = create_export(api)["job"]
-    assert jobs.get(job["id"]).options["fields"] == ["email", "name", "age", "balance", "active", "signedUp"]
+    assert jobs.get(job["id"]).export_options.fields == [
+        "email",
+        "name",
+        "age",
+        "balance",
+        "active",
+        "signedUp",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -168,9 +177,7 @@ def complete_export(jobs: JobStore, stack, job_id: str, content: bytes = b"email
     boto3.client("s3").put_object(Bucket=stack.physical["FilesBucket"], Key=job.file.key, Body=content)
     jobs.claim(job_id)
     file = job.file.model_copy(update={"size": len(content)})
-    jobs.transition(
-        job_id, JobStatus.COMPLETED, set_fields={"file": file.model_dump(by_alias=True), "progress": 100}
-    )
+    jobs.complete(job_id, JobOutcome(file=file))
 
 
 def test_a_completed_export_carries_a_fresh_presigned_url(api, customers, jobs, stack):
@@ -259,7 +266,7 @@ def test_the_error_report_downloads_once_it_exists(api, customers, jobs, stack):
         bucket=stack.physical["FilesBucket"], key=f"errors/acme/{job_id}/errors.csv", name="errors.csv"
     )
     jobs.claim(job_id)
-    jobs.transition(job_id, JobStatus.FAILED, set_fields={"errorReport": report.model_dump(by_alias=True)})
+    jobs.fail(job_id, "the file could not be read", outcome=JobOutcome(error_report=report))
     response = api.call("GET", f"/jobs/{job_id}/download", query={"file": "errors"})
     assert response.status == 302
     assert report.key in response.headers["location"]

@@ -19,15 +19,17 @@ import openpyxl
 import pyarrow.parquet as pq
 import pytest
 
+from impex import wiring
 from impex.aws import clients
 from impex.aws.records import RecordTable
 from impex.datasets.model import Dataset
 from impex.datasets.records import RecordLayout
 from impex.jobs.model import JobStatus
-from impex.jobs.store import JobStore
 from impex.local.context import LocalLambdaContext
+from impex.settings import ExporterSettings
 from tests.conftest import load_event
-from tests.integration.conftest import load_function
+from tests.fakes import hooked_records
+from tests.integration.conftest import job_store, load_function
 
 FIELDS = [
     {"name": "sku", "type": "string", "required": True},
@@ -94,6 +96,13 @@ class Exporter:
             self.deliver(messages[0]["Body"])
         raise AssertionError("the export queue never drained")
 
+    def rewire(self, **adapters: Any) -> None:
+        """Rebuild the handler's trigger through the composition root, with these adapters (fakes)."""
+        settings = ExporterSettings()
+        self.module.trigger = wiring.export_trigger(
+            settings, pipeline=wiring.export_pipeline(settings, **adapters)
+        )
+
     def deliver(self, body: str) -> dict[str, Any]:
         event = copy.deepcopy(load_event("exporter_job_message.json"))
         event["Records"][0]["body"] = body
@@ -108,9 +117,7 @@ class Exporter:
         return self.api.call("GET", f"/jobs/{job['id']}/status").json()  # type: ignore[no-any-return]
 
     def download(self, status: dict[str, Any]) -> bytes:
-        job = JobStore(
-            boto3.resource("dynamodb").Table(self.stack.physical["JobsTable"]), retention_days=1
-        ).get(status["id"])
+        job = job_store(self.stack, 1).get(status["id"])
         obj = self.s3.get_object(Bucket=job.file.bucket, Key=job.file.key)
         assert obj["ContentDisposition"].startswith("attachment;")
         return obj["Body"].read()  # type: ignore[no-any-return]
@@ -234,17 +241,15 @@ def test_a_cancel_mid_export_leaves_no_file_and_no_orphan_parts(exporter, stack,
     exporter.seed([record(i, long_text=3000) for i in range(1, 4_001)])
     job = exporter.create(format="csv")
     pages = {"n": 0}
-    original = RecordTable.page
 
-    def page_then_cancel(self, *args, **kwargs):
+    def page_then_cancel(page):
         pages["n"] += 1
         if pages["n"] == 8:
             exporter.api.call("POST", f"/jobs/{job['id']}/cancel")
-        return original(self, *args, **kwargs)
+        return page()
 
-    monkeypatch.setattr(RecordTable, "page", page_then_cancel)
     monkeypatch.setenv("PAGE_SIZE", "200")
-    exporter.module = load_function("exporter")
+    exporter.rewire(records=hooked_records(around_page=page_then_cancel))
     exporter.drain()
     status = exporter.api.call("GET", f"/jobs/{job['id']}/status").json()
     assert status["status"] == "CANCELLED"
@@ -310,16 +315,14 @@ def test_an_xlsx_that_cannot_finish_in_one_invocation_fails_saying_why(api, stac
 
 
 def _key(exporter: Exporter, status: dict[str, Any]) -> str:
-    store = JobStore(boto3.resource("dynamodb").Table(exporter.stack.physical["JobsTable"]), retention_days=1)
+    store = job_store(exporter.stack, 1)
     return store.get(status["id"]).file.key
 
 
 def test_the_job_and_its_status_are_consistent(exporter, stack):
     exporter.seed([record(1)])
     status = exporter.run(format="parquet")
-    job = JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=1).get(
-        status["id"]
-    )
+    job = job_store(stack, 1).get(status["id"])
     assert job.status is JobStatus.COMPLETED
     assert job.file.content_type == "application/vnd.apache.parquet" and job.file.size == status["fileSize"]
     assert job.result["rows"] == 1 and job.checkpoint is None
@@ -327,24 +330,19 @@ def test_the_job_and_its_status_are_consistent(exporter, stack):
 
 def test_concurrent_exports_through_one_pipeline_keep_their_own_counts(api, stack, monkeypatch):
     # One pipeline instance serves every invocation of a process; the local runtime runs several at once.
-    from impex.pipelines.exporter import build_export_pipeline
-    from impex.settings import ExporterSettings
-
     api.call("PUT", "/datasets/items", body={"fields": FIELDS, "keys": ["sku"]})
     exporter = Exporter(api, stack)
     exporter.seed([record(i) for i in range(1, 3001)])
     small = exporter.create(format="csv", filters=[{"field": "sku", "op": "begins_with", "value": "S00000"}])
     large = exporter.create(format="csv")
-    original_page = RecordTable.page
 
-    def slow_page(self, *args, **kwargs):  # interleave the two runs page by page
+    def slow_page(page):  # interleave the two runs page by page
         time.sleep(0.01)
-        return original_page(self, *args, **kwargs)
+        return page()
 
-    monkeypatch.setattr(RecordTable, "page", slow_page)
     monkeypatch.setenv("PAGE_SIZE", "100")
-    store = JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=1)
-    pipeline = build_export_pipeline(ExporterSettings())
+    store = job_store(stack, 1)
+    pipeline = wiring.export_pipeline(ExporterSettings(), records=hooked_records(around_page=slow_page))
     threads = [
         threading.Thread(target=pipeline.run, args=(store.claim(job["id"]),)) for job in (small, large)
     ]

@@ -10,10 +10,9 @@ import io
 import boto3
 import pytest
 
-from impex.jobs.store import JobStore
 from impex.local.context import LocalLambdaContext
 from tests.conftest import load_event
-from tests.integration.conftest import ApiClient, load_function
+from tests.integration.conftest import ApiClient, job_store, load_function
 from tests.integration.importing import Importer
 
 ORDERS = {
@@ -60,9 +59,7 @@ def export(api: ApiClient, stack, **body) -> list[dict]:
         event = copy.deepcopy(load_event("exporter_job_message.json"))
         event["Records"][0]["body"] = message["Body"]
         exporter.lambda_handler(event, LocalLambdaContext("impex-exporter", timeout_seconds=60))
-    stored = JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=1).get(
-        job["id"]
-    )
+    stored = job_store(stack, 1).get(job["id"])
     assert stored.status.value == "COMPLETED", stored
     body_bytes = boto3.client("s3").get_object(Bucket=stored.file.bucket, Key=stored.file.key)["Body"].read()
     return list(csv.DictReader(io.StringIO(body_bytes.decode())))

@@ -8,11 +8,12 @@ import random
 import boto3
 import pytest
 
-from impex.aws.records import RecordTable
+from impex import wiring
 from impex.jobs.model import JobStatus
-from impex.jobs.store import JobStore
-from impex.pipelines.importer import ImportLimits, build_import_pipeline
+from impex.pipelines.common import RunOutcome
 from impex.settings import ImporterSettings
+from tests.fakes import HookedJobStore, hooked_records
+from tests.integration.conftest import job_store
 from tests.integration.importing import Importer, s3_event, sqs_event
 
 HEADER = "email,name,age,balance,active,signedUp\n"
@@ -84,67 +85,50 @@ def test_row_errors_from_every_invocation_reach_the_report(api, put_dataset, sta
     assert status["status"] == "COMPLETED" and status["result"]["failed"] == 3
     location = api.call("GET", f"/jobs/{status['id']}/download", query={"file": "errors"}).headers["location"]
     assert "errors.csv" in location
-    job = JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=1).get(
-        status["id"]
-    )
+    job = job_store(stack, 1).get(status["id"])
     report = boto3.client("s3").get_object(Bucket=job.error_report.bucket, Key=job.error_report.key)
     lines = report["Body"].read().decode().splitlines()
     assert len(lines) == 4 and lines[0].startswith("row,error,")
 
 
-def uploaded_job(importer: Importer, stack, rows: int, batch_rows: int):
-    """An uploaded import of ``rows`` people, its job store, and a pipeline writing ``batch_rows`` a batch."""
+def uploaded_job(importer: Importer, stack, rows: int, **settings: object):
+    """An uploaded import of ``rows`` people, its job store, and the settings of a pipeline to run it."""
     created = importer.create()
     content, expected = people(rows)
     boto3.client("s3").put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
-    store = JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=1)
-    pipeline = build_import_pipeline(ImporterSettings())
-    pipeline.limits = ImportLimits(max_file_bytes=10**9, batch_rows=batch_rows)
-    return created, expected, store, pipeline
+    return created, expected, job_store(stack, 1), ImporterSettings(**settings)
 
 
 def test_a_cancel_stops_the_import_within_one_batch(importer, stack):
     # Given a pipeline that writes 10 rows per batch, and a cancel that lands during the first batch
-    created, _, store, pipeline = uploaded_job(importer, stack, rows=100, batch_rows=10)
-    make_table = pipeline._records
+    created, _, store, settings = uploaded_job(importer, stack, rows=100, batch_rows=10)
 
-    def cancelling_table(name: str) -> RecordTable:
-        table = make_table(name)
-        original = table.put_many
+    def put_then_cancel(put_many, items):
+        put_many(items)
+        if store.get(created["job"]["id"]).status is JobStatus.PROCESSING:
+            importer.api.call("POST", f"/jobs/{created['job']['id']}/cancel")
 
-        def put_then_cancel(items):
-            original(items)
-            if store.get(created["job"]["id"]).status is JobStatus.PROCESSING:
-                importer.api.call("POST", f"/jobs/{created['job']['id']}/cancel")
-
-        table.put_many = put_then_cancel  # type: ignore[method-assign]
-        return table
-
-    pipeline._records = cancelling_table
+    pipeline = wiring.import_pipeline(settings, records=hooked_records(around_put=put_then_cancel))
     job = store.claim(created["job"]["id"])
     # When it runs
-    pipeline.run(job)
+    outcome = pipeline.run(job)
     # Then it stopped after that batch: CANCELLED, with what was written in its result
     status = importer.status(created["job"]["id"])
-    assert status["status"] == "CANCELLED"
+    assert outcome is RunOutcome.STOPPED and status["status"] == "CANCELLED"
     assert status["result"]["written"] == 10 == len(importer.records())
 
 
-def test_progress_is_written_between_batches_never_per_row(importer, stack, monkeypatch):
+def test_progress_is_written_between_batches_never_per_row(importer, stack):
     # Given a pipeline that writes 50 rows a batch and may record progress after any batch
-    monkeypatch.setattr("impex.pipelines.importer.PROGRESS_EVERY_SECONDS", 0.0)
-    created, expected, store, pipeline = uploaded_job(importer, stack, rows=500, batch_rows=50)
+    created, expected, store, settings = uploaded_job(
+        importer, stack, rows=500, batch_rows=50, progress_every_seconds=0
+    )
     updates: list[dict] = []
-    record_progress = JobStore.update_progress
-
-    def recording(self, job_id, **fields):
-        updates.append(fields)
-        return record_progress(self, job_id, **fields)
-
-    monkeypatch.setattr(JobStore, "update_progress", recording)
+    recording = HookedJobStore(stack.physical["JobsTable"], on_progress=updates.append)
+    pipeline = wiring.import_pipeline(settings, jobs=recording)
     job = store.claim(created["job"]["id"])
     # When it runs
-    pipeline.run(job)
+    assert pipeline.run(job) is RunOutcome.COMPLETED
     # Then progress was recorded once per batch (10 times for 500 rows), each time covering whole
     # batches whose writes had finished, with an estimate of the total
     assert [update["processed_rows"] for update in updates] == list(range(50, 501, 50))
@@ -156,11 +140,10 @@ def test_progress_is_written_between_batches_never_per_row(importer, stack, monk
 
 def test_a_file_over_the_row_limit_fails_saying_what_was_already_written(importer, stack):
     # Given a limit of 250 rows, 100-row batches, and a file of 500 rows
-    created, _, store, pipeline = uploaded_job(importer, stack, rows=500, batch_rows=100)
-    pipeline.limits = ImportLimits(max_file_bytes=10**9, batch_rows=100, max_rows=250)
+    created, _, store, settings = uploaded_job(importer, stack, rows=500, batch_rows=100, max_rows=250)
     job = store.claim(created["job"]["id"])
     # When it runs
-    pipeline.run(job)
+    assert wiring.import_pipeline(settings).run(job) is RunOutcome.FAILED
     # Then it fails at the third batch, and says how many rows the first two had written
     status = importer.status(created["job"]["id"])
     assert status["status"] == "FAILED"
@@ -235,15 +218,14 @@ def test_a_transient_failure_is_retried_from_the_checkpoint(api, put_dataset, st
     content, expected = people(50)
     boto3.client("s3").put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
     calls = {"n": 0}
-    original = RecordTable.put_many
 
-    def flaky(self, items):
+    def flaky(put_many, items):
         calls["n"] += 1
         if calls["n"] == 1:
             raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "BatchWriteItem")
-        original(self, items)
+        put_many(items)
 
-    monkeypatch.setattr(RecordTable, "put_many", flaky)
+    importer.rewire(records=hooked_records(around_put=flaky))
     importer.invoke(s3_event(importer.bucket, created["upload"]["key"]))
     after_failure = importer.status(created["job"]["id"])
     assert after_failure["status"] == "PENDING" and "retrying" in after_failure["errorMessage"]

@@ -9,14 +9,15 @@ import boto3
 import pytest
 
 from impex.clock import iso, utc_now
-from impex.errors import IllegalTransition, JobNotFound
-from impex.jobs.model import Job, JobStatus, JobType
+from impex.errors import IllegalTransition, JobExists, JobNotFound
+from impex.jobs.model import Job, JobOutcome, JobStatus, JobType
 from impex.jobs.store import JobNotProcessing, JobStore
+from tests.integration.conftest import job_store
 
 
 @pytest.fixture
 def store(stack) -> JobStore:
-    return JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=7)
+    return job_store(stack, 7)
 
 
 def new_job(store: JobStore, job_id: str = "01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant: str = "acme") -> Job:
@@ -47,7 +48,7 @@ def test_a_new_job_is_pending_and_in_the_active_index(store, stack):
 
 def test_a_job_id_cannot_be_created_twice(store):
     new_job(store)
-    with pytest.raises(Exception, match="ConditionalCheckFailed"):
+    with pytest.raises(JobExists):
         new_job(store)
 
 
@@ -62,27 +63,27 @@ def test_an_illegal_transition_raises_and_changes_nothing(store, stack):
     new_job(store)
     before = raw_item(stack, "01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
     with pytest.raises(IllegalTransition) as raised:
-        store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.COMPLETED)
+        store.complete("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobOutcome())
     assert raised.value.details == {"status": "PENDING"}
     assert raw_item(stack, "01JDZ8Q4N6X3V2C8Y7T5R9K1MB") == before
 
 
 def test_a_transition_of_a_missing_job_is_not_found(store):
     with pytest.raises(JobNotFound):
-        store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.CANCELLED)
+        store.cancel("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant="acme")
 
 
 def test_a_transition_for_the_wrong_tenant_is_not_found_and_changes_nothing(store):
     new_job(store)
     with pytest.raises(JobNotFound):
-        store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.CANCELLED, tenant="globex")
+        store.cancel("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant="globex")
     assert store.get("01JDZ8Q4N6X3V2C8Y7T5R9K1MB").status is JobStatus.PENDING
 
 
 def test_a_terminal_job_leaves_the_active_index_and_gets_a_ttl(store, stack):
     new_job(store)
     store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
-    store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.COMPLETED, set_fields={"result": {"rows": 3}})
+    store.complete("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobOutcome(result={"rows": 3}))
     item = raw_item(stack, "01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
     assert "activeStatus" not in item
     expected = utc_now().timestamp() + 7 * 86400
@@ -122,7 +123,7 @@ def test_progress_is_recorded_with_a_heartbeat(store):
     new_job(store)
     claimed = store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
     time.sleep(0.002)
-    store.update_progress(
+    store.record_progress(
         "01JDZ8Q4N6X3V2C8Y7T5R9K1MB", processed_rows=50, total_rows=200, checkpoint={"offset": 1234}
     )
     job = store.get("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
@@ -134,9 +135,9 @@ def test_progress_is_recorded_with_a_heartbeat(store):
 def test_progress_never_moves_a_job_out_of_a_terminal_state(store):
     new_job(store)
     store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
-    store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.CANCELLED)
+    store.cancel("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant="acme")
     with pytest.raises(JobNotProcessing) as raised:
-        store.update_progress("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", processed_rows=10)
+        store.record_progress("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", processed_rows=10)
     assert raised.value.status is JobStatus.CANCELLED
     job = store.get("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
     assert job.status is JobStatus.CANCELLED and job.processed_rows == 0
@@ -148,20 +149,23 @@ def test_the_active_index_finds_stale_jobs_only(store):
     store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K000")
     store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K001")
     store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K002")
-    store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K002", JobStatus.COMPLETED)
+    store.complete("01JDZ8Q4N6X3V2C8Y7T5R9K002", JobOutcome())
     future = iso(utc_now().replace(year=utc_now().year + 1))
     stale = store.list_active(JobStatus.PROCESSING, heartbeat_before=future)
     assert sorted(j.id for j in stale) == ["01JDZ8Q4N6X3V2C8Y7T5R9K000", "01JDZ8Q4N6X3V2C8Y7T5R9K001"]
     assert store.list_active(JobStatus.PROCESSING, heartbeat_before="2000-01-01T00:00:00.000Z") == []
 
 
-def test_a_failed_job_can_be_requeued_and_a_completed_one_cannot(store):
+def test_a_failed_job_can_be_retried_and_a_completed_one_cannot(store):
     new_job(store)
     store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
-    store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.FAILED, set_fields={"errorMessage": "boom"})
-    again = store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.PENDING, remove_fields=("expiresAt",))
-    assert again.status is JobStatus.PENDING and again.expires_at is None
+    failed = store.fail("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", "boom")
+    assert failed.error_message == "boom" and failed.expires_at is not None
+    again = store.retry("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant="acme", max_attempts=3)
+    assert again.status is JobStatus.PENDING and again.expires_at is None and again.error_message is None
     store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
-    store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.COMPLETED)
+    store.complete("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobOutcome())
     with pytest.raises(IllegalTransition):
-        store.transition("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobStatus.PENDING)
+        store.retry("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant="acme", max_attempts=3)
+    with pytest.raises(IllegalTransition):
+        store.requeue("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", reason="stalled")

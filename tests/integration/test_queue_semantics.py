@@ -13,15 +13,17 @@ from datetime import timedelta
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
-from impex.aws.records import RecordTable
+from impex import wiring
+from impex.aws import clients
 from impex.clock import iso, utc_now
 from impex.jobs.model import JobStatus
 from impex.jobs.store import JobStore
 from impex.local.context import LocalLambdaContext
+from impex.settings import SweeperSettings
 from tests.conftest import load_event
-from tests.integration.conftest import load_function
+from tests.fakes import FlakyFilesBucket, HookedJobStore, ThrottlingDynamoDB, hooked_records
+from tests.integration.conftest import job_store, load_function
 from tests.integration.importing import Importer, s3_event, sqs_event
 
 HEADER = "email,name,age,balance,active,signedUp\n"
@@ -34,7 +36,7 @@ class WorkerCrash(BaseException):
 
 @pytest.fixture
 def store(stack) -> JobStore:
-    return JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=1)
+    return job_store(stack, 1)
 
 
 def age(stack, job_id: str, **fields: str) -> None:
@@ -101,19 +103,18 @@ def test_a_stuck_job_fails_once_it_has_used_its_attempts(importer, store, stack)
 
 
 def test_a_live_worker_is_never_taken_back(importer, store, stack):
+    # Given a sweeper that looked at a PROCESSING job just before its worker heartbeated
     created = importer.create()
     job = store.claim(created["job"]["id"])
-    from impex.pipelines.sweeper import build_sweeper
-    from impex.settings import SweeperSettings
-
-    sweeper = build_sweeper(SweeperSettings())
     stale_view = store.get(job.id)
     time.sleep(0.002)
-    store.update_progress(job.id, processed_rows=5)  # the worker heartbeats after the sweeper looked
-    from impex.pipelines.sweeper import SweepReport
-
-    report = SweepReport()
-    sweeper._recover_stuck(stale_view, report)
+    store.record_progress(job.id, processed_rows=5)
+    sweeper = wiring.sweeper(
+        SweeperSettings(), jobs=HookedJobStore(stack.physical["JobsTable"], active_view=[stale_view])
+    )
+    # When it sweeps as if the job had been silent for too long
+    report = sweeper.sweep(now=utc_now() + timedelta(seconds=301))
+    # Then its conditional write sees the newer heartbeat: the job stays with its worker
     assert not report.actions and store.get(job.id).status is JobStatus.PROCESSING
 
 
@@ -245,30 +246,29 @@ def test_a_worker_killed_mid_job_is_recovered_exactly(api, put_dataset, stack, s
     crash_at = rng.randint(1, max(1, len(names) // 20))
     how = rng.choice(["write", "progress"])
     calls = {"writes": 0}
-    original_put, original_status = RecordTable.put_many, JobStore.current_status
 
-    def dying_put(self, items):
+    def dying_put(put_many, items):
         calls["writes"] += 1
         if how == "write" and calls["writes"] == crash_at:
-            original_put(self, items[: len(items) // 2])  # half a batch reached the table
+            put_many(items[: len(items) // 2])  # half a batch reached the table
             raise WorkerCrash
-        original_put(self, items)
+        put_many(items)
 
-    def dying_check(self, job_id):
+    def dying_check(job_id):
         if how == "progress" and calls["writes"] >= crash_at:
             raise WorkerCrash  # e.g. the invocation timed out between batches
-        return original_status(self, job_id)
 
-    monkeypatch.setattr(RecordTable, "put_many", dying_put)
-    monkeypatch.setattr(JobStore, "current_status", dying_check)
+    importer.rewire(
+        records=hooked_records(around_put=dying_put),
+        jobs=HookedJobStore(stack.physical["JobsTable"], before_status_check=dying_check),
+    )
     boto3.client("s3").put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
     messages(stack, "ImportQueue")
     with pytest.raises(WorkerCrash):
         importer.invoke(s3_event(importer.bucket, created["upload"]["key"]))
     assert store.get(created["job"]["id"]).status is JobStatus.PROCESSING  # stuck, as after a crash
     # When the sweeper finds it and the requeued message is delivered to a healthy worker
-    monkeypatch.setattr(RecordTable, "put_many", original_put)
-    monkeypatch.setattr(JobStore, "current_status", original_status)
+    importer.rewire()
     assert sweep(now_offset_seconds=301)["actions"] == {"stuck_requeued": 1}
     importer.drain()
     # Then it completes, and the table holds exactly the file
@@ -280,54 +280,31 @@ def test_a_worker_killed_mid_job_is_recovered_exactly(api, put_dataset, stack, s
 # ---- injected errors -------------------------------------------------------------------------------
 
 
-def test_throttling_and_unprocessed_items_are_retried_and_nothing_is_lost(importer, monkeypatch):
-    calls = {"n": 0}
-    original = RecordTable._call
-
-    def flaky(self, operation, **request):
-        if operation == "batch_write_item":
-            calls["n"] += 1
-            if calls["n"] == 1:
-                raise ClientError(
-                    {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
-                    "BatchWriteItem",
-                )
-            if calls["n"] == 2:
-                items = request["RequestItems"]
-                table, writes = next(iter(items.items()))
-                original(self, operation, RequestItems={table: writes[:3]})
-                return {"UnprocessedItems": {table: writes[3:]}}
-        return original(self, operation, **request)
-
-    monkeypatch.setattr(RecordTable, "_call", flaky)
-    monkeypatch.setattr("impex.aws.records.time.sleep", lambda _: None)
+def test_throttling_and_unprocessed_items_are_retried_and_nothing_is_lost(importer):
+    # Given a DynamoDB that throttles the first batch write and leaves most of the second unprocessed
+    client = ThrottlingDynamoDB(clients.dynamodb_fast(), throttled=1, partial=1)
+    importer.rewire(records=hooked_records(client=client, sleep=lambda _: None))
     content = (HEADER + "".join(f"t{i}@x.io,T,{i % 99},1,1,\n" for i in range(60))).encode()
+    # When a file is imported
     status = importer.run(content)
-    assert status["status"] == "COMPLETED" and calls["n"] > 3
+    # Then every row is written after the retries
+    assert status["status"] == "COMPLETED" and client.batch_writes > 3
     assert len(importer.records()) == 60
 
 
 def test_an_s3_error_is_retried_from_the_checkpoint(api, put_dataset, stack, store, monkeypatch):
+    # Given an importer whose first read of the upload fails
     put_dataset()
     monkeypatch.setenv("RETRY_BASE_SECONDS", "0")
     importer = Importer(api, stack)
-    from impex.aws.files import FilesBucket
-
-    original = FilesBucket.open
-    calls = {"n": 0}
-
-    def failing_open(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "S3 hiccup"}}, "GetObject")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(FilesBucket, "open", failing_open)
+    importer.rewire(files=FlakyFilesBucket(stack.physical["FilesBucket"]))
+    # When a file is imported
     status = importer.run((HEADER + "s@x.io,S,1,1,1,\n").encode())
     if status["status"] == "PENDING":  # the retry waits on its (zero) delay
         time.sleep(0.5)
         importer.drain()
         status = importer.status(status["id"])
+    # Then the second attempt completes it, and the job remembers the first one's error
     assert status["status"] == "COMPLETED"
     job = store.get(status["id"])
     assert job.attempts == 2 and "InternalError" in job.last_error

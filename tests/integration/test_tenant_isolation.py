@@ -3,9 +3,8 @@
 import boto3
 import pytest
 
-from impex.jobs.model import JobStatus
-from impex.jobs.store import JobStore
-from tests.integration.conftest import CUSTOMERS
+from impex.jobs.model import JobOutcome
+from tests.integration.conftest import CUSTOMERS, job_store
 
 
 @pytest.fixture
@@ -17,11 +16,11 @@ def acme_jobs(api, stack):
     exported = api.call("POST", "/exports", body={"dataset": "customers", "format": "csv"}).json()["job"][
         "id"
     ]
-    store = JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=1)
+    store = job_store(stack, 1)
     job = store.get(exported)
     boto3.client("s3").put_object(Bucket=job.file.bucket, Key=job.file.key, Body=b"x")
     store.claim(exported)
-    store.transition(exported, JobStatus.COMPLETED)
+    store.complete(exported, JobOutcome())
     return {"import": imported, "export": exported}
 
 

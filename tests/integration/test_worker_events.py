@@ -11,12 +11,12 @@ import pytest
 from impex.jobs.store import JobStore
 from impex.local.context import LocalLambdaContext
 from tests.conftest import load_event
-from tests.integration.conftest import load_function
+from tests.integration.conftest import job_store, load_function
 
 
 @pytest.fixture
 def store(stack) -> JobStore:
-    return JobStore(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]), retention_days=7)
+    return job_store(stack, 7)
 
 
 def s3_upload_event(bucket: str, key: str) -> dict:

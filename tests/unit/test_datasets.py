@@ -6,6 +6,7 @@ from pydantic import ValidationError
 from impex.datasets.filters import check_filters
 from impex.datasets.model import Dataset, DatasetDefinition
 from impex.errors import InvalidInput
+from impex.jobs.options import ExportFilter
 
 
 def definition(**changes):
@@ -114,7 +115,7 @@ def stored(**changes) -> Dataset:
     ],
 )
 def test_filters_that_fit_the_dataset_pass(filters):
-    check_filters(stored(), filters)
+    check_filters(stored(), [ExportFilter.model_validate(f) for f in filters])
 
 
 @pytest.mark.parametrize(
@@ -134,5 +135,5 @@ def test_filters_that_fit_the_dataset_pass(filters):
 )
 def test_filters_that_do_not_fit_are_refused(filters, reason):
     with pytest.raises(InvalidInput) as raised:
-        check_filters(stored(), filters)
+        check_filters(stored(), [ExportFilter.model_validate(f) for f in filters])
     assert reason in raised.value.message

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from impex.api.app import error_response, http_status_for
+from impex.api.errors import error_response, http_status_for
 from impex.errors import (
     BadRequest,
     Conflict,

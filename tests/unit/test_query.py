@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 
 from impex.datasets.model import Dataset
-from impex.datasets.query import compile_query
+from impex.datasets.query import CompiledQuery, compile_query
 from impex.datasets.records import RecordLayout
-from impex.datasets.store import ExternalTable
+from impex.jobs.options import ExportFilter
+from impex.settings import ExternalTable
+
+
+def compiled(layout: RecordLayout, filters: list[dict], fields: list[str]) -> CompiledQuery:
+    """compile_query over filters as an export job stores them."""
+    return compile_query(layout, [ExportFilter.model_validate(f) for f in filters], fields)
 
 
 def dataset(keys=("sku",), **extra) -> Dataset:
@@ -36,7 +42,7 @@ def layout(**kwargs) -> RecordLayout:
 
 
 def test_the_partition_is_always_a_key_condition():
-    query = compile_query(layout(), [], ["sku", "qty"])
+    query = compiled(layout(), [], ["sku", "qty"])
     assert query.uses_query
     assert query.key_condition == "#n0 = :v0"
     assert query.names == {"#n0": "pk", "#n1": "sku", "#n2": "qty"}
@@ -46,7 +52,7 @@ def test_the_partition_is_always_a_key_condition():
 
 
 def test_a_filter_on_the_single_text_key_becomes_a_sort_key_condition():
-    query = compile_query(layout(), [{"field": "sku", "op": "begins_with", "value": "A#1"}], ["sku"])
+    query = compiled(layout(), [{"field": "sku", "op": "begins_with", "value": "A#1"}], ["sku"])
     assert query.key_condition == "#n0 = :v0 AND begins_with(#n1, :v1)"
     assert query.names["#n1"] == "sk"
     assert query.values[":v1"] == {"S": "A\\#1"}  # escaped exactly as keys are stored
@@ -63,7 +69,7 @@ def test_other_filters_become_a_typed_filter_expression():
         {"field": "qty", "op": "in", "value": [1, 2]},
         {"field": "qty", "op": "ne", "value": 3},
     ]
-    query = compile_query(layout(), filters, ["sku"])
+    query = compiled(layout(), filters, ["sku"])
     assert query.filter_expression == (
         "#n1 BETWEEN :v1 AND :v2 AND #n2 < :v3 AND #n3 >= :v4 AND #n4 = :v5 AND contains(#n5, :v6) "
         "AND attribute_not_exists(#n5) AND #n1 IN (:v7, :v8) AND #n1 <> :v9"
@@ -74,14 +80,14 @@ def test_other_filters_become_a_typed_filter_expression():
 
 @pytest.mark.parametrize("evil", ["x) OR (1=1", "#n0", ":v0", "a, pk", "sk = :v0 OR attribute_exists(pk)"])
 def test_injection_attempts_in_values_stay_values(evil):
-    query = compile_query(layout(), [{"field": "note", "op": "eq", "value": evil}], ["note"])
+    query = compiled(layout(), [{"field": "note", "op": "eq", "value": evil}], ["note"])
     assert evil not in query.filter_expression
     assert {"S": evil} in query.values.values()
 
 
 def test_expressions_hold_only_placeholders_never_names_or_values():
     filters = [{"field": "note", "op": "eq", "value": "size"}, {"field": "qty", "op": "gt", "value": 1}]
-    query = compile_query(layout(), filters, ["note", "qty"])
+    query = compiled(layout(), filters, ["note", "qty"])
     for expression in (query.key_condition, query.filter_expression, query.projection):
         words = expression.replace("(", " ").replace(")", " ").replace(",", " ").split()
         assert all(w.startswith(("#", ":")) or w in {"=", ">", "AND"} for w in words), expression
@@ -98,7 +104,7 @@ def test_a_numeric_key_is_filtered_not_key_conditioned():
             "fields": [{"name": "id", "type": "integer", "required": True}],
         }
     )
-    query = compile_query(
+    query = compiled(
         RecordLayout(numeric, "records", None), [{"field": "id", "op": "gt", "value": 10}], ["id"]
     )
     assert query.key_condition == "#n0 = :v0"
@@ -110,7 +116,7 @@ def test_an_allow_listed_table_queries_by_its_partition_key_or_scans():
     table_layout = RecordLayout.for_dataset(
         dataset(target={"table": "orders"}), records_table="records", external_tables={"orders": external}
     )
-    by_key = compile_query(table_layout, [{"field": "sku", "op": "eq", "value": "A1"}], ["sku"])
+    by_key = compiled(table_layout, [{"field": "sku", "op": "eq", "value": "A1"}], ["sku"])
     assert by_key.key_condition == "#n0 = :v0" and by_key.values[":v0"] == {"S": "A1"}
-    scan = compile_query(table_layout, [{"field": "qty", "op": "gt", "value": 1}], ["sku"])
+    scan = compiled(table_layout, [{"field": "qty", "op": "gt", "value": 1}], ["sku"])
     assert not scan.uses_query and scan.filter_expression == "#n0 > :v0"

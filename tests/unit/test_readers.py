@@ -8,15 +8,14 @@ import json
 
 import pytest
 
-from impex.formats.detect import detect_encoding, sniff_container, sniff_delimiter, text_kind
+from impex.formats.delimited import DelimitedReader, sniff_delimiter
+from impex.formats.detect import detect_encoding, sniff_container, text_kind
 from impex.formats.errors import FileProblem
-from impex.formats.tabular import (
-    DelimitedReader,
-    JsonLinesReader,
-    LineSource,
-    bad_line_reason,
-    first_lines_terminator,
-)
+from impex.formats.file_format import FileFormat
+from impex.formats.jsonlines import JsonLinesReader, bad_line_reason
+from impex.formats.source import ReadOptions, ResumePoint, SourceSpec, open_source
+from impex.formats.text import LineSource, first_lines_terminator
+from impex.formats.xlsx import ArchiveLimits
 
 
 def read_csv(data: bytes, encoding: str | None = None, delimiter: str | None = None):
@@ -135,8 +134,23 @@ def test_the_delimiter_is_sniffed(sample, expected):
     assert sniff_delimiter(sample) == expected
 
 
-def test_an_explicit_delimiter_wins():
-    assert sniff_delimiter("a,b;c", ";") == ";"
+def test_an_explicit_delimiter_wins_over_the_sniffed_one(tmp_path):
+    # Given a file that sniffs as comma-separated
+    data = b"a,b;c\n1,2;3\n4,5;6\n"
+    spec = SourceSpec(
+        size=len(data),
+        expected=FileFormat.CSV,
+        options=ReadOptions(delimiter=";"),
+        resume=ResumePoint(),
+        spool_dir=tmp_path,
+        archive_limits=ArchiveLimits(),
+    )
+    # When it is opened with delimiter ";"
+    source = open_source(data, lambda start: io.BytesIO(data[start:]), spec)
+    # Then the semicolon splits it
+    assert source.header == ["a,b", "c"]
+    assert [row.cells for row in source.rows(after_row=0)] == [["1,2", "3"], ["4,5", "6"]]
+    source.close()
 
 
 def test_a_file_without_a_header_row_is_a_problem():

@@ -13,27 +13,24 @@ import openpyxl
 import pyarrow.parquet as pq
 import pytest
 
-from impex.datasets.model import DatasetField
-from impex.formats.writers import (
-    CsvWriter,
-    JsonArrayWriter,
-    JsonLinesWriter,
-    ParquetWriter,
-    XlsxWriter,
-    neutralize,
-)
+from impex.datasets.model import FieldType
+from impex.formats.columns import Column, ColumnKind
+from impex.formats.delimited import CsvWriter
+from impex.formats.file_format import FileFormat
+from impex.formats.jsonlines import JsonArrayWriter, JsonLinesWriter
+from impex.formats.parquet import ParquetWriter
+from impex.formats.values import neutralize
+from impex.formats.writers import WriterOptions, open_writer
+from impex.formats.xlsx import XlsxWriter
 
 FIELDS = [
-    DatasetField.model_validate(f)
-    for f in [
-        {"name": "text", "type": "string"},
-        {"name": "n", "type": "integer"},
-        {"name": "price", "type": "decimal"},
-        {"name": "ok", "type": "boolean"},
-        {"name": "day", "type": "date"},
-        {"name": "at", "type": "datetime"},
-        {"name": "extra", "type": "json"},
-    ]
+    Column("text", ColumnKind.STRING),
+    Column("n", ColumnKind.INTEGER),
+    Column("price", ColumnKind.DECIMAL),
+    Column("ok", ColumnKind.BOOLEAN),
+    Column("day", ColumnKind.DATE),
+    Column("at", ColumnKind.DATETIME),
+    Column("extra", ColumnKind.JSON),
 ]
 EDGE_ROWS = [
     [
@@ -160,7 +157,7 @@ def test_json_lines_and_json_arrays_keep_numbers_exact():
 def test_json_decimals_are_plain_exact_numbers(stored, written):
     # Given a decimal as DynamoDB may hand it back
     sink = Sink()
-    writer = JsonLinesWriter(sink, [DatasetField.model_validate({"name": "price", "type": "decimal"})])
+    writer = JsonLinesWriter(sink, [Column("price", ColumnKind.DECIMAL)])
     # When it is written as JSON
     writer.write_rows([[stored]])
     writer.close()
@@ -178,7 +175,7 @@ def test_json_decimals_are_plain_exact_numbers(stored, written):
 )
 def test_json_datetimes_are_utc_iso_text(moment, written):
     sink = Sink()
-    writer = JsonLinesWriter(sink, [DatasetField.model_validate({"name": "at", "type": "datetime"})])
+    writer = JsonLinesWriter(sink, [Column("at", ColumnKind.DATETIME)])
     writer.write_rows([[moment]])
     writer.close()
     assert json.loads(sink.data) == {"at": written}
@@ -207,7 +204,7 @@ def test_xlsx_cells_are_typed_with_a_bold_frozen_filtered_header(tmp_path):
 
 
 def test_xlsx_starts_a_new_sheet_after_the_row_limit(tmp_path, monkeypatch):
-    import impex.formats.writers as writers
+    import impex.formats.xlsx as writers
 
     monkeypatch.setattr(writers, "XLSX_MAX_ROWS", 4)
     path = tmp_path / "split.xlsx"
@@ -236,17 +233,17 @@ def test_parquet_keeps_decimals_dates_and_types(tmp_path):
 
 @pytest.mark.parametrize("kind", ["csv", "jsonl", "json", "xlsx", "parquet"])
 def test_an_empty_result_is_still_a_valid_file(tmp_path, kind):
+    # Given a writer of each format from the one factory
+    sink = Sink()
+    writer = open_writer(FileFormat(kind), FIELDS, sink, options=WriterOptions(), spool_dir=tmp_path)
+    # When no row is written
+    writer.finish()
+    writer.close()
+    # Then the file is still valid, with its header where the format has one
     path = tmp_path / f"empty.{kind}"
-    if kind in ("xlsx", "parquet"):
-        writer = XlsxWriter(str(path), FIELDS) if kind == "xlsx" else ParquetWriter(str(path), FIELDS)
-        writer.close()
-    else:
-        sink = Sink()
-        writer = {"csv": CsvWriter, "jsonl": JsonLinesWriter, "json": JsonArrayWriter}[kind](sink, FIELDS)
-        if isinstance(writer, JsonArrayWriter):
-            writer.finish()
-        writer.close()
-        path.write_bytes(bytes(sink.data))
+    path.write_bytes(bytes(sink.data))
+    assert writer.resumable is (kind in ("csv", "jsonl", "json"))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no spool file is left behind
     if kind == "csv":
         assert path.read_text().strip() == ",".join(f.name for f in FIELDS)
     elif kind == "jsonl":
@@ -267,3 +264,25 @@ def test_json_lines_gzip_on_request():
     writer.write_rows([["a", 1], ["b", None]])
     writer.close()
     assert gzip.decompress(bytes(sink.data)).decode() == '{"text":"a","n":1}\n{"text":"b"}\n'
+
+
+def test_column_kinds_are_the_dataset_field_types():
+    assert [kind.value for kind in ColumnKind] == [field_type.value for field_type in FieldType]
+
+
+def test_a_json_array_resumed_in_a_new_writer_is_one_valid_array(tmp_path):
+    # Given a JSON export that wrote rows, then handed over
+    sink = Sink()
+    first = open_writer(FileFormat.JSON, FIELDS[:2], sink, options=WriterOptions(), spool_dir=tmp_path)
+    first.write_rows([["a", 1]])
+    first.close()
+    state = first.resume_state()
+    # When a fresh writer carries on from its state
+    second = open_writer(
+        FileFormat.JSON, FIELDS[:2], sink, options=WriterOptions(), spool_dir=tmp_path, resume=state
+    )
+    second.write_rows([["b", 2]])
+    second.finish()
+    second.close()
+    # Then the file is one array holding both rows
+    assert json.loads(bytes(sink.data)) == [{"text": "a", "n": 1}, {"text": "b", "n": 2}]

@@ -17,7 +17,7 @@ from pydantic.alias_generators import to_camel
 
 from impex.datasets.model import Dataset, DatasetDefinition
 from impex.jobs.model import Job, JobStatus, JobType, Priority
-from impex.jobs.options import ExportOptions, ImportOptions, check_file_name
+from impex.jobs.options import ExportFilter, ExportOptions, ImportOptions, check_file_name
 
 
 class _Body(BaseModel):
@@ -52,13 +52,8 @@ class ErrorBody(BaseModel):
 
 # ---- jobs ----------------------------------------------------------------------------------------
 
-IMPORT_FORMATS = ("csv", "tsv", "xlsx", "jsonl", "csv.gz", "tsv.gz", "jsonl.gz")
-EXPORT_FORMATS = ("csv", "xlsx", "json", "jsonl", "parquet")
 ImportFormat = Literal["csv", "tsv", "xlsx", "jsonl", "csv.gz", "tsv.gz", "jsonl.gz"]
 ExportFormat = Literal["csv", "xlsx", "json", "jsonl", "parquet"]
-FilterOp = Literal[
-    "eq", "ne", "lt", "lte", "gt", "gte", "between", "in", "begins_with", "contains", "exists", "not_exists"
-]
 
 
 class CreateImport(_Body):
@@ -83,14 +78,6 @@ class CreateImport(_Body):
     @classmethod
     def _plain_file_name(cls, name: str) -> str:
         return check_file_name(name)
-
-
-class ExportFilter(_Body):
-    """One `field op value` condition; conditions are combined with AND."""
-
-    field: str = Field(min_length=1, max_length=64)
-    op: FilterOp
-    value: Any = None
 
 
 class CreateExport(_Body):
@@ -213,8 +200,6 @@ class DatasetList(_Out):
 
 
 __all__ = [
-    "EXPORT_FORMATS",
-    "IMPORT_FORMATS",
     "CreateExport",
     "CreateImport",
     "CreatedExport",
@@ -224,6 +209,7 @@ __all__ = [
     "DatasetName",
     "DatasetOut",
     "ErrorBody",
+    "ExportFilter",
     "JobList",
     "JobStatusResponse",
     "JobSummary",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ulid import ULID
 
@@ -21,16 +21,19 @@ from impex.api.models import (
     Upload,
 )
 from impex.aws.files import FilesBucket, export_key, upload_key
-from impex.aws.queues import PriorityQueues
+from impex.aws.queues import JobMessage, PriorityQueues
 from impex.clock import iso, utc_now
 from impex.datasets.filters import check_filters
 from impex.datasets.model import Dataset
 from impex.datasets.store import DatasetStore
 from impex.errors import Conflict, DatasetNotFound, FileNotReady, InvalidInput
-from impex.formats.detect import format_from_file_name
+from impex.formats.file_format import IMPORT_FORMATS, FileFormat, format_from_file_name
 from impex.jobs.model import FileRef, Job, JobStatus, JobType
+from impex.jobs.options import ExportJobOptions
 from impex.jobs.store import JobStore
-from impex.pipelines.sweeper import Sweeper
+
+# The sweeper's pass over one tenant's jobs (at most so many per type): what it did, for people.
+TenantSweep = Callable[[str, int], str]
 
 PROCESS_LIMIT_PER_TYPE = 10
 LONG_POLL_INTERVAL_SECONDS = 0.5
@@ -57,7 +60,7 @@ class JobService:
         export_queues: PriorityQueues,
         import_queues: PriorityQueues,
         limits: ApiLimits,
-        sweeper: Sweeper | None = None,
+        sweep_tenant: TenantSweep,
     ) -> None:
         self.jobs = jobs
         self.datasets = datasets
@@ -65,18 +68,20 @@ class JobService:
         self.export_queues = export_queues
         self.import_queues = import_queues
         self.limits = limits
-        self.sweeper = sweeper
+        self._sweep_tenant = sweep_tenant
 
     # --- creation ----------------------------------------------------------------------------------
 
     def create_import_job(self, tenant: str, request: CreateImport) -> Job:
         """Validate an import request against its dataset and store a PENDING job."""
         dataset = self._dataset_for_request(tenant, request.dataset)
-        file_format = request.format or format_from_file_name(request.file_name)
+        file_format = (
+            FileFormat(request.format) if request.format else format_from_file_name(request.file_name)
+        )
         if file_format is None:
             raise InvalidInput(
                 f"cannot tell the format of '{request.file_name}' from its name; give `format`",
-                details={"formats": ["csv", "tsv", "xlsx", "jsonl", "csv.gz", "tsv.gz", "jsonl.gz"]},
+                details={"formats": [f.value for f in IMPORT_FORMATS]},
             )
         mapping = request.mapping or request.options.mapping
         if mapping:
@@ -87,9 +92,7 @@ class JobService:
                     details={"unknownFields": unknown, "fields": dataset.field_names},
                 )
         job_id = str(ULID())
-        options: dict[str, Any] = request.options.model_dump(by_alias=True, mode="json", exclude_none=True)
-        if mapping:
-            options["mapping"] = mapping
+        options = request.options.model_copy(update={"mapping": mapping}) if mapping else request.options
         now = iso(utc_now())
         job = Job(
             id=job_id,
@@ -122,19 +125,21 @@ class JobService:
                 )
             if len(set(request.fields)) != len(request.fields):
                 raise InvalidInput("a field is listed twice in `fields`")
-        check_filters(dataset, [f.model_dump() for f in request.filters])
+        check_filters(dataset, request.filters)
         job_id = str(ULID())
         now = iso(utc_now())
-        options: dict[str, Any] = request.options.model_dump(by_alias=True, mode="json", exclude_none=True)
-        options["filters"] = [f.model_dump(mode="json") for f in request.filters]
-        options["fields"] = request.fields or dataset.field_names
+        options = ExportJobOptions(
+            **request.options.model_dump(),
+            filters=request.filters,
+            fields=request.fields or dataset.field_names,
+        )
         file_name = request.options.file_name or _export_file_name(dataset.name, request, now)
         job = Job(
             id=job_id,
             type=JobType.EXPORT,
             tenant=tenant,
             dataset=dataset.name,
-            format=request.format,
+            format=FileFormat(request.format),
             options=options,
             priority=request.priority,
             max_attempts=request.options.max_attempts,
@@ -144,7 +149,7 @@ class JobService:
         )
         created = self.jobs.create(job)
         # If this send is lost the job stays PENDING, and the sweeper re-enqueues it.
-        self.export_queues.send({"jobId": job_id, "tenant": tenant}, priority=request.priority.value)
+        self.export_queues.send(JobMessage(job_id, tenant), priority=request.priority.value)
         return created
 
     def import_created(self, job: Job) -> CreatedImport:
@@ -233,13 +238,12 @@ class JobService:
 
     def cancel(self, tenant: str, job_id: str) -> JobStatusResponse:
         """Cancel a PENDING or PROCESSING job; a worker holding it stops at its next batch."""
-        job = self.jobs.transition(job_id, JobStatus.CANCELLED, tenant=tenant)
-        return self.status_of(job)
+        return self.status_of(self.jobs.cancel(job_id, tenant=tenant))
 
     def commit(self, tenant: str, job_id: str) -> Job:
         """Turn a completed dry run into a real import of the same uploaded file (no second upload)."""
         dry_run = self.jobs.get_for_tenant(tenant, job_id, JobType.IMPORT)
-        if not dry_run.options.get("dryRun"):
+        if not dry_run.import_options.dry_run:
             raise Conflict(f"job {job_id} is not a dry run; only dry runs can be committed")
         if dry_run.status is not JobStatus.COMPLETED:
             raise Conflict(
@@ -247,7 +251,7 @@ class JobService:
                 details={"status": dry_run.status.value},
             )
         now = iso(utc_now())
-        options = {**dry_run.options, "dryRun": False, "committedFrom": dry_run.id}
+        options = dry_run.import_options.model_copy(update={"dry_run": False, "committed_from": dry_run.id})
         job = dry_run.model_copy(
             update={
                 "id": str(ULID()),
@@ -270,7 +274,7 @@ class JobService:
             }
         )
         created = self.jobs.create(job)
-        self.import_queues.send({"jobId": created.id, "tenant": tenant}, priority=created.priority.value)
+        self.import_queues.send(JobMessage(created.id, tenant), priority=created.priority.value)
         return created
 
     def retry(self, tenant: str, job_id: str) -> Job:
@@ -281,24 +285,16 @@ class JobService:
                 f"job {job_id} is {job.status.value}; only FAILED jobs can be retried",
                 details={"status": job.status.value},
             )
-        retried = self.jobs.transition(
-            job_id,
-            JobStatus.PENDING,
-            tenant=tenant,
-            allowed_from=frozenset({JobStatus.FAILED}),
-            # A manual retry always gets at least one more attempt.
-            set_fields={"errorMessage": None, "maxAttempts": max(job.max_attempts, job.attempts + 1)},
-            remove_fields=("expiresAt", "completedAt"),
-        )
+        # A manual retry always gets at least one more attempt.
+        retried = self.jobs.retry(job_id, tenant=tenant, max_attempts=max(job.max_attempts, job.attempts + 1))
         queues = self.import_queues if job.type is JobType.IMPORT else self.export_queues
-        queues.send({"jobId": job_id, "tenant": tenant}, priority=job.priority.value)
+        queues.send(JobMessage(job_id, tenant), priority=job.priority.value)
         return retried
 
     def process(self, tenant: str) -> ProcessResult:
         """The seed's process endpoint: the sweeper's pass now, over the caller's jobs, ≤ 10 per type."""
-        assert self.sweeper is not None
-        report = self.sweeper.sweep(tenant=tenant, limit_per_type=PROCESS_LIMIT_PER_TYPE)
-        return ProcessResult(success=True, message=f"swept the caller's jobs: {report.message()}")
+        done = self._sweep_tenant(tenant, PROCESS_LIMIT_PER_TYPE)
+        return ProcessResult(success=True, message=f"swept the caller's jobs: {done}")
 
     def wait_for_change(
         self,

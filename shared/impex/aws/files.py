@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import quote
+
+from botocore.exceptions import ClientError
 
 from impex.clock import iso, utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
+
+    from impex.aws.multipart import MultipartUpload
+
+
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 def upload_key(tenant: str, job_id: str, file_name: str) -> str:
@@ -95,9 +101,14 @@ class FilesBucket:
             ExpiresIn=ttl_seconds,
         )
 
-    def head(self, key: str, bucket: str | None = None) -> ObjectInfo:
-        """Size, user metadata and ETag of an object."""
-        response = self._client.head_object(Bucket=bucket or self.name, Key=key)
+    def find(self, key: str, bucket: str | None = None) -> ObjectInfo | None:
+        """Size, user metadata and ETag of an object; None when there is no such object."""
+        try:
+            response = self._client.head_object(Bucket=bucket or self.name, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in _MISSING:
+                return None
+            raise
         return ObjectInfo(
             size=int(response["ContentLength"]),
             metadata=dict(response.get("Metadata", {})),
@@ -113,16 +124,38 @@ class FilesBucket:
             request["Range"] = f"bytes={start}-{'' if end is None else end}"
         return cast(IO[bytes], self._client.get_object(**request)["Body"])
 
-    def download(self, key: str, path: Path, bucket: str | None = None) -> None:
-        """Copy an object to a local file (spooling, e.g. an .xlsx to /tmp)."""
-        self._client.download_file(bucket or self.name, key, str(path))
+    def multipart(
+        self,
+        key: str,
+        *,
+        content_type: str,
+        file_name: str,
+        state: dict[str, Any] | None = None,
+        pending: bytes = b"",
+    ) -> MultipartUpload:
+        """A multipart upload to ``key``, new or carried on from a checkpoint's ``state`` and bytes."""
+        from impex.aws.multipart import MultipartUpload
 
-    def upload(self, key: str, path: Path, *, content_type: str, file_name: str | None = None) -> None:
-        """Upload a local file (multipart when large), with its content type and download name."""
-        extra: dict[str, Any] = {"ContentType": content_type}
-        if file_name:
-            extra["ContentDisposition"] = content_disposition(file_name)
-        self._client.upload_file(str(path), self.name, key, ExtraArgs=extra)
+        return MultipartUpload(
+            self._client,
+            self.name,
+            key,
+            content_type=content_type,
+            file_name=file_name,
+            state=state,
+            pending=pending,
+        )
+
+    def abort_uploads_under(self, prefix: str) -> int:
+        """Abort every unfinished multipart upload under ``prefix`` (left by a crashed attempt)."""
+        aborted = 0
+        response = self._client.list_multipart_uploads(Bucket=self.name, Prefix=prefix)
+        for upload in response.get("Uploads", []):
+            self._client.abort_multipart_upload(
+                Bucket=self.name, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+            aborted += 1
+        return aborted
 
     def put_bytes(self, key: str, body: bytes, *, content_type: str) -> None:
         """Write a small object."""

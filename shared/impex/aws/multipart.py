@@ -104,13 +104,3 @@ class MultipartUpload:
                 self._client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
             self.upload_id = None
         self._buffer.clear()
-
-
-def abort_uploads_under(client: Any, bucket: str, prefix: str) -> int:
-    """Abort every unfinished multipart upload under ``prefix`` (left by a crashed attempt)."""
-    aborted = 0
-    response = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
-    for upload in response.get("Uploads", []):
-        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-        aborted += 1
-    return aborted

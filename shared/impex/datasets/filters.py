@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 from impex.datasets.model import Dataset, FieldType, parse_literal
 from impex.errors import InvalidInput
@@ -15,10 +16,21 @@ PRESENCE_OPS = frozenset({"exists", "not_exists"})
 MAX_IN_VALUES = 100
 
 
-def check_filters(dataset: Dataset, filters: list[dict[str, Any]]) -> None:
+class Filter(Protocol):
+    """One `field op value` condition of an export (the job's options hold them)."""
+
+    @property
+    def field(self) -> str: ...
+    @property
+    def op(self) -> str: ...
+    @property
+    def value(self) -> Any: ...
+
+
+def check_filters(dataset: Dataset, filters: Sequence[Filter]) -> None:
     """Raise InvalidInput naming the first filter whose field, operator or value does not fit the dataset."""
     for position, condition in enumerate(filters):
-        name, op, value = condition["field"], condition["op"], condition.get("value")
+        name, op, value = condition.field, condition.op, condition.value
         where = f"filters[{position}]"
         dataset_field = dataset.field(name)
         if dataset_field is None:

@@ -3,10 +3,12 @@ expressions otherwise; always with expression attribute names and values, never 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from impex.datasets.convert import converter_for
+from impex.datasets.filters import Filter
 from impex.datasets.model import FieldType
 from impex.datasets.records import RecordLayout, _escape, key_text, to_attribute
 
@@ -62,7 +64,7 @@ class _Names:
         return placeholder
 
 
-def compile_query(layout: RecordLayout, filters: list[dict[str, Any]], fields: list[str]) -> CompiledQuery:
+def compile_query(layout: RecordLayout, filters: Sequence[Filter], fields: list[str]) -> CompiledQuery:
     """Compile validated filters (see datasets.filters) and the projected fields for ``layout``."""
     query = CompiledQuery()
     names = _Names(query)
@@ -78,26 +80,26 @@ def compile_query(layout: RecordLayout, filters: list[dict[str, Any]], fields: l
             )
     else:
         partition = next(
-            (f for f in remaining if f["field"] == layout.external.partition_key and f["op"] == "eq"), None
+            (f for f in remaining if f.field == layout.external.partition_key and f.op == "eq"), None
         )
         if partition is not None:
             remaining.remove(partition)
-            keys.append(_condition(names, partition["field"], partition, None, layout, True))
+            keys.append(_condition(names, partition.field, partition, None, layout, True))
             sort_key = layout.external.sort_key
-            sort_filter = next((f for f in remaining if f["field"] == sort_key and f["op"] in KEY_OPS), None)
+            sort_filter = next((f for f in remaining if f.field == sort_key and f.op in KEY_OPS), None)
             if sort_filter is not None:
                 remaining.remove(sort_filter)
-                keys.append(_condition(names, sort_filter["field"], sort_filter, None, layout, True))
+                keys.append(_condition(names, sort_filter.field, sort_filter, None, layout, True))
     if keys:
         query.key_condition = " AND ".join(keys)
-    conditions = [_condition(names, f["field"], f, None, layout, False) for f in remaining]
+    conditions = [_condition(names, f.field, f, None, layout, False) for f in remaining]
     if conditions:
         query.filter_expression = " AND ".join(conditions)
     query.projection = ", ".join(names.name(name) for name in fields)
     return query
 
 
-def _sort_key_filter(layout: RecordLayout, filters: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _sort_key_filter(layout: RecordLayout, filters: Sequence[Filter]) -> Filter | None:
     # The sort key is the key's text: ordered comparisons are only right for a single text-like key.
     keys = layout.dataset.keys
     if len(keys) != 1:
@@ -105,15 +107,15 @@ def _sort_key_filter(layout: RecordLayout, filters: list[dict[str, Any]]) -> dic
     key_field = layout.dataset.field(keys[0])
     if key_field is None or key_field.type not in (FieldType.STRING, FieldType.DATE):
         return None
-    return next((f for f in filters if f["field"] == keys[0] and f["op"] in KEY_OPS), None)
+    return next((f for f in filters if f.field == keys[0] and f.op in KEY_OPS), None)
 
 
 def _condition(
-    names: _Names, attribute: str, condition: dict[str, Any], as_key: Any, layout: RecordLayout, key: bool
+    names: _Names, attribute: str, condition: Filter, as_key: Any, layout: RecordLayout, key: bool
 ) -> str:
-    op = condition["op"]
-    value: Any = condition.get("value")
-    dataset_field = layout.dataset.field(condition["field"])
+    op = condition.op
+    value: Any = condition.value
+    dataset_field = layout.dataset.field(condition.field)
     assert dataset_field is not None
     convert = converter_for(dataset_field.model_copy(update={"constraints": None}))
 
@@ -122,7 +124,7 @@ def _condition(
         if as_key is not None:
             return as_key(typed)  # type: ignore[no-any-return]
         if key and layout.external is not None:
-            return layout._external_key_value(condition["field"], typed)
+            return layout._external_key_value(condition.field, typed)
         return to_attribute(typed)
 
     name = names.name(attribute)

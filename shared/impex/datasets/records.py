@@ -9,8 +9,8 @@ from functools import cached_property
 from typing import Any
 
 from impex.datasets.model import Dataset, FieldType
-from impex.datasets.store import ExternalTable
 from impex.errors import InvalidInput
+from impex.settings import ExternalTable
 
 # Attributes impex adds to items in its own RecordsTable (field names cannot start with "_").
 JOB_ATTRIBUTE = "_job"

@@ -2,59 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from boto3.dynamodb.conditions import Attr, Key
-from botocore.exceptions import ClientError
-
+from impex.aws.tables import DocumentTable, Expression
 from impex.clock import iso, utc_now
 from impex.datasets.model import Dataset, DatasetDefinition
 from impex.errors import DatasetConflict, DatasetNotFound, InvalidInput
-from impex.jobs.store import to_dynamo, to_plain
+from impex.settings import ExternalTable
 
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.service_resource import Table
-
-
-@dataclass(frozen=True)
-class ExternalTable:
-    """An existing table the deployment allows datasets to target, with its key attribute names."""
-
-    name: str
-    partition_key: str
-    sort_key: str | None
-
-    @property
-    def key_names(self) -> list[str]:
-        """Key attribute names, partition key first."""
-        return [self.partition_key] + ([self.sort_key] if self.sort_key else [])
+_EXISTS = Expression("attribute_exists(tenant)", {}, {})
 
 
 class DatasetStore:
     """Creates, replaces, reads, lists and deletes a tenant's dataset definitions."""
 
-    def __init__(self, table: Table, *, external_tables: dict[str, ExternalTable]) -> None:
+    def __init__(self, table: DocumentTable, *, external_tables: dict[str, ExternalTable]) -> None:
         self._table = table
         self._external = external_tables
 
     def get(self, tenant: str, name: str) -> Dataset:
         """The tenant's dataset, or DatasetNotFound."""
-        item = self._table.get_item(Key={"tenant": tenant, "name": name}, ConsistentRead=True).get("Item")
+        item = self._table.get({"tenant": tenant, "name": name})
         if not item:
             raise DatasetNotFound(f"dataset '{name}' was not found")
-        return Dataset.model_validate(to_plain(item))
+        return Dataset.model_validate(item)
 
     def list(self, tenant: str) -> list[Dataset]:
         """All of the tenant's datasets, by name."""
         datasets: list[Dataset] = []
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("tenant").eq(tenant)}
+        key = Expression("tenant = :tenant", {}, {":tenant": tenant})
+        start_key: dict[str, Any] | None = None
         while True:
-            page = self._table.query(**kwargs)
-            datasets.extend(Dataset.model_validate(to_plain(item)) for item in page.get("Items", []))
-            if not page.get("LastEvaluatedKey"):
+            page = self._table.query(key, start_key=start_key)
+            datasets.extend(Dataset.model_validate(item) for item in page.items)
+            start_key = page.last_key
+            if not start_key:
                 return datasets
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def put(self, tenant: str, name: str, definition: DatasetDefinition) -> tuple[Dataset, bool]:
         """Create or replace a dataset. Returns it and whether it was created.
@@ -83,27 +66,21 @@ class DatasetStore:
             created_at=existing.created_at if existing else now,
             updated_at=now,
         )
-        item = to_dynamo(dataset.model_dump(by_alias=True, mode="json", exclude_none=True))
+        item = dataset.model_dump(by_alias=True, mode="json", exclude_none=True)
         # Optimistic concurrency: the write only lands on the version we just read.
-        condition = Attr("updatedAt").eq(existing.updated_at) if existing else Attr("tenant").not_exists()
-        try:
-            self._table.put_item(Item=item, ConditionExpression=condition)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise DatasetConflict(f"dataset '{name}' was changed concurrently; try again") from None
-            raise
+        condition = (
+            Expression("updatedAt = :read", {}, {":read": existing.updated_at})
+            if existing
+            else Expression("attribute_not_exists(tenant)", {}, {})
+        )
+        if not self._table.put(item, condition=condition):
+            raise DatasetConflict(f"dataset '{name}' was changed concurrently; try again")
         return dataset, existing is None
 
     def delete(self, tenant: str, name: str) -> None:
         """Delete a dataset definition (its records are kept), or raise DatasetNotFound."""
-        try:
-            self._table.delete_item(
-                Key={"tenant": tenant, "name": name}, ConditionExpression=Attr("tenant").exists()
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise DatasetNotFound(f"dataset '{name}' was not found") from None
-            raise
+        if not self._table.delete({"tenant": tenant, "name": name}, condition=_EXISTS):
+            raise DatasetNotFound(f"dataset '{name}' was not found")
 
     def _check_target(self, definition: DatasetDefinition) -> None:
         if definition.target is None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+
+from impex.formats.file_format import FileFormat
+from impex.jobs.options import ExportJobOptions, ImportOptions
 
 # A tenant name becomes part of S3 keys and index keys, so it is held to a safe alphabet.
 TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
@@ -77,8 +81,8 @@ class Job(_CamelModel):
     type: JobType
     tenant: str
     dataset: str
-    format: str
-    options: dict[str, Any] = Field(default_factory=dict)
+    format: FileFormat
+    options: ImportOptions | ExportJobOptions = Field(default_factory=ImportOptions)
     priority: Priority = Priority.NORMAL
 
     status: JobStatus = JobStatus.PENDING
@@ -101,3 +105,37 @@ class Job(_CamelModel):
     started_at: str | None = None
     completed_at: str | None = None
     expires_at: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _options_of_its_type(cls, data: Any) -> Any:
+        """Stored options are parsed as the options of the job's type."""
+        if isinstance(data, dict) and isinstance(data.get("options"), dict):
+            model = ExportJobOptions if str(data.get("type")) == JobType.EXPORT.value else ImportOptions
+            data = {**data, "options": model.model_validate(data["options"])}
+        return data
+
+    @property
+    def import_options(self) -> ImportOptions:
+        """The options of an import job."""
+        if not isinstance(self.options, ImportOptions):
+            raise TypeError(f"job {self.id} is not an import")
+        return self.options
+
+    @property
+    def export_options(self) -> ExportJobOptions:
+        """The options of an export job."""
+        if not isinstance(self.options, ExportJobOptions):
+            raise TypeError(f"job {self.id} is not an export")
+        return self.options
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a worker knows when a job ends (or a cancel ends it): its result, counts and files."""
+
+    result: dict[str, Any] | None = None
+    processed_rows: int | None = None
+    total_rows: int | None = None
+    error_report: FileRef | None = None
+    file: FileRef | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -53,3 +53,23 @@ class ExportOptions(_Options):
     @classmethod
     def _plain_file_name(cls, name: str | None) -> str | None:
         return None if name is None else check_file_name(name)
+
+
+FilterOp = Literal[
+    "eq", "ne", "lt", "lte", "gt", "gte", "between", "in", "begins_with", "contains", "exists", "not_exists"
+]
+
+
+class ExportFilter(_Options):
+    """One `field op value` condition; conditions are combined with AND."""
+
+    field: str = Field(min_length=1, max_length=64)
+    op: FilterOp
+    value: Any = None
+
+
+class ExportJobOptions(ExportOptions):
+    """An export job's options as stored: how to write the file, and which records and fields."""
+
+    filters: list[ExportFilter] = Field(default_factory=list)
+    fields: list[str] = Field(default_factory=list)

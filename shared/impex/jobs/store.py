@@ -1,25 +1,24 @@
-"""The jobs table: every status change is one conditional UpdateItem built from the state machine."""
+"""The jobs table: every status change is one conditional UpdateItem built from the state machine.
+
+Callers say what happened (claim, record progress, complete, fail, requeue, cancel, retry...); this
+module alone knows the item's attribute names and how each change is written.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.conditions import Attr, ConditionBase, Key
-from botocore.exceptions import ClientError
-
+from impex.aws.tables import DocumentTable, Expression
 from impex.clock import iso, utc_now
-from impex.errors import BadRequest, IllegalTransition, JobNotFound
-from impex.jobs.model import ALLOWED_SOURCES, Job, JobStatus, JobType
+from impex.errors import BadRequest, IllegalTransition, JobExists, JobNotFound
+from impex.jobs.model import ALLOWED_SOURCES, Job, JobOutcome, JobStatus, JobType
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.service_resource import Table
-
     from impex.aws.events import JobEvents
 
 TENANT_INDEX = "ByTenant"
@@ -32,6 +31,8 @@ _CHANGE_BY_TARGET = {
     JobStatus.FAILED: "failed",
     JobStatus.CANCELLED: "cancelled",
 }
+_STATUS = {"#status": "status"}
+_ONLY_PROCESSING = frozenset({JobStatus.PROCESSING})
 
 
 class JobNotProcessing(IllegalTransition):
@@ -52,46 +53,33 @@ class JobPage:
     next_cursor: str | None
 
 
-def to_plain(value: Any) -> Any:
-    """Turn what the DynamoDB resource layer returns (Decimal, sets) into plain JSON-able Python."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
-    if isinstance(value, list | set | tuple):
-        return [to_plain(v) for v in value]
-    return value
+@dataclass
+class _Change:
+    """One status change: the target, where it may come from, and what else it sets or removes."""
 
-
-def to_dynamo(value: Any) -> Any:
-    """Turn plain Python into what the DynamoDB resource layer accepts (floats become Decimals)."""
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, dict):
-        return {k: to_dynamo(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [to_dynamo(v) for v in value]
-    return value
+    target: JobStatus
+    allowed_from: frozenset[JobStatus] | None = None
+    sets: dict[str, Any] = field(default_factory=dict)
+    removes: tuple[str, ...] = ()
+    tenant: str | None = None
+    expected_heartbeat: str | None = None
+    increment_attempts: bool = False
 
 
 class JobStore:
     """Reads and writes job records. Safe for any number of concurrent workers."""
 
-    def __init__(self, table: Table, *, retention_days: int, events: JobEvents | None = None) -> None:
+    def __init__(self, table: DocumentTable, *, retention_days: int, events: JobEvents | None = None) -> None:
         self._table = table
         self._retention = timedelta(days=retention_days)
         self._events = events
-
-    def _publish(self, job: Job, change: str) -> None:
-        if self._events is not None:
-            self._events.publish(job, change)
 
     # --- reads -------------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
-        item = self._table.get_item(Key={"id": job_id}, ConsistentRead=True).get("Item")
-        return Job.model_validate(to_plain(item)) if item else None
+        item = self._table.get({"id": job_id})
+        return Job.model_validate(item) if item else None
 
     def get_for_tenant(self, tenant: str, job_id: str, job_type: JobType | None = None) -> Job:
         """The tenant's job; another tenant's job, or a type mismatch, is reported as not found."""
@@ -99,6 +87,11 @@ class JobStore:
         if job is None or job.tenant != tenant or (job_type is not None and job.type != job_type):
             raise JobNotFound(f"job {job_id} was not found")
         return job
+
+    def current_status(self, job_id: str) -> JobStatus | None:
+        """Just the status (a cheap strongly consistent read): workers check it for a cancel."""
+        item = self._table.get({"id": job_id}, attributes=["status"])
+        return JobStatus(str(item["status"])) if item else None
 
     def list_for_tenant(
         self,
@@ -110,162 +103,115 @@ class JobStore:
         cursor: str | None = None,
     ) -> JobPage:
         """The tenant's jobs newest first, filtered, through the tenant index (never a Scan)."""
-        filters: ConditionBase | None = None
-        if job_type is not None:
-            filters = Attr("type").eq(job_type.value)
-        if status is not None:
-            by_status = Attr("status").eq(status.value)
-            filters = by_status if filters is None else filters & by_status
+        filters = _job_filter(job_type, status)
         start_key: dict[str, Any] | None = _decode_cursor(cursor, tenant) if cursor else None
         jobs: list[Job] = []
+        key = Expression("#tenant = :tenant", {"#tenant": "tenant"}, {":tenant": tenant})
         while True:
-            kwargs: dict[str, Any] = {
-                "IndexName": TENANT_INDEX,
-                "KeyConditionExpression": Key("tenant").eq(tenant),
-                "ScanIndexForward": False,
-                "Limit": limit - len(jobs) if filters is None else max(limit, 25),
-            }
-            if filters is not None:
-                kwargs["FilterExpression"] = filters
-            if start_key:
-                kwargs["ExclusiveStartKey"] = start_key
-            page = self._table.query(**kwargs)
-            for item in page.get("Items", []):
-                jobs.append(Job.model_validate(to_plain(item)))
+            page = self._table.query(
+                key,
+                index=TENANT_INDEX,
+                filter_expression=filters,
+                limit=limit - len(jobs) if filters is None else max(limit, 25),
+                start_key=start_key,
+                newest_first=True,
+            )
+            for position, item in enumerate(page.items):
+                jobs.append(Job.model_validate(item))
                 if len(jobs) == limit:
                     # Resume exactly after the last job returned, even mid-page.
-                    last = jobs[-1]
-                    more = bool(page.get("LastEvaluatedKey")) or item is not page["Items"][-1]
-                    return JobPage(jobs, _encode_cursor(last) if more else None)
-            start_key = page.get("LastEvaluatedKey")
+                    more = page.last_key is not None or position < len(page.items) - 1
+                    return JobPage(jobs, _encode_cursor(jobs[-1]) if more else None)
+            start_key = page.last_key
             if not start_key:
                 return JobPage(jobs, None)
 
     def list_active(self, status: JobStatus, *, heartbeat_before: str, limit: int = 100) -> list[Job]:
         """Non-terminal jobs in ``status`` whose heartbeat is older than the given time (sparse index)."""
+        key = Expression(
+            "activeStatus = :status AND heartbeatAt < :before",
+            {},
+            {":status": status.value, ":before": heartbeat_before},
+        )
+        return self._collect(key, ACTIVE_INDEX, None, limit)
+
+    def list_active_for_tenant(
+        self, tenant: str, status: JobStatus, *, heartbeat_before: str, limit: int = 100
+    ) -> list[Job]:
+        """The tenant's ``status`` jobs whose heartbeat is older than the given time (sparse index)."""
+        key = Expression(
+            "activeTenant = :tenant AND heartbeatAt < :before",
+            {},
+            {":tenant": tenant, ":before": heartbeat_before},
+        )
+        return self._collect(key, ACTIVE_BY_TENANT_INDEX, _job_filter(None, status), limit)
+
+    def count_processing(self, tenant: str) -> int:
+        """How many of the tenant's jobs are PROCESSING now (for the per-tenant concurrency cap)."""
+        key = Expression("activeTenant = :tenant", {}, {":tenant": tenant})
+        filters = _job_filter(None, JobStatus.PROCESSING)
+        count, start_key = 0, None
+        while True:
+            page = self._table.query(
+                key,
+                index=ACTIVE_BY_TENANT_INDEX,
+                filter_expression=filters,
+                start_key=start_key,
+                count_only=True,
+            )
+            count += page.count
+            start_key = page.last_key
+            if not start_key:
+                return count
+
+    def _collect(self, key: Expression, index: str, filters: Expression | None, limit: int) -> list[Job]:
         jobs: list[Job] = []
-        kwargs: dict[str, Any] = {
-            "IndexName": ACTIVE_INDEX,
-            "KeyConditionExpression": Key("activeStatus").eq(status.value)
-            & Key("heartbeatAt").lt(heartbeat_before),
-            "Limit": limit,
-        }
+        start_key = None
         while len(jobs) < limit:
-            page = self._table.query(**kwargs)
-            jobs.extend(Job.model_validate(to_plain(item)) for item in page.get("Items", []))
-            if not page.get("LastEvaluatedKey"):
+            page = self._table.query(
+                key,
+                index=index,
+                filter_expression=filters,
+                limit=None if filters else limit,
+                start_key=start_key,
+            )
+            jobs.extend(Job.model_validate(item) for item in page.items)
+            start_key = page.last_key
+            if not start_key:
                 break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return jobs[:limit]
 
-    # --- writes ------------------------------------------------------------------------------------
+    # --- creation and claims -------------------------------------------------------------------------
 
     def create(self, job: Job) -> Job:
-        """Store a new job; its id must not exist yet."""
-        item = to_dynamo(job.model_dump(by_alias=True, mode="json", exclude_none=True))
+        """Store a new job; raise JobExists if its id is taken (a duplicate event created it first)."""
+        item = job.model_dump(by_alias=True, mode="json", exclude_none=True)
         item["heartbeatAt"] = item.get("heartbeatAt", job.created_at)
         if job.status.is_terminal:
             item["expiresAt"] = self._expiry()
         else:
             item["activeStatus"] = job.status.value
             item["activeTenant"] = job.tenant
-        self._table.put_item(Item=item, ConditionExpression=Attr("id").not_exists())
-        created = Job.model_validate(to_plain(item))
+        if not self._table.put(item, condition=Expression("attribute_not_exists(id)", {}, {})):
+            raise JobExists(f"job {job.id} exists already")
+        created = Job.model_validate(item)
         self._publish(created, "created")
         return created
-
-    def transition(
-        self,
-        job_id: str,
-        target: JobStatus,
-        *,
-        tenant: str | None = None,
-        allowed_from: frozenset[JobStatus] | None = None,
-        set_fields: dict[str, Any] | None = None,
-        remove_fields: tuple[str, ...] = (),
-        increment_attempts: bool = False,
-        expected_heartbeat: str | None = None,
-    ) -> Job:
-        """Move a job to ``target`` if its current status allows it; otherwise raise and change nothing."""
-        sources = ALLOWED_SOURCES[target] if allowed_from is None else allowed_from & ALLOWED_SOURCES[target]
-        now = iso(utc_now())
-        names: dict[str, str] = {"#status": "status"}
-        values: dict[str, Any] = {":target": target.value, ":now": now}
-        sets = ["#status = :target", "updatedAt = :now", "heartbeatAt = :now"]
-        removes = list(remove_fields)
-        if target.is_terminal:
-            sets += ["completedAt = :now", "expiresAt = :expires"]
-            values[":expires"] = self._expiry()
-            removes += ["activeStatus", "activeTenant"]
-        else:
-            sets += ["activeStatus = :target", "activeTenant = tenant"]
-        if target is JobStatus.PROCESSING:
-            sets.append("startedAt = if_not_exists(startedAt, :now)")
-        if increment_attempts:
-            sets.append("attempts = if_not_exists(attempts, :zero) + :one")
-            values[":zero"], values[":one"] = 0, 1
-        for index, (field, value) in enumerate((set_fields or {}).items()):
-            names[f"#f{index}"] = field
-            if value is None:
-                removes.append(f"#f{index}")
-            else:
-                values[f":f{index}"] = to_dynamo(value)
-                sets.append(f"#f{index} = :f{index}")
-        source_tokens = []
-        for index, source in enumerate(sorted(sources)):
-            values[f":s{index}"] = source.value
-            source_tokens.append(f":s{index}")
-        condition = f"attribute_exists(id) AND #status IN ({', '.join(source_tokens)})"
-        if tenant is not None:
-            names["#tenant"] = "tenant"
-            values[":tenant"] = tenant
-            condition += " AND #tenant = :tenant"
-        if expected_heartbeat is not None:
-            # Only if no worker has shown a sign of life since the caller looked (the sweeper's guard).
-            values[":heartbeat"] = expected_heartbeat
-            condition += " AND heartbeatAt = :heartbeat"
-        expression = "SET " + ", ".join(sets)
-        if removes:
-            expression += " REMOVE " + ", ".join(removes)
-        try:
-            response = self._table.update_item(
-                Key={"id": job_id},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            current = self.get(job_id)
-            if current is None or (tenant is not None and current.tenant != tenant):
-                raise JobNotFound(f"job {job_id} was not found") from None
-            raise IllegalTransition(
-                f"job {job_id} is {current.status.value} and cannot become {target.value}",
-                details={"status": current.status.value},
-            ) from None
-        changed = Job.model_validate(to_plain(response["Attributes"]))
-        self._publish(changed, _CHANGE_BY_TARGET[target])
-        return changed
 
     def claim(self, job_id: str, *, new_attempt: bool = True) -> Job | None:
         """PENDING -> PROCESSING for one worker. Returns None when another worker (or a cancel) won.
 
         A continuation (the same attempt carrying on in a fresh invocation) does not count an attempt.
         """
+        change = _Change(JobStatus.PROCESSING, sets={"errorMessage": None}, increment_attempts=new_attempt)
         try:
-            return self.transition(
-                job_id,
-                JobStatus.PROCESSING,
-                set_fields={"errorMessage": None},
-                increment_attempts=new_attempt,
-            )
+            return self._apply(job_id, change)
         except (IllegalTransition, JobNotFound):
             return None
 
-    def update_progress(
+    # --- while a worker runs ---------------------------------------------------------------------------
+
+    def record_progress(
         self,
         job_id: str,
         *,
@@ -276,116 +222,214 @@ class JobStore:
         """Record progress and a heartbeat on a PROCESSING job; raise JobNotProcessing if it is not."""
         now = iso(utc_now())
         sets = ["processedRows = :processed", "updatedAt = :now", "heartbeatAt = :now"]
-        values: dict[str, Any] = {":processed": processed_rows, ":now": now, ":processing": "PROCESSING"}
+        values: dict[str, Any] = {":processed": processed_rows, ":now": now}
         if total_rows is not None:
             progress = 100 if total_rows == 0 else min(99, processed_rows * 100 // max(total_rows, 1))
             sets += ["totalRows = :total", "progress = :progress"]
             values[":total"], values[":progress"] = total_rows, progress
         if checkpoint is not None:
             sets.append("checkpoint = :checkpoint")
-            values[":checkpoint"] = to_dynamo(checkpoint)
-        try:
-            response = self._table.update_item(
-                Key={"id": job_id},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="#status = :processing",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            current = self.get(job_id)
-            raise JobNotProcessing(job_id, current.status if current else None) from None
+            values[":checkpoint"] = checkpoint
+        changed = self._table.update(
+            {"id": job_id},
+            update=Expression("SET " + ", ".join(sets), {}, values),
+            condition=Expression("#status = :processing", dict(_STATUS), {":processing": "PROCESSING"}),
+        )
+        if changed is None:
+            raise JobNotProcessing(job_id, self.current_status(job_id))
         if self._events is not None:
-            self._publish(Job.model_validate(to_plain(response["Attributes"])), "progress")
-
-    def list_active_for_tenant(
-        self, tenant: str, status: JobStatus, *, heartbeat_before: str, limit: int = 100
-    ) -> list[Job]:
-        """The tenant's ``status`` jobs whose heartbeat is older than the given time (sparse index)."""
-        jobs: list[Job] = []
-        kwargs: dict[str, Any] = {
-            "IndexName": ACTIVE_BY_TENANT_INDEX,
-            "KeyConditionExpression": Key("activeTenant").eq(tenant)
-            & Key("heartbeatAt").lt(heartbeat_before),
-            "FilterExpression": Attr("status").eq(status.value),
-        }
-        while len(jobs) < limit:
-            page = self._table.query(**kwargs)
-            jobs.extend(Job.model_validate(to_plain(item)) for item in page.get("Items", []))
-            if not page.get("LastEvaluatedKey"):
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return jobs[:limit]
-
-    def count_processing(self, tenant: str) -> int:
-        """How many of the tenant's jobs are PROCESSING now (for the per-tenant concurrency cap)."""
-        count = 0
-        kwargs: dict[str, Any] = {
-            "IndexName": ACTIVE_BY_TENANT_INDEX,
-            "KeyConditionExpression": Key("activeTenant").eq(tenant),
-            "FilterExpression": Attr("status").eq(JobStatus.PROCESSING.value),
-            "Select": "COUNT",
-        }
-        while True:
-            page = self._table.query(**kwargs)
-            count += int(page.get("Count", 0))
-            if not page.get("LastEvaluatedKey"):
-                return count
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            self._publish(Job.model_validate(changed), "progress")
 
     def touch(self, job_id: str, status: JobStatus) -> None:
         """Refresh the heartbeat of a job still in ``status`` (after re-sending its message)."""
-        try:
-            self._table.update_item(
-                Key={"id": job_id},
-                UpdateExpression="SET heartbeatAt = :now",
-                ConditionExpression="#status = :status",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":now": iso(utc_now()), ":status": status.value},
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        self._table.update(
+            {"id": job_id},
+            update=Expression("SET heartbeatAt = :now", {}, {":now": iso(utc_now())}),
+            condition=Expression("#status = :status", dict(_STATUS), {":status": status.value}),
+        )
 
-    def current_status(self, job_id: str) -> JobStatus | None:
-        """Just the status (a cheap strongly consistent read): workers check it for a cancel."""
-        item = self._table.get_item(
-            Key={"id": job_id},
-            ProjectionExpression="#status",
-            ExpressionAttributeNames={"#status": "status"},
-            ConsistentRead=True,
-        ).get("Item")
-        return JobStatus(str(item["status"])) if item else None
+    def hand_over(self, job_id: str) -> Job:
+        """PROCESSING -> PENDING for a continuation: the same attempt carries on in a fresh invocation."""
+        return self._apply(job_id, _Change(JobStatus.PENDING, allowed_from=_ONLY_PROCESSING))
 
-    def annotate_ended(self, job_id: str, status: JobStatus, fields: dict[str, Any]) -> None:
-        """Add what a worker knows (result, error report) to a job that already ended as ``status``.
+    # --- endings ---------------------------------------------------------------------------------------
 
-        Used when a cancel lands while a worker is running: the status stays as the cancel left it.
-        """
-        names = {"#status": "status"}
-        values: dict[str, Any] = {":status": status.value, ":now": iso(utc_now())}
+    def complete(self, job_id: str, outcome: JobOutcome) -> Job:
+        """PROCESSING -> COMPLETED with what the worker made; IllegalTransition if it is no longer ours."""
+        sets = {**_outcome_fields(outcome), "progress": 100, "checkpoint": None}
+        return self._apply(job_id, _Change(JobStatus.COMPLETED, sets=sets))
+
+    def fail(
+        self,
+        job_id: str,
+        message: str,
+        *,
+        outcome: JobOutcome | None = None,
+        last_error: str | None = None,
+        tenant: str | None = None,
+        allowed_from: frozenset[JobStatus] | None = None,
+        expected_heartbeat: str | None = None,
+    ) -> Job:
+        """-> FAILED with a message a person can act on (and what was done before, if known)."""
+        sets: dict[str, Any] = {"errorMessage": message, **_outcome_fields(outcome)}
+        if last_error is not None:
+            sets["lastError"] = last_error
+        change = _Change(
+            JobStatus.FAILED,
+            allowed_from=allowed_from,
+            sets=sets,
+            tenant=tenant,
+            expected_heartbeat=expected_heartbeat,
+        )
+        return self._apply(job_id, change)
+
+    def requeue(
+        self, job_id: str, *, reason: str, message: str | None = None, expected_heartbeat: str | None = None
+    ) -> Job:
+        """PROCESSING -> PENDING to run again from the checkpoint (a transient failure, a stalled worker)."""
+        sets: dict[str, Any] = {"lastError": reason}
+        if message is not None:
+            sets["errorMessage"] = message
+        change = _Change(
+            JobStatus.PENDING, allowed_from=_ONLY_PROCESSING, sets=sets, expected_heartbeat=expected_heartbeat
+        )
+        return self._apply(job_id, change)
+
+    def cancel(self, job_id: str, *, tenant: str) -> Job:
+        """The tenant's PENDING or PROCESSING job -> CANCELLED; its worker stops at its next batch."""
+        return self._apply(job_id, _Change(JobStatus.CANCELLED, tenant=tenant))
+
+    def retry(self, job_id: str, *, tenant: str, max_attempts: int) -> Job:
+        """The tenant's FAILED job -> PENDING, as a new attempt from its checkpoint."""
+        change = _Change(
+            JobStatus.PENDING,
+            allowed_from=frozenset({JobStatus.FAILED}),
+            sets={"errorMessage": None, "maxAttempts": max_attempts},
+            removes=("expiresAt", "completedAt"),
+            tenant=tenant,
+        )
+        return self._apply(job_id, change)
+
+    def record_cancelled_outcome(self, job_id: str, outcome: JobOutcome) -> None:
+        """Add what a worker knows (result, error report) to a job a cancel already ended."""
+        fields = _outcome_fields(outcome)
+        names = dict(_STATUS)
+        values: dict[str, Any] = {":now": iso(utc_now())}
         sets = ["updatedAt = :now"]
-        for index, (field, value) in enumerate(fields.items()):
-            names[f"#f{index}"] = field
-            values[f":f{index}"] = to_dynamo(value)
+        for index, (name, value) in enumerate(fields.items()):
+            names[f"#f{index}"] = name
+            values[f":f{index}"] = value
             sets.append(f"#f{index} = :f{index}")
-        try:
-            self._table.update_item(
-                Key={"id": job_id},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="#status = :status",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+        self._table.update(
+            {"id": job_id},
+            update=Expression("SET " + ", ".join(sets), {}, values),
+            condition=Expression("#status = :status", names, {":status": JobStatus.CANCELLED.value}),
+        )
+
+    # --- plumbing --------------------------------------------------------------------------------------
+
+    def _apply(self, job_id: str, change: _Change) -> Job:
+        """Move a job to ``change.target`` if its status allows it; otherwise raise, changing nothing."""
+        target = change.target
+        sources = ALLOWED_SOURCES[target]
+        if change.allowed_from is not None:
+            sources = change.allowed_from & sources
+        update = self._update_of(change)
+        condition = _condition_of(sources, change)
+        changed = self._table.update({"id": job_id}, update=update, condition=condition)
+        if changed is None:
+            current = self.get(job_id)
+            if current is None or (change.tenant is not None and current.tenant != change.tenant):
+                raise JobNotFound(f"job {job_id} was not found")
+            raise IllegalTransition(
+                f"job {job_id} is {current.status.value} and cannot become {target.value}",
+                details={"status": current.status.value},
             )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        job = Job.model_validate(changed)
+        self._publish(job, _CHANGE_BY_TARGET[target])
+        return job
+
+    def _update_of(self, change: _Change) -> Expression:
+        target = change.target
+        names: dict[str, str] = dict(_STATUS)
+        values: dict[str, Any] = {":target": target.value, ":now": iso(utc_now())}
+        sets = ["#status = :target", "updatedAt = :now", "heartbeatAt = :now"]
+        removes = list(change.removes)
+        if target.is_terminal:
+            sets += ["completedAt = :now", "expiresAt = :expires"]
+            values[":expires"] = self._expiry()
+            removes += ["activeStatus", "activeTenant"]
+        else:
+            sets += ["activeStatus = :target", "activeTenant = tenant"]
+        if target is JobStatus.PROCESSING:
+            sets.append("startedAt = if_not_exists(startedAt, :now)")
+        if change.increment_attempts:
+            sets.append("attempts = if_not_exists(attempts, :zero) + :one")
+            values[":zero"], values[":one"] = 0, 1
+        for index, (name, value) in enumerate(change.sets.items()):
+            names[f"#f{index}"] = name
+            if value is None:
+                removes.append(f"#f{index}")
+            else:
+                values[f":f{index}"] = value
+                sets.append(f"#f{index} = :f{index}")
+        text = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        return Expression(text, names, values)
+
+    def _publish(self, job: Job, change: str) -> None:
+        if self._events is not None:
+            self._events.publish(job, change)
 
     def _expiry(self) -> int:
         return int((utc_now() + self._retention).timestamp())
+
+
+def _condition_of(sources: frozenset[JobStatus], change: _Change) -> Expression:
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    tokens = []
+    for index, source in enumerate(sorted(sources)):
+        values[f":s{index}"] = source.value
+        tokens.append(f":s{index}")
+    text = f"attribute_exists(id) AND #status IN ({', '.join(tokens)})"
+    if change.tenant is not None:
+        names["#tenant"] = "tenant"
+        values[":tenant"] = change.tenant
+        text += " AND #tenant = :tenant"
+    if change.expected_heartbeat is not None:
+        # Only if no worker has shown a sign of life since the caller looked (the sweeper's guard).
+        values[":heartbeat"] = change.expected_heartbeat
+        text += " AND heartbeatAt = :heartbeat"
+    return Expression(text, names, values)
+
+
+def _outcome_fields(outcome: JobOutcome | None) -> dict[str, Any]:
+    """The job attributes an outcome sets (only what the worker knows)."""
+    if outcome is None:
+        return {}
+    fields: dict[str, Any] = {}
+    if outcome.result is not None:
+        fields["result"] = outcome.result
+    if outcome.processed_rows is not None:
+        fields["processedRows"] = outcome.processed_rows
+    if outcome.total_rows is not None:
+        fields["totalRows"] = outcome.total_rows
+    if outcome.error_report is not None:
+        fields["errorReport"] = outcome.error_report.model_dump(by_alias=True, exclude_none=True)
+    if outcome.file is not None:
+        fields["file"] = outcome.file.model_dump(by_alias=True, exclude_none=True)
+    return fields
+
+
+def _job_filter(job_type: JobType | None, status: JobStatus | None) -> Expression | None:
+    parts, names, values = [], {}, {}
+    if job_type is not None:
+        parts.append("#type = :type")
+        names["#type"], values[":type"] = "type", job_type.value
+    if status is not None:
+        parts.append("#status = :status")
+        names["#status"], values[":status"] = "status", status.value
+    return Expression(" AND ".join(parts), names, values) if parts else None
 
 
 def _encode_cursor(job: Job) -> str:

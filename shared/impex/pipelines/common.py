@@ -5,10 +5,11 @@ from __future__ import annotations
 import gc
 import random
 import threading
+from enum import StrEnum
 from types import TracebackType
 from typing import Protocol
 
-from impex.aws.queues import JobQueue
+from impex.aws.queues import JobMessage, JobQueue
 from impex.errors import ImpexError
 from impex.jobs.model import Job, JobStatus
 from impex.jobs.store import JobStore
@@ -19,6 +20,16 @@ MAX_RETRY_DELAY_SECONDS = 900  # SQS's longest message delay
 
 class RemainingTime(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
+
+
+class RunOutcome(StrEnum):
+    """How one invocation's run of a job ended."""
+
+    COMPLETED = "completed"
+    CONTINUED = "continued"  # handed over to a fresh invocation before the time ran out
+    STOPPED = "stopped"  # the job left PROCESSING meanwhile (a cancel, or the sweeper took it back)
+    FAILED = "failed"
+    RETRYING = "retrying"  # a transient failure: requeued from the checkpoint after a backoff
 
 
 class Stopped(Exception):
@@ -99,18 +110,12 @@ def requeue_after_failure(
         return False
     delay = retry_delay(job.attempts, base_seconds)
     try:
-        jobs.transition(
-            job.id,
-            JobStatus.PENDING,
-            allowed_from=frozenset({JobStatus.PROCESSING}),
-            set_fields={
-                "errorMessage": f"attempt {job.attempts} failed ({reason}); retrying in {delay}s",
-                "lastError": reason,
-            },
+        jobs.requeue(
+            job.id, reason=reason, message=f"attempt {job.attempts} failed ({reason}); retrying in {delay}s"
         )
     except ImpexError:
         return True  # cancelled or requeued by someone else: nothing more to do here
-    queue.send({"jobId": job.id, "tenant": job.tenant}, delay_seconds=delay)
+    queue.send(JobMessage(job.id, job.tenant), delay_seconds=delay)
     logger.info("job requeued after a transient failure", extra={"delay_seconds": delay, "reason": reason})
     return True
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from impex.aws.queues import PriorityQueues
+from impex.aws.queues import JobMessage, PriorityQueues
 from impex.jobs.model import Job, JobStatus
 from impex.jobs.store import JobStore
 from impex.observability import logger
@@ -30,9 +30,7 @@ class TenantCap:
         running = self._jobs.count_processing(job.tenant)
         if running < self.limit:
             return True
-        message: dict[str, object] = {"jobId": job.id, "tenant": job.tenant}
-        if continuation:
-            message["continuation"] = True
+        message = JobMessage(job.id, job.tenant, continuation=continuation)
         delay = DEFER_SECONDS + random.randint(0, DEFER_SECONDS)  # noqa: S311 - jitter
         self._queues.send(message, priority=job.priority.value, delay_seconds=delay)
         self._jobs.touch(job.id, JobStatus.PENDING)

@@ -8,12 +8,9 @@ pipeline's thread, in ``drain()``, so nothing else is shared between the two thr
 
 from __future__ import annotations
 
-import csv
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from impex.aws.records import RecordTable
@@ -29,10 +26,14 @@ from impex.datasets.records import (
     item_size,
     to_attribute,
 )
-from impex.formats.tabular import SourceRow, bad_line_reason
+from impex.formats.columns import SourceRow
+from impex.formats.jsonlines import bad_line_reason
+from impex.formats.source import ResumePoint
 from impex.jobs.model import Job, JobStatus
 from impex.jobs.options import ImportOptions
+from impex.jobs.results import ImportResult
 from impex.pipelines.common import Stopped
+from impex.pipelines.error_report import ErrorRows
 from impex.pipelines.seen import SeenKeys, digest
 
 FIRST_ERRORS = 100
@@ -69,37 +70,25 @@ class ImportProgress:
         """JSON-able state to store on the job."""
         return asdict(self)
 
+    def resume_point(self) -> ResumePoint:
+        """Where the reader carries on from."""
+        return ResumePoint(header=self.header, last_row=self.last_row, offset=self.offset)
 
-class ErrorRows:
-    """Failed rows of this invocation, spooled to /tmp as CSV until the next checkpoint uploads them."""
-
-    def __init__(self, directory: Path) -> None:
-        self._handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in close()
-            "w+", newline="", encoding="utf-8", dir=directory, suffix=".csv", delete=True
+    def result(self, options: ImportOptions, mapping: dict[str, str] | None) -> ImportResult:
+        """The job's result: every count so far, the mapping used and the first row errors."""
+        return ImportResult(
+            rows_total=self.processed,
+            created=self.created,
+            updated=self.updated,
+            skipped=self.skipped,
+            failed=self.failed,
+            written=self.written,
+            unknown_columns=self.unknown_columns,
+            mapping=mapping or {},
+            first_errors=self.first_errors,
+            mode=options.mode,
+            dry_run=options.dry_run,
         )
-        self._writer = csv.writer(self._handle)
-        self.pending = 0
-
-    def add(self, row: SourceRow, issues: list[CellIssue]) -> None:
-        """Spool one failed row: its number, what is wrong with it, then its original values."""
-        message = "; ".join(f"{i.column}: {i.message}" if i.column else i.message for i in issues)
-        cells = ["" if cell is None else to_string(cell) for cell in row.cells]
-        self._writer.writerow([row.number, message, *cells])
-        self.pending += 1
-
-    def take(self) -> bytes:
-        """The spooled rows (and reset)."""
-        self._handle.flush()
-        self._handle.seek(0)
-        data = self._handle.read().encode("utf-8")
-        self._handle.seek(0)
-        self._handle.truncate()
-        self.pending = 0
-        return data
-
-    def close(self) -> None:
-        """Delete the spool file."""
-        self._handle.close()
 
 
 @dataclass(slots=True)

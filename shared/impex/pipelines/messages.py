@@ -12,6 +12,7 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from ulid import ULID
 
+from impex.aws.queues import JobMessage
 from impex.clock import parse_iso, utc_now
 from impex.errors import BadRequest
 
@@ -48,20 +49,11 @@ class DroppedFile:
     file_name: str
 
 
-@dataclass(frozen=True)
-class JobMessage:
-    """An SQS message that names a job (exports, continuations, requeues)."""
-
-    job_id: str
-    tenant: str
-    continuation: bool = False
-
-
 def import_message(body: str) -> list[StoredObject] | JobMessage:
     """An import-queue message: the objects of an S3 notification, or a job (continuation) message."""
     payload = _json_object(body)
     if "jobId" in payload:
-        return job_message(body)
+        return JobMessage.from_payload(payload)
     return created_objects(payload)
 
 
@@ -101,11 +93,7 @@ def classify(key: str) -> UploadForJob | DroppedFile | None:
 
 def job_message(body: str) -> JobMessage:
     """Parse a job message; a malformed one raises BadRequest (it will land in the DLQ)."""
-    payload = _json_object(body)
-    job_id, tenant = payload.get("jobId"), payload.get("tenant")
-    if not isinstance(job_id, str) or not isinstance(tenant, str):
-        raise BadRequest(f"not a job message: {body[:200]!r}")
-    return JobMessage(job_id=job_id, tenant=tenant, continuation=payload.get("continuation") is True)
+    return JobMessage.from_payload(_json_object(body))
 
 
 def _json_object(body: str) -> dict[str, Any]:

@@ -19,19 +19,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from impex.aws import clients
-from impex.aws.events import JobEvents
 from impex.aws.files import FilesBucket
-from impex.aws.queues import PriorityQueues
+from impex.aws.queues import DeadLetters, JobMessage, PriorityQueues
 from impex.clock import iso, parse_iso, utc_now
 from impex.errors import ImpexError
 from impex.jobs.model import Job, JobStatus, JobType
 from impex.jobs.store import JobStore
 from impex.observability import logger, metrics
 from impex.pipelines.messages import job_ids_in
-from impex.settings import CommonSettings, SweeperSettings
 
 DEAD_LETTER_ROUNDS = 10
 
@@ -73,8 +68,7 @@ class Sweeper:
         upload_ttl_seconds: int,
         upload_grace_seconds: int,
         pending_requeue_after_seconds: int,
-        sqs: Any = None,
-        dead_letter_queues: dict[JobType, str] | None = None,
+        dead_letter_queues: dict[JobType, DeadLetters] | None = None,
     ) -> None:
         self._jobs = jobs
         self._queues = queues
@@ -82,7 +76,6 @@ class Sweeper:
         self._stuck_after = timedelta(seconds=stuck_after_seconds)
         self._upload_deadline = timedelta(seconds=upload_ttl_seconds + upload_grace_seconds)
         self._pending_after = timedelta(seconds=pending_requeue_after_seconds)
-        self._sqs = sqs
         self._dead_letters = dead_letter_queues or {}
 
     def sweep(
@@ -122,31 +115,24 @@ class Sweeper:
         quiet_since = job.heartbeat_at or job.updated_at
         try:
             if job.attempts >= job.max_attempts:
-                self._jobs.transition(
+                self._jobs.fail(
                     job.id,
-                    JobStatus.FAILED,
+                    f"the job stalled (no heartbeat since {quiet_since}) on each of its "
+                    f"{job.attempts} attempts; retry it with POST /jobs/{job.id}/retry",
+                    last_error=f"stalled: no heartbeat since {quiet_since}",
                     allowed_from=frozenset({JobStatus.PROCESSING}),
                     expected_heartbeat=job.heartbeat_at,
-                    set_fields={
-                        "errorMessage": f"the job stalled (no heartbeat since {quiet_since}) on each of its "
-                        f"{job.attempts} attempts; retry it with POST /jobs/{job.id}/retry",
-                        "lastError": f"stalled: no heartbeat since {quiet_since}",
-                    },
                 )
                 report.add("stuck_failed", job)
                 return
-            self._jobs.transition(
+            self._jobs.requeue(
                 job.id,
-                JobStatus.PENDING,
-                allowed_from=frozenset({JobStatus.PROCESSING}),
+                reason=f"stalled: no heartbeat since {quiet_since}; requeued from its checkpoint",
                 expected_heartbeat=job.heartbeat_at,
-                set_fields={
-                    "lastError": f"stalled: no heartbeat since {quiet_since}; requeued from its checkpoint"
-                },
             )
         except ImpexError:
             return  # the worker came back to life, or the job was cancelled: leave it
-        self._queues[job.type].send({"jobId": job.id, "tenant": job.tenant}, priority=job.priority.value)
+        self._queues[job.type].send(JobMessage(job.id, job.tenant), priority=job.priority.value)
         report.add("stuck_requeued", job)
 
     def _recover_pending(self, job: Job, now: datetime, report: SweepReport) -> None:
@@ -156,16 +142,13 @@ class Sweeper:
             if age_since_created < self._upload_deadline:
                 return  # the upload URL may still be used
             try:
-                self._jobs.transition(
+                self._jobs.fail(
                     job.id,
-                    JobStatus.FAILED,
+                    "the file was never uploaded: its upload URL expired "
+                    f"{int(self._upload_deadline.total_seconds() / 60)} minutes after "
+                    "the job was created; create a new import",
                     allowed_from=frozenset({JobStatus.PENDING}),
                     expected_heartbeat=job.heartbeat_at,
-                    set_fields={
-                        "errorMessage": "the file was never uploaded: its upload URL expired "
-                        f"{int(self._upload_deadline.total_seconds() / 60)} minutes after "
-                        "the job was created; create a new import"
-                    },
                 )
             except ImpexError:
                 return
@@ -175,34 +158,24 @@ class Sweeper:
         if now - heartbeat < self._pending_after:
             return
         # Its message was lost (or the S3 notification never came): send a fresh one.
-        self._queues[job.type].send({"jobId": job.id, "tenant": job.tenant}, priority=job.priority.value)
+        self._queues[job.type].send(JobMessage(job.id, job.tenant), priority=job.priority.value)
         self._jobs.touch(job.id, JobStatus.PENDING)
         report.add("messages_resent", job)
 
     def _uploaded(self, job: Job) -> bool:
         assert job.file is not None
-        try:
-            self._files.head(job.file.key, bucket=job.file.bucket)
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
+        return self._files.find(job.file.key, bucket=job.file.bucket) is not None
 
     def _drain_dead_letters(self, report: SweepReport) -> None:
-        if self._sqs is None:
-            return
-        for job_type, url in self._dead_letters.items():
+        for job_type, queue in self._dead_letters.items():
             for _ in range(DEAD_LETTER_ROUNDS):
-                messages = self._sqs.receive_message(
-                    QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
-                ).get("Messages", [])
+                messages = queue.receive()
                 if not messages:
                     break
-                for message in messages:
-                    for job_id, tenant in job_ids_in(message["Body"]):
+                for body, receipt in messages:
+                    for job_id, tenant in job_ids_in(body):
                         self._fail_dead_lettered(job_id, tenant, job_type, report)
-                    self._sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    queue.delete(receipt)
 
     def _fail_dead_lettered(self, job_id: str, tenant: str, job_type: JobType, report: SweepReport) -> None:
         reason = (
@@ -210,38 +183,7 @@ class Sweeper:
             f"see the function's logs, then retry it with POST /jobs/{job_id}/retry"
         )
         try:
-            self._jobs.transition(
-                job_id,
-                JobStatus.FAILED,
-                tenant=tenant,
-                set_fields={"errorMessage": reason, "lastError": "dead-lettered"},
-            )
+            self._jobs.fail(job_id, reason, last_error="dead-lettered", tenant=tenant)
         except ImpexError:
             return  # unknown, or already ended (a late message never resurrects a finished job)
         report.add("dead_lettered", job_id)
-
-
-def build_sweeper(settings: SweeperSettings | CommonSettings, *, with_dead_letters: bool = True) -> Sweeper:
-    """The sweeper, wired to AWS from a function's settings."""
-    from impex.pipelines.exporter import export_queues
-    from impex.pipelines.importer import import_queues
-
-    table = clients.dynamodb().Table(settings.jobs_table)
-    events = JobEvents(clients.events(), settings.event_bus_name)
-    dead_letters = None
-    if with_dead_letters and isinstance(settings, SweeperSettings):
-        dead_letters = {
-            JobType.IMPORT: settings.import_dead_letter_queue_url,
-            JobType.EXPORT: settings.export_dead_letter_queue_url,
-        }
-    return Sweeper(
-        jobs=JobStore(table, retention_days=settings.job_retention_days, events=events),
-        queues={JobType.IMPORT: import_queues(settings), JobType.EXPORT: export_queues(settings)},
-        files=FilesBucket(clients.s3(settings.s3_addressing_style), settings.files_bucket),
-        stuck_after_seconds=settings.stuck_after_seconds,
-        upload_ttl_seconds=settings.upload_url_ttl_seconds,
-        upload_grace_seconds=settings.upload_grace_seconds,
-        pending_requeue_after_seconds=settings.pending_requeue_after_seconds,
-        sqs=clients.sqs(),
-        dead_letter_queues=dead_letters,
-    )

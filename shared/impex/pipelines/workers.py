@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from impex.aws.queues import JobMessage
 from impex.clock import parse_iso, utc_now
 from impex.jobs.model import Job, JobStatus, JobType
 from impex.jobs.store import JobStore
@@ -14,7 +15,6 @@ from impex.observability import logger, metrics
 from impex.pipelines.fairness import TenantCap
 from impex.pipelines.messages import (
     DroppedFile,
-    JobMessage,
     StoredObject,
     UploadForJob,
     classify,
@@ -23,7 +23,7 @@ from impex.pipelines.messages import (
 )
 
 # Runs a claimed job; the second argument is the Lambda context (for the remaining time), if any.
-JobRunner = Callable[[Job, Any], None]
+JobRunner = Callable[[Job, Any], object]
 DroppedFileStarter = Callable[[StoredObject, DroppedFile], "Job | None"]
 
 

@@ -1,0 +1,111 @@
+"""The API's one error shape, the HTTP status of each domain error, and the resolver's error handlers."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+
+from impex.api.auth import tenant_of
+from impex.api.models import ErrorBody
+from impex.errors import BadRequest, Conflict, ImpexError, InvalidInput, NotFound, Unauthenticated
+from impex.observability import logger
+
+_STATUS_BY_ERROR: list[tuple[type[ImpexError], HTTPStatus]] = [
+    (BadRequest, HTTPStatus.BAD_REQUEST),
+    (InvalidInput, HTTPStatus.UNPROCESSABLE_ENTITY),
+    (Unauthenticated, HTTPStatus.UNAUTHORIZED),
+    (NotFound, HTTPStatus.NOT_FOUND),
+    (Conflict, HTTPStatus.CONFLICT),
+]
+
+
+def _error_doc(description: str) -> OpenAPIResponse:
+    return {"description": description, "content": {"application/json": {"model": ErrorBody}}}
+
+
+ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
+    400: _error_doc("The request could not be read"),
+    401: _error_doc("No usable tenant claim"),
+    404: _error_doc("Not found (or not yours)"),
+    409: _error_doc("Conflicts with the current state"),
+    422: _error_doc("Invalid input"),
+}
+
+
+def http_status_for(error: ImpexError) -> HTTPStatus:
+    """The HTTP status a domain error maps to (by class, never by message)."""
+    for error_class, status in _STATUS_BY_ERROR:
+        if isinstance(error, error_class):
+            return status
+    return HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+def error_response(status: HTTPStatus, code: str, message: str, details: Any = None) -> Response[Any]:
+    """The one JSON error shape: {"error": {"code", "message", "details"}}."""
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return Response(
+        status_code=status.value, content_type="application/json", body=json.dumps(body, default=str)
+    )
+
+
+def register_error_handlers(app: APIGatewayHttpResolver, *, tenant_claim: str) -> None:
+    """Map every error a route can raise to the one error shape."""
+
+    @app.exception_handler(ImpexError)
+    def domain_error(error: ImpexError) -> Response[Any]:
+        return error_response(http_status_for(error), error.code, error.message, error.details)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(error: RequestValidationError) -> Response[Any]:
+        # Powertools validates before dependencies run; an unauthenticated caller still gets its 401 first.
+        try:
+            tenant_of(app.current_event, tenant_claim)
+        except Unauthenticated as unauthenticated:
+            return error_response(HTTPStatus.UNAUTHORIZED, unauthenticated.code, unauthenticated.message)
+        return _validation_error(error)
+
+    @app.exception_handler(IdempotencyValidationError)
+    def key_reused(_: IdempotencyValidationError) -> Response[Any]:
+        message = "this Idempotency-Key was already used with a different request body"
+        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "idempotency_key_reused", message)
+
+    @app.exception_handler(IdempotencyAlreadyInProgressError)
+    def key_in_flight(_: IdempotencyAlreadyInProgressError) -> Response[Any]:
+        message = "a request with this Idempotency-Key is still in progress; retry shortly"
+        return error_response(HTTPStatus.CONFLICT, "idempotency_key_in_progress", message)
+
+    @app.not_found
+    def no_route(_: Exception) -> Response[Any]:
+        return error_response(HTTPStatus.NOT_FOUND, "no_route", f"no route {app.current_event.path}")
+
+    @app.exception_handler(Exception)
+    def unexpected(_: Exception) -> Response[Any]:
+        logger.exception("unhandled error")
+        return error_response(
+            HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "an unexpected error occurred"
+        )
+
+
+def _validation_error(error: RequestValidationError) -> Response[Any]:
+    problems = [
+        {
+            "loc": list(e.get("loc", ())),
+            "type": e.get("type"),
+            "message": str(e.get("msg", "")).removeprefix("Value error, "),
+        }
+        for e in error.errors()
+    ]
+    if any(p["type"] == "json_invalid" for p in problems):
+        return error_response(HTTPStatus.BAD_REQUEST, "bad_request", "the body is not valid JSON", problems)
+    return error_response(
+        HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_input", "the request is invalid", problems
+    )

@@ -1,0 +1,62 @@
+"""Idempotent job creation: the same Idempotency-Key with the same body returns the same job.
+
+Powertools idempotency keeps the records (per tenant, key and operation, for 24 hours) in the
+IdempotencyTable; the same key with another body is an IdempotencyValidationError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from impex.jobs.model import Job
+from impex.jobs.store import JobStore
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+
+class IdempotentCreation:
+    """Runs a job-creating use case once per (tenant, Idempotency-Key, operation)."""
+
+    def __init__(self, table_name: str, jobs: JobStore) -> None:
+        self._config = IdempotencyConfig(
+            event_key_jmespath="[tenant, key, operation]",
+            payload_validation_jmespath="body",
+            expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+        )
+        self._persistence = DynamoDBPersistenceLayer(table_name=table_name)
+        self._jobs = jobs
+
+    def create(
+        self,
+        create: Callable[[str, Any], Job],
+        tenant: str,
+        body: BaseModel,
+        *,
+        key: str | None,
+        operation: str,
+        lambda_context: LambdaContext | None,
+    ) -> Job:
+        """``create(tenant, body)`` once per key; a replay returns the job it created."""
+        if key is None:
+            return create(tenant, body)
+
+        @idempotent_function(
+            data_keyword_argument="request", config=self._config, persistence_store=self._persistence
+        )
+        def create_once(request: dict[str, Any]) -> dict[str, Any]:
+            return {"jobId": create(tenant, body).id}
+
+        if lambda_context is not None:
+            self._config.register_lambda_context(lambda_context)
+        request = {"tenant": tenant, "key": key, "operation": operation, "body": body.model_dump(mode="json")}
+        created = create_once(request=request)
+        return self._jobs.get_for_tenant(tenant, created["jobId"])

@@ -1,0 +1,159 @@
+"""Tables of plain-Python documents (jobs, datasets) through boto3's resource layer.
+
+The adapter owns what is DynamoDB's: number conversion (Decimal ⇄ int/float) and its error codes.
+A failed condition is an outcome (False / None), never a botocore exception the caller must match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def to_plain(value: Any) -> Any:
+    """Turn what the DynamoDB resource layer returns (Decimal, sets) into plain JSON-able Python."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | set | tuple):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def to_dynamo(value: Any) -> Any:
+    """Turn plain Python into what the DynamoDB resource layer accepts (floats become Decimals)."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: to_dynamo(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A condition or update expression with its attribute names and values (plain Python)."""
+
+    text: str
+    names: dict[str, str]
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class QueryPage:
+    """One page of a Query: the items (or only their count) and where the next page starts."""
+
+    items: list[dict[str, Any]]
+    count: int
+    last_key: dict[str, Any] | None
+
+
+class DocumentTable:
+    """Reads and writes plain-Python items; conditional writes report whether they applied."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def get(
+        self, key: dict[str, Any], *, attributes: list[str] | None = None, consistent: bool = True
+    ) -> dict[str, Any] | None:
+        """The item with this key (strongly consistent by default), or None."""
+        request: dict[str, Any] = {"Key": key, "ConsistentRead": consistent}
+        if attributes:
+            names = {f"#p{index}": name for index, name in enumerate(attributes)}
+            request["ProjectionExpression"] = ", ".join(names)
+            request["ExpressionAttributeNames"] = names
+        item = self._table.get_item(**request).get("Item")
+        return to_plain(item) if item else None
+
+    def put(self, item: dict[str, Any], *, condition: Expression) -> bool:
+        """Put the item if the condition holds; False when it did not (nothing changed)."""
+        request = _with_expression({"Item": to_dynamo(item)}, condition, "ConditionExpression")
+        return self._conditional(lambda: self._table.put_item(**request)) is not None
+
+    def update(
+        self, key: dict[str, Any], *, update: Expression, condition: Expression
+    ) -> dict[str, Any] | None:
+        """Apply the update if the condition holds: the item as it is now, or None when it did not."""
+        request: dict[str, Any] = {
+            "Key": key,
+            "UpdateExpression": update.text,
+            "ConditionExpression": condition.text,
+            "ExpressionAttributeNames": {**update.names, **condition.names},
+            "ExpressionAttributeValues": to_dynamo({**update.values, **condition.values}),
+            "ReturnValues": "ALL_NEW",
+        }
+        for optional in ("ExpressionAttributeNames", "ExpressionAttributeValues"):
+            if not request[optional]:
+                del request[optional]
+        response = self._conditional(lambda: self._table.update_item(**request))
+        return None if response is None else to_plain(response.get("Attributes", {}))
+
+    def delete(self, key: dict[str, Any], *, condition: Expression) -> bool:
+        """Delete the item if the condition holds; False when it did not."""
+        request = _with_expression({"Key": key}, condition, "ConditionExpression")
+        return self._conditional(lambda: self._table.delete_item(**request)) is not None
+
+    def query(
+        self,
+        key_condition: Expression,
+        *,
+        index: str | None = None,
+        filter_expression: Expression | None = None,
+        limit: int | None = None,
+        start_key: dict[str, Any] | None = None,
+        newest_first: bool = False,
+        count_only: bool = False,
+    ) -> QueryPage:
+        """One page of a Query on the table or one of its indexes."""
+        request: dict[str, Any] = {"KeyConditionExpression": key_condition.text}
+        names, values = dict(key_condition.names), dict(key_condition.values)
+        if filter_expression is not None:
+            request["FilterExpression"] = filter_expression.text
+            names.update(filter_expression.names)
+            values.update(filter_expression.values)
+        if names:
+            request["ExpressionAttributeNames"] = names
+        if values:
+            request["ExpressionAttributeValues"] = to_dynamo(values)
+        if index:
+            request["IndexName"] = index
+        if limit:
+            request["Limit"] = limit
+        if start_key:
+            request["ExclusiveStartKey"] = start_key
+        if newest_first:
+            request["ScanIndexForward"] = False
+        if count_only:
+            request["Select"] = "COUNT"
+        page = self._table.query(**request)
+        items = [to_plain(item) for item in page.get("Items", [])]
+        return QueryPage(items, int(page.get("Count", len(items))), page.get("LastEvaluatedKey"))
+
+    @staticmethod
+    def _conditional(call: Any) -> dict[str, Any] | None:
+        try:
+            return call()  # type: ignore[no-any-return]
+        except ClientError as error:
+            if error.response["Error"]["Code"] == CONDITION_FAILED:
+                return None
+            raise
+
+
+def _with_expression(request: dict[str, Any], expression: Expression, field: str) -> dict[str, Any]:
+    request[field] = expression.text
+    if expression.names:
+        request["ExpressionAttributeNames"] = expression.names
+    if expression.values:
+        request["ExpressionAttributeValues"] = to_dynamo(expression.values)
+    return request

@@ -1,0 +1,36 @@
+"""Columns and rows as readers and writers see them: a column has a name and a kind of value."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+
+class ColumnKind(StrEnum):
+    """The kinds of values a column holds (the same words as a dataset's field types)."""
+
+    STRING = "string"
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    DATETIME = "datetime"
+    JSON = "json"
+
+
+class Column(NamedTuple):
+    """One column of a file."""
+
+    name: str
+    kind: ColumnKind
+
+
+class SourceRow(NamedTuple):
+    """One record of a file: its row number as a spreadsheet counts it (header = 1) and its cells.
+
+    A named tuple because a file has millions of them: it is the cheapest record type to create."""
+
+    number: int
+    cells: list[Any]
+    # Byte offset just after this record in the (decompressed) file, when it can resume from there.
+    end_offset: int | None

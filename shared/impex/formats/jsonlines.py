@@ -1,0 +1,139 @@
+"""JSON Lines and JSON: a streaming JSON Lines reader, and JSON Lines and JSON array writers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from impex.formats.columns import Column, SourceRow
+from impex.formats.errors import FileProblem
+from impex.formats.text import LineSource, Sink, TextOut
+from impex.formats.values import object_encoder
+
+
+class JsonLinesReader:
+    """One JSON object per line (row numbers are line numbers); the first object's keys are the header."""
+
+    def __init__(self, lines: LineSource, *, header: list[str] | None = None, rows_done: int = 0) -> None:
+        self._lines = lines
+        self._iterator = iter(lines)
+        self._line_number = rows_done
+        self._buffered: SourceRow | None = None
+        self.extra_keys: set[str] = set()
+        self.header = header if header is not None else self._read_header()
+
+    def _end(self) -> int | None:
+        return self._lines.offset if self._lines.byte_exact else None
+
+    def _read_header(self) -> list[str]:
+        for line in self._iterator:
+            self._line_number += 1
+            if not line.strip():
+                continue
+            try:
+                first = json.loads(line)
+            except json.JSONDecodeError:
+                raise FileProblem(
+                    f"line {self._line_number} is not valid JSON, and the first object names the columns"
+                ) from None
+            if not isinstance(first, dict):
+                raise FileProblem("JSON Lines files hold one JSON object per line")
+            header = [str(key) for key in first]
+            self._buffered = SourceRow(self._line_number, [first.get(key) for key in header], self._end())
+            return header
+        raise FileProblem("the file has no JSON objects")
+
+    def rows(self) -> Iterator[SourceRow]:
+        """Records in order; a line that is not a JSON object yields a row carrying the reason."""
+        if self._buffered is not None:
+            yield self._buffered
+            self._buffered = None
+        for line in self._iterator:
+            self._line_number += 1
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                yield SourceRow(self._line_number, [_BadLine(f"not valid JSON ({error.msg})")], self._end())
+                continue
+            if not isinstance(value, dict):
+                yield SourceRow(self._line_number, [_BadLine("not a JSON object")], self._end())
+                continue
+            self.extra_keys.update(key for key in value if key not in self.header)
+            yield SourceRow(self._line_number, [value.get(key) for key in self.header], self._end())
+
+
+@dataclass(frozen=True)
+class _BadLine:
+    reason: str
+
+
+def bad_line_reason(cells: list[Any]) -> str | None:
+    """The reason a JSON Lines row could not be read, or None for a good row."""
+    return cells[0].reason if len(cells) == 1 and isinstance(cells[0], _BadLine) else None
+
+
+class JsonLinesWriter:
+    """One JSON object per line; numbers stay numbers, dates are ISO 8601 text."""
+
+    resumable = True
+
+    def __init__(self, sink: Sink, columns: Sequence[Column], *, compress: bool = False) -> None:
+        self._out = TextOut(sink, compress=compress)
+        self._encode = object_encoder(columns)
+
+    def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Write rows of typed values, in column order."""
+        lines = [self._encode(row) for row in rows]
+        if lines:
+            self._out.write("\n".join(lines) + "\n")
+
+    def resume_state(self) -> dict[str, Any]:
+        """Nothing beyond the bytes already written is needed to carry on."""
+        return {}
+
+    def finish(self) -> None:
+        """JSON Lines needs no trailer."""
+
+    def close(self) -> None:
+        """End the gzip member, if any."""
+        self._out.close()
+
+
+class JsonArrayWriter:
+    """One JSON array, streamed: `[` … `]`, objects separated by commas."""
+
+    resumable = True
+
+    def __init__(
+        self, sink: Sink, columns: Sequence[Column], *, resume: dict[str, Any] | None = None
+    ) -> None:
+        self._out = TextOut(sink, compress=False)
+        self._encode = object_encoder(columns)
+        self._started = bool(resume and resume.get("started"))
+        if resume is None:
+            self._out.write("[")
+
+    def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Write rows of typed values, in column order, as objects of the array."""
+        parts = []
+        for row in rows:
+            parts.append(("," if self._started else "") + "\n" + self._encode(row))
+            self._started = True
+        if parts:
+            self._out.write("".join(parts))
+
+    def resume_state(self) -> dict[str, Any]:
+        """Whether an object was written already (the next one then needs a comma)."""
+        return {"started": self._started}
+
+    def finish(self) -> None:
+        """Close the array."""
+        self._out.write("\n]\n" if self._started else "]\n")
+
+    def close(self) -> None:
+        """Nothing is buffered."""
+        self._out.close()

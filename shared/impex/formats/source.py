@@ -1,0 +1,223 @@
+"""Open an uploaded file as rows: tell what it is from its first bytes, then read it the right way.
+
+Detection is by content (magic bytes, then the text itself), never by name alone: a file whose
+content is not the format the job expects is refused with a message saying what it is.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from impex.formats.columns import SourceRow
+from impex.formats.delimited import DelimitedReader, sniff_delimiter
+from impex.formats.detect import detect_encoding, sniff_container, text_kind
+from impex.formats.errors import FileProblem
+from impex.formats.file_format import FileFormat
+from impex.formats.jsonlines import JsonLinesReader
+from impex.formats.text import CHUNK, LineSource, first_lines_terminator
+from impex.formats.xlsx import ArchiveLimits, XlsxReader, check_archive
+
+HEAD_BYTES = 64 * 1024
+
+# The file's bytes from a byte offset on (a ranged GET).
+Reopen = Callable[[int], IO[bytes]]
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What the job says about reading its file (each overrides detection)."""
+
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where an earlier invocation stopped: the header it read, its last row and the byte after it."""
+
+    header: list[str] | None = None
+    last_row: int = 0
+    offset: int | None = None
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Everything open_source needs besides the bytes."""
+
+    size: int
+    expected: FileFormat
+    options: ReadOptions
+    resume: ResumePoint
+    spool_dir: Path
+    archive_limits: ArchiveLimits
+
+
+class Source:
+    """An opened file: its header, its rows, and what the pipeline needs to know about them."""
+
+    def __init__(
+        self,
+        header: list[str],
+        rows: Callable[[], Iterator[SourceRow]],
+        *,
+        resumable: bool,
+        total_rows: int | None,
+        fraction: Callable[[], float],
+        resources: ExitStack,
+    ) -> None:
+        self.header = header
+        self._rows = rows
+        self.resumable = resumable
+        self._total_rows = total_rows
+        self._fraction = fraction
+        self._resources = resources
+
+    def rows(self, *, after_row: int) -> Iterator[SourceRow]:
+        """The rows after ``after_row`` (those an earlier invocation did are skipped)."""
+        for row in self._rows():
+            if row.number > after_row:
+                yield row
+
+    def estimated_total(self, processed: int) -> int | None:
+        """Exact when the format knows it, otherwise estimated from the bytes read so far."""
+        if self._total_rows is not None:
+            return max(self._total_rows, processed)
+        fraction = self._fraction()
+        return max(processed, int(processed / fraction)) if fraction > 0.01 else None
+
+    def close(self) -> None:
+        """Close the stream and remove any local copy."""
+        self._resources.close()
+
+
+def open_source(head: bytes, reopen: Reopen, spec: SourceSpec) -> Source:
+    """Open the file whose first bytes are ``head``; raise FileProblem for what impex cannot import."""
+    resources = ExitStack()
+    try:
+        container = sniff_container(head)
+        if container == "zip":
+            return _open_workbook(reopen, spec, resources)
+        if spec.expected.spreadsheet:
+            raise FileProblem("the job expects an Excel workbook (.xlsx), but the file is not one")
+        return _open_text(head, reopen, spec, resources, compressed=container == "gzip")
+    except BaseException:
+        resources.close()
+        raise
+
+
+def _open_workbook(reopen: Reopen, spec: SourceSpec, resources: ExitStack) -> Source:
+    if not spec.expected.spreadsheet:
+        raise FileProblem(
+            f"the file is an Excel workbook, but the job expects {spec.expected}; import it with format xlsx"
+        )
+    folder = Path(resources.enter_context(tempfile.TemporaryDirectory(dir=spec.spool_dir)))
+    path = folder / "upload.xlsx"
+    with reopen(0) as body, path.open("wb") as copy:
+        shutil.copyfileobj(body, copy, CHUNK)
+    check_archive(path, spec.archive_limits)
+    reader = XlsxReader(path, sheet=spec.options.sheet)
+    return Source(
+        reader.header,
+        reader.rows,
+        resumable=False,
+        total_rows=reader.total_rows - 1,
+        fraction=lambda: 0.0,
+        resources=resources,
+    )
+
+
+def _decompressed_head(head: bytes) -> bytes:
+    try:
+        inner = gzip.GzipFile(fileobj=io.BytesIO(head)).read1(HEAD_BYTES)
+    except (OSError, EOFError):
+        inner = b""
+    if not inner:
+        raise FileProblem("the file is gzip-compressed but could not be decompressed")
+    sniff_container(inner)
+    return inner
+
+
+def _check_text_kind(kind: str, expected: FileFormat) -> None:
+    if kind == "jsonl" and expected.plain in (FileFormat.CSV, FileFormat.TSV):
+        raise FileProblem(f"the file holds JSON Lines, but the job expects {expected}; import it as jsonl")
+    if kind == "delimited" and expected.plain is FileFormat.JSONL:
+        raise FileProblem("the job expects JSON Lines, but the file does not start with a JSON object")
+
+
+def _open_text(
+    head: bytes, reopen: Reopen, spec: SourceSpec, resources: ExitStack, *, compressed: bool
+) -> Source:
+    if compressed:
+        head = _decompressed_head(head)
+    encoding = detect_encoding(head, spec.options.encoding)
+    sample = head.decode(encoding, errors="replace")
+    kind = text_kind(sample)
+    _check_text_kind(kind, spec.expected)
+    resume = spec.resume
+    # Resume exactly where the last checkpoint left off (a ranged GET), when the format allows it.
+    resuming = resume.offset is not None and resume.header is not None and not compressed
+    start = (resume.offset or 0) if resuming else 0
+    resume_rows = resume.last_row if resuming else 0
+    # A checkpoint taken after the last row points at the end of the file: nothing is left to read.
+    body: IO[bytes] = io.BytesIO() if start >= spec.size else reopen(start)
+    counted = _CountingStream(body, already=start)
+    resources.callback(counted.close)
+    stream: IO[bytes] = (
+        gzip.GzipFile(fileobj=counted)  # type: ignore[assignment]
+        if compressed
+        else io.BufferedReader(counted, CHUNK)
+    )
+    lines = LineSource(stream, encoding, start_offset=start, terminator=first_lines_terminator(head))
+    header = resume.header if start else None
+    size = max(spec.size, 1)
+    resumable = lines.byte_exact and not compressed
+    reader: JsonLinesReader | DelimitedReader
+    if kind == "jsonl":
+        reader = JsonLinesReader(lines, header=header, rows_done=resume_rows)
+    else:
+        delimiter = spec.options.delimiter or (
+            "\t" if spec.expected.plain is FileFormat.TSV else sniff_delimiter(sample)
+        )
+        reader = DelimitedReader(lines, delimiter, header=header, rows_done=max(resume_rows - 1, 0))
+    return Source(
+        reader.header,
+        reader.rows,
+        resumable=resumable,
+        total_rows=None,
+        fraction=lambda: counted.consumed / size,
+        resources=resources,
+    )
+
+
+class _CountingStream(io.RawIOBase):
+    """Counts the bytes read from the store (for progress estimates)."""
+
+    def __init__(self, inner: IO[bytes], already: int = 0) -> None:
+        self._inner = inner
+        self.consumed = already
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._inner.read(size)
+        self.consumed += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
