@@ -30,7 +30,7 @@ PY313 := $(shell for p in $$HOME/.pyenv/versions/3.13*/bin/python3.13 $$(command
 help:
 	@echo "make run    - install, start the local stack and run the demo job"
 	@echo "make test   - install, lint and run every test"
-	@echo "make lint   - ruff, mypy --strict, cfn-lint, sam validate --lint, checkov"
+	@echo "make lint   - ruff, mypy --strict, import contracts, dead code, complexity, cfn-lint, sam validate, checkov"
 	@echo "make build  - sam build for the python3.13 arm64 runtime"
 	@echo "make bench  - throughput and memory against named baselines (BENCH_ARGS='--rows 100000')"
 	@echo "make serve  - run the local stack in the foreground (IMPEX_LOCAL_PORT, default 3000)"
@@ -59,6 +59,9 @@ lint: install tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy shared/impex functions
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/vulture
+	$(PY) .ci/complexity.py
 	$(CFN_LINT) template.yaml
 	$(SAM) validate --lint --template template.yaml
 	$(CHECKOV) --file template.yaml --config-file .checkov.yaml

@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from impex.datasets.model import Dataset, DatasetDefinition
+from impex.datasets.model import DATASET_NAME, Dataset, DatasetDefinition
 from impex.jobs.model import Job, JobStatus, JobType, Priority
 from impex.jobs.options import ExportFilter, ExportOptions, ImportOptions, check_file_name
 
@@ -176,7 +176,7 @@ class ProcessResult(BaseModel):
 
 # ---- datasets ------------------------------------------------------------------------------------
 
-DatasetName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+DatasetName = Annotated[str, Field(pattern=DATASET_NAME)]
 
 
 class DatasetOut(_Out):

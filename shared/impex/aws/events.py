@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from impex.jobs.model import Job
+from impex.observability import logger
 
 SOURCE = "impex"
 DETAIL_TYPE = "Job State Change"
@@ -22,28 +21,14 @@ class JobEvents:
         self._every = progress_every_seconds
         self._last_progress: dict[str, float] = {}
 
-    def publish(self, job: Job, change: str) -> None:
-        """change: created, started, progress, requeued, completed, failed or cancelled."""
+    def publish(self, job_id: str, change: str, detail: dict[str, Any]) -> None:
+        """change: created, started, progress (at most every few seconds a job), requeued, completed,
+        failed or cancelled; ``detail`` is the event's detail besides the change."""
         if change == "progress":
             now = time.monotonic()
-            if now - self._last_progress.get(job.id, 0.0) < self._every:
+            if now - self._last_progress.get(job_id, 0.0) < self._every:
                 return
-            self._last_progress[job.id] = now
-        detail = {
-            "change": change,
-            "jobId": job.id,
-            "type": job.type.value,
-            "tenant": job.tenant,
-            "dataset": job.dataset,
-            "status": job.status.value,
-            "progress": job.progress,
-            "processedRows": job.processed_rows,
-            "totalRows": job.total_rows,
-            "priority": job.priority.value,
-            "attempts": job.attempts,
-            "errorMessage": job.error_message,
-            "updatedAt": job.updated_at,
-        }
+            self._last_progress[job_id] = now
         try:
             response = self._client.put_events(
                 Entries=[
@@ -51,7 +36,7 @@ class JobEvents:
                         "Source": SOURCE,
                         "DetailType": DETAIL_TYPE,
                         "EventBusName": self.bus_name,
-                        "Detail": json.dumps(detail, default=str),
+                        "Detail": json.dumps({"change": change, **detail}, default=str),
                         "Resources": [],
                     }
                 ]
@@ -62,6 +47,4 @@ class JobEvents:
         else:
             reason = "rejected by EventBridge"
         if failed:
-            from impex.observability import logger
-
-            logger.warning("could not publish a job event", extra={"job_id": job.id, "reason": reason})
+            logger.warning("could not publish a job event", extra={"job_id": job_id, "reason": reason})

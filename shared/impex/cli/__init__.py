@@ -140,62 +140,65 @@ def run(argv: list[str] | None = None) -> int:
         from impex.local import cli as local_cli
 
         return local_cli.run(args)
-    client = _client(args)
-    if args.command == "datasets":
-        if args.datasets_command == "put":
-            definition = json.loads(args.schema.read_text())
-            dataset = client.put_dataset(args.name, definition)
-            _print(
-                args,
-                dataset,
-                f"dataset {dataset['name']}: {len(dataset['fields'])} fields, keys {dataset['keys']}",
-            )
-        else:
-            found = client.datasets()
-            _print(
-                args,
-                found,
-                "\n".join(f"{d['name']}\t{len(d['fields'])} fields\tkeys {d['keys']}" for d in found),
-            )
-        return 0
-    if args.command == "import":
-        options: dict[str, Any] = {"dryRun": args.dry_run}
-        if args.mode:
-            options["mode"] = args.mode
-        job = client.start_import(
-            args.file,
-            args.dataset,
-            mapping=_pairs(args.mapping),
-            options=options,
-            file_format=args.file_format,
+    commands = {"datasets": _datasets, "import": _import, "export": _export, "jobs": _jobs}
+    return commands[args.command](args, _client(args))
+
+
+def _datasets(args: argparse.Namespace, client: ImpexClient) -> int:
+    if args.datasets_command == "put":
+        definition = json.loads(args.schema.read_text())
+        dataset = client.put_dataset(args.name, definition)
+        _print(
+            args,
+            dataset,
+            f"dataset {dataset['name']}: {len(dataset['fields'])} fields, keys {dataset['keys']}",
         )
-        if args.wait:
-            job = _wait(client, job, args)
-        _print(args, job, _summary(job))
-        return 0 if job["status"] != "FAILED" else 1
-    if args.command == "export":
-        filters = [parse_filter(f) for f in args.filter or []]
-        fields = [f.strip() for f in args.fields.split(",")] if args.fields else None
-        job = client.start_export(args.dataset, args.format, filters=filters, fields=fields)
-        if args.wait or args.output:
-            job = _wait(client, job, args)
-        if args.output and job["status"] == "COMPLETED":
-            client.download(job["id"], args.output)
-            job["savedTo"] = str(args.output)
-        _print(args, job, _summary(job))
-        return 0 if job["status"] != "FAILED" else 1
+    else:
+        found = client.datasets()
+        _print(
+            args, found, "\n".join(f"{d['name']}\t{len(d['fields'])} fields\tkeys {d['keys']}" for d in found)
+        )
+    return 0
+
+
+def _import(args: argparse.Namespace, client: ImpexClient) -> int:
+    options: dict[str, Any] = {"dryRun": args.dry_run}
+    if args.mode:
+        options["mode"] = args.mode
+    job = client.start_import(
+        args.file, args.dataset, mapping=_pairs(args.mapping), options=options, file_format=args.file_format
+    )
+    if args.wait:
+        job = _wait(client, job, args)
+    _print(args, job, _summary(job))
+    return 0 if job["status"] != "FAILED" else 1
+
+
+def _export(args: argparse.Namespace, client: ImpexClient) -> int:
+    filters = [parse_filter(f) for f in args.filter or []]
+    fields = [f.strip() for f in args.fields.split(",")] if args.fields else None
+    job = client.start_export(args.dataset, args.format, filters=filters, fields=fields)
+    if args.wait or args.output:
+        job = _wait(client, job, args)
+    if args.output and job["status"] == "COMPLETED":
+        client.download(job["id"], args.output)
+        job["savedTo"] = str(args.output)
+    _print(args, job, _summary(job))
+    return 0 if job["status"] != "FAILED" else 1
+
+
+def _jobs(args: argparse.Namespace, client: ImpexClient) -> int:
     if args.jobs_command == "list":
         page = client.jobs(type=args.type or "", status=args.status or "")
         _print(args, page, "\n".join(_summary(j) for j in page["jobs"]) or "no jobs")
-    elif args.jobs_command == "status":
+        return 0
+    if args.jobs_command == "status":
         job = client.status(args.job_id)
-        _print(args, job, _summary(job))
     elif args.jobs_command == "cancel":
         job = client.cancel(args.job_id)
-        _print(args, job, _summary(job))
     else:
         job = client.retry(args.job_id)["job"]
-        _print(args, job, _summary(job))
+    _print(args, job, _summary(job))
     return 0
 
 

@@ -51,11 +51,6 @@ class CellError(ValueError):
 Converter = Callable[[Any], Any]
 
 
-def is_empty(value: Any) -> bool:
-    """An empty cell: None or whitespace-only text."""
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 def converter_for(field: DatasetField, *, day_first: bool | None = None) -> Converter:
     """A function turning one non-empty cell into the field's type, or raising CellError."""
     base = (
@@ -137,11 +132,15 @@ def to_decimal(value: Any) -> Decimal:
             raise CellError("is not a number") from None
         if len(text) <= _MAX_DIGITS and number.is_finite() and "e" not in text and "E" not in text:
             return number  # ≤ 38 characters without an exponent: always within DynamoDB's range
+    return _storable(number)
+
+
+def _storable(number: Decimal) -> Decimal:
+    """The number, if DynamoDB can store it: finite, ≤ 38 significant digits, magnitude 1E-130 to 1E+125."""
     if not number.is_finite():
         raise CellError("is not a finite number")
     significant = "".join(map(str, number.as_tuple().digits)).strip("0")
-    digits = len(significant)
-    if digits > _MAX_DIGITS or (number and not -130 <= number.adjusted() <= 125):
+    if len(significant) > _MAX_DIGITS or (number and not -130 <= number.adjusted() <= 125):
         raise CellError("is outside the range DynamoDB can store (38 digits, 1E-130 to 1E+125)")
     return number
 
@@ -175,18 +174,7 @@ def _date_parser(day_first: bool | None) -> Converter:
                 pass
         match = _SLASHED.match(text)
         if match:
-            first, second, year = (int(part) for part in match.groups())
-            if day_first is None and first <= 12 and second <= 12 and first != second:
-                raise CellError(
-                    "is an ambiguous date (day/month or month/day?); use YYYY-MM-DD or set dayFirst"
-                )
-            day, month = (
-                (first, second) if day_first or (day_first is None and first > 12) else (second, first)
-            )
-            try:
-                return date(year, month, day)
-            except ValueError:
-                raise CellError("is not a valid date") from None
+            return _slashed_date(match, day_first)
         for pattern in _DATE_FORMATS:
             try:
                 return datetime.strptime(text, pattern).date()
@@ -195,6 +183,18 @@ def _date_parser(day_first: bool | None) -> Converter:
         raise CellError("is not a date (use YYYY-MM-DD)")
 
     return to_date
+
+
+def _slashed_date(match: re.Match[str], day_first: bool | None) -> date:
+    """03/04/2024: day or month first as the option says; ambiguous without it unless one part is > 12."""
+    first, second, year = (int(part) for part in match.groups())
+    if day_first is None and first <= 12 and second <= 12 and first != second:
+        raise CellError("is an ambiguous date (day/month or month/day?); use YYYY-MM-DD or set dayFirst")
+    day, month = (first, second) if day_first or (day_first is None and first > 12) else (second, first)
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise CellError("is not a valid date") from None
 
 
 def _datetime_parser(day_first: bool | None) -> Converter:

@@ -9,7 +9,6 @@ from typing import Any, Protocol
 from impex.datasets.model import Dataset, FieldType, parse_literal
 from impex.errors import InvalidInput
 
-SCALAR_OPS = frozenset({"eq", "ne", "lt", "lte", "gt", "gte"})
 ORDER_OPS = frozenset({"lt", "lte", "gt", "gte", "between"})
 TEXT_OPS = frozenset({"begins_with", "contains"})
 PRESENCE_OPS = frozenset({"exists", "not_exists"})
@@ -30,36 +29,42 @@ class Filter(Protocol):
 def check_filters(dataset: Dataset, filters: Sequence[Filter]) -> None:
     """Raise InvalidInput naming the first filter whose field, operator or value does not fit the dataset."""
     for position, condition in enumerate(filters):
-        name, op, value = condition.field, condition.op, condition.value
-        where = f"filters[{position}]"
-        dataset_field = dataset.field(name)
-        if dataset_field is None:
-            raise InvalidInput(f"{where}: unknown field '{name}'", details={"fields": dataset.field_names})
-        field_type = dataset_field.type
-        if op in PRESENCE_OPS:
-            if value is not None:
-                raise InvalidInput(f"{where}: '{op}' takes no value")
-            continue
-        if field_type is FieldType.JSON:
-            raise InvalidInput(f"{where}: json field '{name}' can only be filtered with exists/not_exists")
-        if op in ORDER_OPS and field_type is FieldType.BOOLEAN:
-            raise InvalidInput(f"{where}: boolean field '{name}' has no order")
-        if op in TEXT_OPS:
-            if field_type is not FieldType.STRING or not isinstance(value, str):
-                raise InvalidInput(f"{where}: '{op}' needs a string field and a string value")
-            continue
-        if op == "between":
-            if not isinstance(value, list) or len(value) != 2:
-                raise InvalidInput(f"{where}: 'between' takes a list of two values [low, high]")
-            values = value
-        elif op == "in":
-            if not isinstance(value, list) or not 1 <= len(value) <= MAX_IN_VALUES:
-                raise InvalidInput(f"{where}: 'in' takes a list of 1 to {MAX_IN_VALUES} values")
-            values = value
-        else:
-            values = [value]
-        for item in values:
-            try:
-                parse_literal(field_type, item)
-            except (ValueError, TypeError, InvalidOperation):
-                raise InvalidInput(f"{where}: {item!r} is not a valid {field_type} for '{name}'") from None
+        _check_filter(dataset, condition, f"filters[{position}]")
+
+
+def _check_filter(dataset: Dataset, condition: Filter, where: str) -> None:
+    name, op, value = condition.field, condition.op, condition.value
+    dataset_field = dataset.field(name)
+    if dataset_field is None:
+        raise InvalidInput(f"{where}: unknown field '{name}'", details={"fields": dataset.field_names})
+    field_type = dataset_field.type
+    if op in PRESENCE_OPS:
+        if value is not None:
+            raise InvalidInput(f"{where}: '{op}' takes no value")
+        return
+    if field_type is FieldType.JSON:
+        raise InvalidInput(f"{where}: json field '{name}' can only be filtered with exists/not_exists")
+    if op in ORDER_OPS and field_type is FieldType.BOOLEAN:
+        raise InvalidInput(f"{where}: boolean field '{name}' has no order")
+    if op in TEXT_OPS:
+        if field_type is not FieldType.STRING or not isinstance(value, str):
+            raise InvalidInput(f"{where}: '{op}' needs a string field and a string value")
+        return
+    for item in _operands(op, value, where):
+        try:
+            parse_literal(field_type, item)
+        except (ValueError, TypeError, InvalidOperation):
+            raise InvalidInput(f"{where}: {item!r} is not a valid {field_type} for '{name}'") from None
+
+
+def _operands(op: str, value: Any, where: str) -> list[Any]:
+    """The values an operator compares with: two for between, 1 to 100 for in, else one."""
+    if op == "between":
+        if not isinstance(value, list) or len(value) != 2:
+            raise InvalidInput(f"{where}: 'between' takes a list of two values [low, high]")
+        return value
+    if op == "in":
+        if not isinstance(value, list) or not 1 <= len(value) <= MAX_IN_VALUES:
+            raise InvalidInput(f"{where}: 'in' takes a list of 1 to {MAX_IN_VALUES} values")
+        return value
+    return [value]

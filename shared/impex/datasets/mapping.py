@@ -33,16 +33,8 @@ class ColumnMapping:
 def map_columns(header: list[str], dataset: Dataset, explicit: dict[str, str] | None = None) -> ColumnMapping:
     """Explicit mapping first, then names and aliases, compared loosely. Missing required fields fail."""
     explicit = explicit or {}
-    missing_in_file = [column for column in explicit if column not in header]
-    if missing_in_file:
-        raise FileProblem(
-            f"the mapping names columns the file does not have: {', '.join(missing_in_file)} "
-            f"(the file's columns: {', '.join(header)})"
-        )
-    by_alias: dict[str, str] = {}
-    for dataset_field in dataset.fields:
-        for name in (dataset_field.name, *dataset_field.aliases):
-            by_alias.setdefault(normalize_header(name), dataset_field.name)
+    _check_explicit(header, explicit)
+    by_alias = _fields_by_alias(dataset)
     fields: list[str | None] = []
     # Explicitly mapped fields are claimed first, so a loosely matching header cannot take them.
     taken: set[str] = set()
@@ -69,6 +61,24 @@ def map_columns(header: list[str], dataset: Dataset, explicit: dict[str, str] | 
             f"(its columns: {', '.join(header) or 'none'}); add them or give a mapping"
         )
     return ColumnMapping(fields=fields, used=used, unknown_columns=unknown)
+
+
+def _check_explicit(header: list[str], explicit: dict[str, str]) -> None:
+    missing_in_file = [column for column in explicit if column not in header]
+    if missing_in_file:
+        raise FileProblem(
+            f"the mapping names columns the file does not have: {', '.join(missing_in_file)} "
+            f"(the file's columns: {', '.join(header)})"
+        )
+
+
+def _fields_by_alias(dataset: Dataset) -> dict[str, str]:
+    """Each field's name and aliases, normalised, to the field (the first field wins a shared alias)."""
+    by_alias: dict[str, str] = {}
+    for dataset_field in dataset.fields:
+        for name in (dataset_field.name, *dataset_field.aliases):
+            by_alias.setdefault(normalize_header(name), dataset_field.name)
+    return by_alias
 
 
 @dataclass(frozen=True)

@@ -70,28 +70,22 @@ class DatasetField(_Strict):
     def _constraints_fit_type(self) -> DatasetField:
         if self.default is not None and self.type is not FieldType.JSON:
             _check_literal(self.type, self.default, "default")
-        rules = self.constraints
-        if rules is None:
-            return self
-        if (rules.min is not None or rules.max is not None) and self.type not in ORDERED_TYPES:
-            raise ValueError(f"min/max apply to integer, decimal, date and datetime fields, not {self.type}")
-        if (rules.pattern is not None or rules.max_length is not None) and self.type is not FieldType.STRING:
-            raise ValueError(f"pattern and maxLength apply to string fields, not {self.type}")
-        if rules.pattern is not None:
-            try:
-                re.compile(rules.pattern)
-            except re.error as error:
-                raise ValueError(f"pattern is not a valid regular expression: {error}") from None
-        for bound in (rules.min, rules.max):
-            if bound is not None:
-                _check_literal(self.type, bound, "min/max")
-        if rules.min is not None and rules.max is not None:
-            low, high = (_comparable(self.type, v) for v in (rules.min, rules.max))
-            if low > high:
-                raise ValueError("min is greater than max")
-        for value in rules.enum or []:
-            _check_literal(self.type, value, "enum")
+        if self.constraints is not None:
+            _check_constraints(self.type, self.constraints)
         return self
+
+
+def _check_constraints(field_type: FieldType, rules: Constraints) -> None:
+    """Constraints must fit the field's type, and their values must be values of that type."""
+    if (rules.min is not None or rules.max is not None) and field_type not in ORDERED_TYPES:
+        raise ValueError(f"min/max apply to integer, decimal, date and datetime fields, not {field_type}")
+    if (rules.pattern is not None or rules.max_length is not None) and field_type is not FieldType.STRING:
+        raise ValueError(f"pattern and maxLength apply to string fields, not {field_type}")
+    if rules.pattern is not None:
+        _check_pattern(rules.pattern)
+    _check_bounds(field_type, rules)
+    for value in rules.enum or []:
+        _check_literal(field_type, value, "enum")
 
 
 class DatasetTarget(_Strict):
@@ -147,6 +141,23 @@ class Dataset(DatasetDefinition):
     def field_names(self) -> list[str]:
         """Field names in schema order."""
         return [f.name for f in self.fields]
+
+
+def _check_bounds(field_type: FieldType, rules: Constraints) -> None:
+    for bound in (rules.min, rules.max):
+        if bound is not None:
+            _check_literal(field_type, bound, "min/max")
+    if rules.min is not None and rules.max is not None:
+        low, high = (_comparable(field_type, v) for v in (rules.min, rules.max))
+        if low > high:
+            raise ValueError("min is greater than max")
+
+
+def _check_pattern(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"pattern is not a valid regular expression: {error}") from None
 
 
 def _check_literal(field_type: FieldType, value: Any, what: str) -> None:

@@ -43,7 +43,6 @@ IMPORT_FORMATS = (
     FileFormat.TSV_GZ,
     FileFormat.JSONL_GZ,
 )
-EXPORT_FORMATS = (FileFormat.CSV, FileFormat.XLSX, FileFormat.JSON, FileFormat.JSONL, FileFormat.PARQUET)
 
 CONTENT_TYPES = {
     FileFormat.CSV: "text/csv; charset=utf-8",

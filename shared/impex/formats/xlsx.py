@@ -86,9 +86,8 @@ class XlsxReader:
         self.header = self._read_header()
 
     def _read_header(self) -> list[str]:
-        for number, cells in self._rows:
+        for _, cells in self._rows:
             if any(not _blank(cell) for cell in cells):
-                self._header_number = number
                 return ["" if _blank(cell) else _header_text(cell) for cell in cells]
         raise FileProblem("the sheet has no header row")
 

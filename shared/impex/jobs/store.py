@@ -378,10 +378,28 @@ class JobStore:
 
     def _publish(self, job: Job, change: str) -> None:
         if self._events is not None:
-            self._events.publish(job, change)
+            self._events.publish(job.id, change, _event_detail(job))
 
     def _expiry(self) -> int:
         return int((utc_now() + self._retention).timestamp())
+
+
+def _event_detail(job: Job) -> dict[str, Any]:
+    """What a `Job State Change` event says about the job."""
+    return {
+        "jobId": job.id,
+        "type": job.type.value,
+        "tenant": job.tenant,
+        "dataset": job.dataset,
+        "status": job.status.value,
+        "progress": job.progress,
+        "processedRows": job.processed_rows,
+        "totalRows": job.total_rows,
+        "priority": job.priority.value,
+        "attempts": job.attempts,
+        "errorMessage": job.error_message,
+        "updatedAt": job.updated_at,
+    }
 
 
 def _condition_of(sources: frozenset[JobStatus], change: _Change) -> Expression:

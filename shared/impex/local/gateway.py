@@ -170,12 +170,7 @@ class LocalGateway:
     ) -> dict[str, Any]:
         """The HTTP API payload 2.0 event for a request."""
         now = datetime.now(UTC)
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query_parameters: dict[str, str] = {}
-        for name, value in pairs:
-            query_parameters[name] = (
-                f"{query_parameters[name]},{value}" if name in query_parameters else value
-            )
+        query_parameters = _query_parameters(query)
         content_type = headers.get("content-type", "")
         is_text = not body or content_type.startswith(TEXT_TYPES)
         request_context: dict[str, Any] = {
@@ -236,3 +231,11 @@ class LocalGateway:
         if not any(name.lower() == "access-control-allow-origin" for name, _ in headers):
             headers += cors
         return int(response["statusCode"]), headers, body
+
+
+def _query_parameters(query: str) -> dict[str, str]:
+    """Query parameters as API Gateway gives them: repeated names joined with commas."""
+    parameters: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        parameters[name] = f"{parameters[name]},{value}" if name in parameters else value
+    return parameters

@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import threading
-import time
 import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +46,6 @@ class LocalConfig:
             else None
         )
     )
-    poll_seconds: float = 0.2
 
 
 @dataclass
@@ -276,32 +274,6 @@ class LocalImpex:
                 "detail": {},
             }
             self.functions[function_id].invoke(event, self._pool)
-
-    def wait_until_idle(self, timeout: float = 60) -> None:
-        """Block until the work queues are empty (for demos and tests)."""
-        assert self.stack is not None
-        sqs = boto3.client("sqs", endpoint_url=self.aws_endpoint)
-        deadline = time.monotonic() + timeout
-        queues = [
-            self.stack.physical[q] for q in self.stack.resources("AWS::SQS::Queue") if "DeadLetter" not in q
-        ]
-        while time.monotonic() < deadline:
-            counts = [
-                int(
-                    sqs.get_queue_attributes(
-                        QueueUrl=q,
-                        AttributeNames=[
-                            "ApproximateNumberOfMessages",
-                            "ApproximateNumberOfMessagesNotVisible",
-                        ],
-                    )["Attributes"][name]
-                )
-                for q in queues
-                for name in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
-            ]
-            if not any(counts):
-                return
-            time.sleep(0.2)
 
 
 def _rate_seconds(expression: str) -> float:

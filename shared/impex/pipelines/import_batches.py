@@ -232,36 +232,15 @@ class BatchWriter:
             candidates = self._first_occurrences(candidates, outcome)
         if not candidates:
             return outcome
-        mode = self.options.mode
-        projection = (
-            None
-            if mode == "skip_unchanged"
-            else [JOB_ATTRIBUTE, ROW_ATTRIBUTE]
-            if self.layout.tracks_rows
-            else []
-        )
-        existing = self.table.get_many([c.key for c in candidates], projection=projection or None)
-        to_write: list[_Candidate] = []
-        for candidate, stored in zip(candidates, existing, strict=True):
-            if stored is not None and self.layout.tracks_rows and _written_by(stored, self.job.id):
-                stored_row = int(stored[ROW_ATTRIBUTE]["N"])
-                if stored_row < candidate.row.number and self._keyed:
-                    # Written by an earlier row of this same job, in an earlier invocation.
-                    outcome.rejected.append((candidate.row, [_duplicate(candidate.identity, stored_row)]))
-                    continue
-            if mode == "insert" and stored is not None and not _replay_of(stored, self.job.id, candidate):
-                outcome.rejected.append((candidate.row, [_exists(candidate.identity)]))
-                continue
-            if mode == "skip_unchanged" and stored is not None and self._unchanged(stored, candidate):
-                outcome.skipped += 1
-                continue
-            if stored is None:
-                outcome.created += 1
-            else:
-                outcome.updated += 1
-            to_write.append(candidate)
+        existing = self.table.get_many([c.key for c in candidates], projection=self._existence_projection())
+        to_write = [
+            candidate
+            for candidate, stored in zip(candidates, existing, strict=True)
+            if self._should_write(candidate, stored, outcome)
+        ]
         if self.options.dry_run or not to_write:
             return outcome
+        mode = self.options.mode
         if mode == "insert":
             self._insert(to_write, outcome)
         elif mode == "merge":
@@ -270,6 +249,33 @@ class BatchWriter:
             self.table.put_many([c.item for c in to_write])
             outcome.written += len(to_write)
         return outcome
+
+    def _existence_projection(self) -> list[str] | None:
+        """What the existence read needs of each stored item (skip_unchanged compares the whole item)."""
+        if self.options.mode == "skip_unchanged":
+            return None
+        return [JOB_ATTRIBUTE, ROW_ATTRIBUTE] if self.layout.tracks_rows else None
+
+    def _should_write(self, candidate: _Candidate, stored: dict[str, Any] | None, outcome: _Outcome) -> bool:
+        """Decide one record against what is stored (counting it as created, updated, skipped or failed)."""
+        mode = self.options.mode
+        if stored is not None and self.layout.tracks_rows and _written_by(stored, self.job.id):
+            stored_row = int(stored[ROW_ATTRIBUTE]["N"])
+            if stored_row < candidate.row.number and self._keyed:
+                # Written by an earlier row of this same job, in an earlier invocation.
+                outcome.rejected.append((candidate.row, [_duplicate(candidate.identity, stored_row)]))
+                return False
+        if mode == "insert" and stored is not None and not _replay_of(stored, self.job.id, candidate):
+            outcome.rejected.append((candidate.row, [_exists(candidate.identity)]))
+            return False
+        if mode == "skip_unchanged" and stored is not None and self._unchanged(stored, candidate):
+            outcome.skipped += 1
+            return False
+        if stored is None:
+            outcome.created += 1
+        else:
+            outcome.updated += 1
+        return True
 
     def _first_occurrences(self, candidates: list[_Candidate], outcome: _Outcome) -> list[_Candidate]:
         """Drop (as row errors) the records an earlier batch of this invocation already had."""
