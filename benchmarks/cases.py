@@ -147,14 +147,15 @@ def _setup(config: dict[str, Any]) -> tuple[Any, Any, Any]:
             "POWERTOOLS_LOG_LEVEL": "ERROR",
         }
     )
+    from impex.aws.tables import DocumentTable
     from impex.datasets.model import DatasetDefinition
     from impex.datasets.store import DatasetStore
     from impex.jobs.store import JobStore
 
     resources = config["resources"]
     dynamodb = boto3.resource("dynamodb")
-    jobs = JobStore(dynamodb.Table(resources["JobsTable"]), retention_days=1)
-    datasets = DatasetStore(dynamodb.Table(resources["DatasetsTable"]), external_tables={})
+    jobs = JobStore(DocumentTable(dynamodb.Table(resources["JobsTable"])), retention_days=1)
+    datasets = DatasetStore(DocumentTable(dynamodb.Table(resources["DatasetsTable"])), external_tables={})
     datasets.put("bench", "items", DatasetDefinition.model_validate({"fields": FIELDS, "keys": ["id"]}))
     return jobs, datasets, _records_client(config)
 
@@ -167,9 +168,11 @@ def _import_job(config: dict[str, Any], key: str, file_format: str) -> tuple[Any
     from impex.aws.files import FilesBucket
     from impex.aws.records import RecordTable
     from impex.clock import iso, utc_now
+    from impex.formats.file_format import FileFormat
     from impex.jobs.model import FileRef, Job, JobType
-    from impex.pipelines.importer import ImportLimits, ImportPipeline, import_queues
+    from impex.pipelines.importer import ImportLimits, ImportPipeline
     from impex.settings import CommonSettings
+    from impex.wiring import import_queues
 
     resources = config["resources"]
     now = iso(utc_now())
@@ -179,7 +182,7 @@ def _import_job(config: dict[str, Any], key: str, file_format: str) -> tuple[Any
             type=JobType.IMPORT,
             tenant="bench",
             dataset="items",
-            format=file_format,
+            format=FileFormat(file_format),
             file=FileRef(bucket=config["bucket"], key=key, name=Path(key).name),
             created_at=now,
             updated_at=now,
@@ -312,9 +315,12 @@ def export_impex(config: dict[str, Any]) -> dict[str, Any]:
     from impex.aws.files import FilesBucket, export_key
     from impex.aws.records import RecordTable
     from impex.clock import iso, utc_now
+    from impex.formats.file_format import FileFormat
     from impex.jobs.model import FileRef, Job, JobType
-    from impex.pipelines.exporter import ExportPipeline, export_queues
+    from impex.jobs.options import ExportJobOptions
+    from impex.pipelines.exporter import ExportLimits, ExportPipeline
     from impex.settings import CommonSettings
+    from impex.wiring import export_queues
 
     resources = config["resources"]
     fmt = config["format"]
@@ -327,8 +333,8 @@ def export_impex(config: dict[str, Any]) -> dict[str, Any]:
             type=JobType.EXPORT,
             tenant="bench",
             dataset="items",
-            format=fmt,
-            options={"fields": [f["name"] for f in FIELDS], "filters": []},
+            format=FileFormat(fmt),
+            options=ExportJobOptions(fields=[f["name"] for f in FIELDS]),
             file=FileRef(bucket=config["bucket"], key=export_key("bench", job_id, name), name=name),
             created_at=now,
             updated_at=now,
@@ -340,16 +346,15 @@ def export_impex(config: dict[str, Any]) -> dict[str, Any]:
         export_high_queue_url=resources["ExportHighQueue"],
         export_low_queue_url=resources["ExportLowQueue"],
     )
-    s3 = clients.s3("path")
     pipeline = ExportPipeline(
         jobs=jobs,
         datasets=datasets,
-        files=FilesBucket(s3, config["bucket"]),
-        s3=s3,
+        files=FilesBucket(clients.s3("path"), config["bucket"]),
         records=lambda table: RecordTable(fast, table),
         queues=export_queues(settings),
         records_table="records",
         external_tables={},
+        limits=ExportLimits(),
     )
     started = time.perf_counter()
     pipeline.run(claimed)
@@ -383,7 +388,8 @@ def read_csv_pyarrow(config: dict[str, Any]) -> dict[str, Any]:
 
 def read_csv_impex(config: dict[str, Any]) -> dict[str, Any]:
     """impex's CSV reader (RFC 4180 records with row numbers and resumable byte offsets)."""
-    from impex.formats.tabular import DelimitedReader, LineSource
+    from impex.formats.delimited import DelimitedReader
+    from impex.formats.text import LineSource
 
     path = Path(config["csv_path"])
     started = time.perf_counter()

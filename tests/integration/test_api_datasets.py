@@ -69,6 +69,7 @@ def test_a_target_table_outside_the_allow_list_is_refused(api):
 def test_a_dataset_on_an_allow_listed_table_must_use_its_keys(stack, monkeypatch):
     from tests.integration.conftest import ApiClient, load_function
 
+    # Given a deployment that allows datasets on the existing table orders, keyed by orderId
     monkeypatch.setenv("EXTERNAL_TABLE_ARNS", "arn:aws:dynamodb:us-east-1:123456789012:table/orders")
     monkeypatch.setenv("EXTERNAL_TABLE_KEYS", "orderId")
     api = ApiClient(load_function("api"))
@@ -76,10 +77,12 @@ def test_a_dataset_on_an_allow_listed_table_must_use_its_keys(stack, monkeypatch
         {"name": "orderId", "type": "string", "required": True},
         {"name": "total", "type": "decimal"},
     ]
+    # When a dataset targets it with other keys, then it is refused naming the key
     wrong = api.call(
         "PUT", "/datasets/orders", body={"fields": order_fields, "keys": [], "target": {"table": "orders"}}
     )
     assert wrong.status == 422 and "orderId" in wrong.text
+    # When it uses the table's keys, then it is created on that table
     right = api.call(
         "PUT",
         "/datasets/orders",

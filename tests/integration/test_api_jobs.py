@@ -211,9 +211,11 @@ def test_jobs_are_listed_newest_first_with_cursor_pagination(api, customers):
 
 
 def test_jobs_filter_by_type_and_status(api, customers, jobs):
+    # Given three imports (one cancelled) and two exports
     imports = [create_import(api)["job"]["id"] for _ in range(3)]
     exports = [create_export(api)["job"]["id"] for _ in range(2)]
     api.call("POST", f"/jobs/{imports[0]}/cancel")
+    # When jobs are listed by type, by status, and by both a page at a time, then each filter holds
     only_exports = api.call("GET", "/jobs", query={"type": "export"}).json()["jobs"]
     assert [j["id"] for j in only_exports] == list(reversed(exports))
     cancelled = api.call("GET", "/jobs", query={"status": "CANCELLED", "limit": "1"}).json()
@@ -350,9 +352,11 @@ def test_an_unknown_route_is_a_json_404(api):
 def test_the_openapi_spec_is_served_and_valid(api):
     from openapi_spec_validator import validate
 
+    # When the spec is fetched without a token
     response = api.call("GET", "/openapi.json", tenant=None)
     assert response.status == 200
     spec = response.json()
+    # Then it is a valid OpenAPI document naming every route
     validate(spec)
     paths = set(spec["paths"])
     assert {

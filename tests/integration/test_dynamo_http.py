@@ -52,9 +52,11 @@ def items(count: int) -> list[dict]:
 
 
 def test_batches_and_pages_round_trip_like_botocore(endpoint):
+    # Given the lean client for the same endpoint as botocore's
     raw = raw_client_like(boto3.client("dynamodb", endpoint_url=endpoint))
     assert isinstance(raw, RawDynamoDB)
     table = RecordTable(raw, "records")
+    # When 130 items are written, some read back, and all queried in pages of 50
     table.put_many(items(130))
     keys = [{"pk": {"S": "t#d"}, "sk": {"S": f"{i:05d}"}} for i in (0, 7, 129, 500)]
     found = table.get_many(keys, projection=["n"])
@@ -71,6 +73,7 @@ def test_batches_and_pages_round_trip_like_botocore(endpoint):
         seen += page
         if start is None:
             break
+    # Then the pages hold exactly what botocore reads
     botocore = boto3.client("dynamodb", endpoint_url=endpoint)
     botocore_items = botocore.query(TableName="records", **request)["Items"]
     assert seen == botocore_items and len(seen) == 130

@@ -131,9 +131,12 @@ def exporter(api, stack) -> Exporter:
 
 
 def test_csv_exports_every_record_as_it_is(exporter):
+    # Given 120 records of every type
     records = [record(i) for i in range(1, 121)]
     exporter.seed(records)
+    # When they are exported as CSV
     status = exporter.run(format="csv")
+    # Then the file holds each record as it is, formulas neutralised
     assert status["status"] == "COMPLETED" and status["processedRows"] == status["totalRows"] == 120
     assert status["fileUrl"] and status["fileName"].endswith(".csv")
     rows = list(csv.DictReader(io.StringIO(exporter.download(status).decode("utf-8"))))
@@ -152,9 +155,11 @@ def test_csv_exports_every_record_as_it_is(exporter):
 
 
 def test_xlsx_json_jsonl_and_parquet_read_back_equal(exporter):
+    # Given 40 records, exported as XLSX, JSON, JSON Lines and Parquet
     records = [record(i) for i in range(1, 41)]
     exporter.seed(records)
     xlsx = exporter.download(exporter.run(format="xlsx", options={"neutralizeFormulas": False}))
+    # Then each file, read back with its own reader, holds the same typed values
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx)).active
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0] == tuple(f["name"] for f in FIELDS)
@@ -181,8 +186,10 @@ def test_xlsx_json_jsonl_and_parquet_read_back_equal(exporter):
 
 
 def test_filters_and_projection(exporter):
+    # Given 100 records
     records = [record(i) for i in range(1, 101)]
     exporter.seed(records)
+    # When three filters and two fields are exported
     status = exporter.run(
         format="jsonl",
         fields=["qty", "sku"],
@@ -192,6 +199,7 @@ def test_filters_and_projection(exporter):
             {"field": "sku", "op": "begins_with", "value": "S0000"},
         ],
     )
+    # Then exactly the matching records come out, with those fields in that order
     lines = [json.loads(line) for line in exporter.download(status).decode().splitlines()]
     expected = [
         {"qty": r["qty"], "sku": r["sku"]}
@@ -238,6 +246,7 @@ def test_a_large_export_goes_up_in_several_multipart_parts(exporter, stack, monk
 
 
 def test_a_cancel_mid_export_leaves_no_file_and_no_orphan_parts(exporter, stack, monkeypatch):
+    # Given a large CSV export, and a cancel that lands while its eighth page is read
     exporter.seed([record(i, long_text=3000) for i in range(1, 4_001)])
     job = exporter.create(format="csv")
     pages = {"n": 0}
@@ -250,8 +259,10 @@ def test_a_cancel_mid_export_leaves_no_file_and_no_orphan_parts(exporter, stack,
 
     monkeypatch.setenv("PAGE_SIZE", "200")
     exporter.rewire(records=hooked_records(around_page=page_then_cancel))
+    # When the exporter runs it
     exporter.drain()
     status = exporter.api.call("GET", f"/jobs/{job['id']}/status").json()
+    # Then it ends CANCELLED part-way, with no file and no multipart upload left
     assert status["status"] == "CANCELLED"
     assert 0 < status["result"]["rows"] < 4_000
     bucket = stack.physical["FilesBucket"]
@@ -278,12 +289,15 @@ def test_a_duplicate_message_changes_nothing(exporter):
     ("kind", "options"), [("csv", {}), ("csv", {"gzip": True}), ("jsonl", {}), ("json", {})]
 )
 def test_an_export_continues_across_invocations_into_one_valid_file(api, stack, monkeypatch, kind, options):
+    # Given invocations too short for the whole export
     api.call("PUT", "/datasets/items", body={"fields": FIELDS, "keys": ["sku"]})
     monkeypatch.setenv("PAGE_SIZE", "200")
     exporter = Exporter(api, stack, timeout_seconds=0.8)
     records = [record(i, long_text=3000) for i in range(1, 5_001)]
     exporter.seed(records)
+    # When it runs, handing over to continuations
     status = exporter.run(format=kind, options=options)
+    # Then it completes over several invocations into one valid file, every record in order
     assert status["status"] == "COMPLETED", status
     assert exporter.invocations >= 3
     data = exporter.download(status)
@@ -332,6 +346,7 @@ def test_concurrent_exports_through_one_pipeline_keep_their_own_counts(api, stac
     # One pipeline instance serves every invocation of a process; the local runtime runs several at once.
     api.call("PUT", "/datasets/items", body={"fields": FIELDS, "keys": ["sku"]})
     exporter = Exporter(api, stack)
+    # Given a small and a large export, whose pages are slow enough to interleave
     exporter.seed([record(i) for i in range(1, 3001)])
     small = exporter.create(format="csv", filters=[{"field": "sku", "op": "begins_with", "value": "S00000"}])
     large = exporter.create(format="csv")
@@ -343,6 +358,7 @@ def test_concurrent_exports_through_one_pipeline_keep_their_own_counts(api, stac
     monkeypatch.setenv("PAGE_SIZE", "100")
     store = job_store(stack, 1)
     pipeline = wiring.export_pipeline(ExporterSettings(), records=hooked_records(around_page=slow_page))
+    # When one pipeline runs both at once
     threads = [
         threading.Thread(target=pipeline.run, args=(store.claim(job["id"]),)) for job in (small, large)
     ]
@@ -350,5 +366,6 @@ def test_concurrent_exports_through_one_pipeline_keep_their_own_counts(api, stac
         thread.start()
     for thread in threads:
         thread.join()
+    # Then each counts its own rows
     assert store.get(small["id"]).result["rows"] == 9  # S000001 … S000009
     assert store.get(large["id"]).result["rows"] == 3000

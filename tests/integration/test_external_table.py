@@ -68,15 +68,19 @@ def export(api: ApiClient, stack, **body) -> list[dict]:
 def test_import_into_and_export_from_an_allow_listed_table(orders, stack):
     importer = Importer(orders, stack)
     importer.module = load_function("importer")
+    # Given 40 orders and one repeated key, for a dataset on an allow-listed table
     lines = ["region,orderId,total,paid"] + [
         f"{'north' if i % 2 else 'south'},{i},{i}.50,{'yes' if i % 3 else 'no'}" for i in range(1, 41)
     ]
+    # When they are imported
     status = importer.run(("\n".join(lines) + "\nnorth,1,99,yes\n").encode(), dataset="orders")
+    # Then the table holds them in its own shape, the repeat a row error
     assert status["status"] == "COMPLETED" and status["result"]["created"] == 40
     assert status["result"]["failed"] == 1  # the repeated key (north, 1)
     items = boto3.resource("dynamodb").Table("orders").scan()["Items"]
     assert len(items) == 40
     assert set(items[0]) == {"region", "orderId", "total", "paid"}  # the app's own shape, no extras
+    # When they are exported by key and by another field, then Query and Scan find exactly them
     north = export(
         orders,
         stack,

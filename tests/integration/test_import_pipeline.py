@@ -23,7 +23,9 @@ def importer(api, put_dataset, stack) -> Importer:
 
 
 def test_a_csv_is_imported_typed(importer):
+    # When a CSV of two people is imported
     status = importer.run((HEADER + "a@x.io,Ann,30,10.50,yes,2024-01-02\nb@x.io,Bob,,0,no,\n").encode())
+    # Then both records are stored with their fields' types
     assert status["status"] == "COMPLETED", status
     assert status["result"]["created"] == 2 and status["result"]["failed"] == 0
     assert status["processedRows"] == status["totalRows"] == 2 and status["progress"] == 100
@@ -40,11 +42,14 @@ def test_a_csv_is_imported_typed(importer):
 
 
 def test_row_errors_are_reported_and_downloadable(importer, api):
+    # Given a file with a bad value, a ragged row and a missing required value
     content = (
         HEADER + "a@x.io,Ann,thirty,1,yes,2024-01-02\nb@x.io,Bob,5,1,yes\n,NoMail,1,1,1,2024-01-01\n"
         "c@x.io,Cat,2,2,no,2024-01-01\n"
     ).encode()
+    # When it is imported
     status = importer.run(content)
+    # Then the good row is written and each bad one is a row error with its row number and column
     assert status["status"] == "COMPLETED"
     result = status["result"]
     assert (result["created"], result["failed"], result["rowsTotal"]) == (1, 3, 4)
@@ -139,13 +144,16 @@ def test_tsv_gzip_and_json_lines_are_imported(importer):
 def test_an_excel_workbook_is_imported_with_real_types(importer, tmp_path):
     book = openpyxl.Workbook()
     sheet = book.active
+    # Given a workbook with typed cells and an empty row
     sheet.append(["Email", "Age", "Balance", "Active", "Signed up"])
     sheet.append(["a@x.io", 41, 2.5, True, date(2024, 3, 1)])
     sheet.append([None, None, None, None, None])
     sheet.append(["b@x.io", 7.0, 3, False, date(2023, 1, 31)])
     path = tmp_path / "people.xlsx"
     book.save(path)
+    # When it is imported
     status = importer.run(path.read_bytes(), file_name="people.xlsx")
+    # Then its two rows are stored with real types
     assert status["status"] == "COMPLETED", status
     assert status["totalRows"] == 2
     records = importer.records()
@@ -226,7 +234,9 @@ def test_skip_unchanged_writes_nothing_for_equal_records(importer):
 
 def test_a_dry_run_writes_nothing_then_commits_without_a_new_upload(importer, api):
     seed(importer)
+    # Given stored records and a file that updates one, adds one and has one bad row
     content = (HEADER + "a@x.io,Ann B,30,1,yes,2024-01-01\nc@x.io,Cat,1,1,1,\nd@x.io,Dan,x,1,1,\n").encode()
+    # When it is imported as a dry run, then it counts what would happen and writes nothing
     dry = importer.run(content, options={"dryRun": True})
     assert dry["status"] == "COMPLETED" and dry["result"]["dryRun"] is True
     assert (dry["result"]["created"], dry["result"]["updated"], dry["result"]["failed"]) == (1, 1, 1)
@@ -234,6 +244,7 @@ def test_a_dry_run_writes_nothing_then_commits_without_a_new_upload(importer, ap
     assert importer.records()["a@x.io"]["name"] == "Ann" and "c@x.io" not in importer.records()
     assert api.call("GET", f"/jobs/{dry['id']}/download", query={"file": "errors"}).status == 302
     # Commit it
+    # When the dry run is committed, then the same file is imported for real
     committed = api.call("POST", f"/jobs/{dry['id']}/commit")
     assert committed.status == 201
     importer.drain()

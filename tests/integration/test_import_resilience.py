@@ -168,6 +168,7 @@ def deliver_twice(importer: Importer, stack) -> None:
 
 
 def test_a_dropped_file_becomes_an_import_job(importer, stack, api):
+    # Given a file dropped under incoming/ with an impex-mode metadata option
     key = "incoming/acme/customers/2026/november.csv"
     boto3.client("s3").put_object(
         Bucket=importer.bucket,
@@ -175,7 +176,9 @@ def test_a_dropped_file_becomes_an_import_job(importer, stack, api):
         Body=(HEADER + "d@x.io,Drop,5,1,1,\n").encode(),
         Metadata={"impex-mode": "insert"},
     )
+    # When its notification arrives twice
     deliver_twice(importer, stack)
+    # Then it became one import job, which ran with that option
     jobs = api.call("GET", "/jobs").json()["jobs"]
     assert len(jobs) == 1
     assert jobs[0]["status"] == "COMPLETED" and jobs[0]["fileName"] == "november.csv"
@@ -211,6 +214,7 @@ def test_an_object_impex_does_not_own_is_ignored(importer, api):
 def test_a_transient_failure_is_retried_from_the_checkpoint(api, put_dataset, stack, monkeypatch):
     from botocore.exceptions import ClientError
 
+    # Given an upload, and a DynamoDB whose first batch write fails with a 5xx
     put_dataset()
     monkeypatch.setenv("RETRY_BASE_SECONDS", "0")
     importer = Importer(api, stack)
@@ -226,10 +230,12 @@ def test_a_transient_failure_is_retried_from_the_checkpoint(api, put_dataset, st
         put_many(items)
 
     importer.rewire(records=hooked_records(around_put=flaky))
+    # When the import runs, then the job goes back to PENDING to retry
     importer.invoke(s3_event(importer.bucket, created["upload"]["key"]))
     after_failure = importer.status(created["job"]["id"])
     assert after_failure["status"] == "PENDING" and "retrying" in after_failure["errorMessage"]
     # The retry message is delayed on SQS; deliver it now
+    # When its delayed retry message is delivered, then it completes with the whole file
     queue = stack.physical["ImportQueue"]
     sqs = boto3.client("sqs")
     sqs.set_queue_attributes(QueueUrl=queue, Attributes={"DelaySeconds": "0"})

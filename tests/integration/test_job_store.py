@@ -10,7 +10,7 @@ import pytest
 
 from impex.clock import iso, utc_now
 from impex.errors import IllegalTransition, JobExists, JobNotFound
-from impex.jobs.model import Job, JobOutcome, JobStatus, JobType
+from impex.jobs.model import FileRef, Job, JobOutcome, JobStatus, JobType
 from impex.jobs.store import JobNotProcessing, JobStore
 from tests.integration.conftest import job_store
 
@@ -169,3 +169,62 @@ def test_a_failed_job_can_be_retried_and_a_completed_one_cannot(store):
         store.retry("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant="acme", max_attempts=3)
     with pytest.raises(IllegalTransition):
         store.requeue("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", reason="stalled")
+
+
+def test_a_continuation_hands_the_job_back_to_pending_without_a_new_attempt(store):
+    # Given a claimed job
+    new_job(store)
+    store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    # When its worker hands over to a continuation, which claims it again
+    handed = store.hand_over("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    again = store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", new_attempt=False)
+    # Then it went PENDING and back, still on its first attempt
+    assert handed.status is JobStatus.PENDING and handed.expires_at is None
+    assert again is not None and again.status is JobStatus.PROCESSING and again.attempts == 1
+
+
+def test_a_requeue_keeps_the_reason_and_only_applies_while_the_heartbeat_is_unchanged(store):
+    new_job(store)
+    claimed = store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    time.sleep(0.002)
+    store.record_progress(claimed.id, processed_rows=1)  # the worker showed a sign of life
+    with pytest.raises(IllegalTransition):
+        store.requeue(claimed.id, reason="stalled", expected_heartbeat=claimed.heartbeat_at)
+    assert store.get(claimed.id).status is JobStatus.PROCESSING
+    current = store.get(claimed.id)
+    requeued = store.requeue(
+        claimed.id, reason="stalled", message="retrying", expected_heartbeat=current.heartbeat_at
+    )
+    assert requeued.status is JobStatus.PENDING
+    assert (requeued.last_error, requeued.error_message) == ("stalled", "retrying")
+
+
+def test_a_completion_records_the_outcome_and_full_progress(store):
+    new_job(store)
+    store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    store.record_progress("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", processed_rows=5, checkpoint={"offset": 9})
+    report = FileRef(bucket="b", key="errors/acme/x/errors.csv", name="x-errors.csv", size=10)
+    done = store.complete(
+        "01JDZ8Q4N6X3V2C8Y7T5R9K1MB",
+        JobOutcome(result={"written": 5}, processed_rows=5, total_rows=5, error_report=report),
+    )
+    assert done.status is JobStatus.COMPLETED and done.progress == 100 and done.checkpoint is None
+    assert (done.processed_rows, done.total_rows, done.result) == (5, 5, {"written": 5})
+    assert done.error_report == report
+
+
+def test_what_a_worker_knows_is_added_to_a_cancelled_job_and_to_no_other(store):
+    # Given one job cancelled while its worker ran, and one still running
+    for job_id in ("01JDZ8Q4N6X3V2C8Y7T5R9K000", "01JDZ8Q4N6X3V2C8Y7T5R9K001"):
+        new_job(store, job_id)
+        store.claim(job_id)
+    cancelled = store.cancel("01JDZ8Q4N6X3V2C8Y7T5R9K000", tenant="acme")
+    # When each worker records its outcome as a cancelled job's
+    for job_id in ("01JDZ8Q4N6X3V2C8Y7T5R9K000", "01JDZ8Q4N6X3V2C8Y7T5R9K001"):
+        store.record_cancelled_outcome(job_id, JobOutcome(result={"written": 3}, processed_rows=3))
+    # Then only the cancelled one carries it, and stays CANCELLED
+    ended = store.get("01JDZ8Q4N6X3V2C8Y7T5R9K000")
+    assert ended.status is JobStatus.CANCELLED and ended.result == {"written": 3}
+    assert ended.processed_rows == 3 and ended.completed_at == cancelled.completed_at
+    running = store.get("01JDZ8Q4N6X3V2C8Y7T5R9K001")
+    assert running.status is JobStatus.PROCESSING and running.result is None

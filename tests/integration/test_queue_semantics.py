@@ -77,6 +77,7 @@ def importer(api, put_dataset, stack) -> Importer:
 
 
 def test_a_stuck_job_is_requeued_from_its_checkpoint_then_completes(importer, store, stack):
+    # Given a job claimed by a worker that then died, its message gone with it
     created = importer.create()
     boto3.client("s3").put_object(
         Bucket=importer.bucket, Key=created["upload"]["key"], Body=(HEADER + "a@x.io,A,1,1,1,\n").encode()
@@ -84,11 +85,13 @@ def test_a_stuck_job_is_requeued_from_its_checkpoint_then_completes(importer, st
     messages(stack, "ImportQueue")  # the S3 notification "was lost" with the crashed worker
     job = store.claim(created["job"]["id"])
     assert job.attempts == 1
+    # When the sweeper runs after StuckAfterSeconds, then it requeues the job with a fresh message
     report = sweep(now_offset_seconds=301)
     assert report["actions"] == {"stuck_requeued": 1}
     requeued = store.get(job.id)
     assert requeued.status is JobStatus.PENDING and requeued.last_error.startswith("stalled")
     assert messages(stack, "ImportQueue") == [{"jobId": job.id, "tenant": "acme"}]
+    # When that message is delivered, then the second attempt completes it
     importer.invoke(sqs_event(json.dumps({"jobId": job.id, "tenant": "acme"})))
     done = store.get(job.id)
     assert done.status is JobStatus.COMPLETED and done.attempts == 2
@@ -175,6 +178,7 @@ def test_process_sweeps_only_the_callers_jobs(importer, store, stack, api):
 
 def test_a_poison_message_ends_in_the_dlq_and_its_job_fails_with_the_reason(api, put_dataset, store, stack):
     put_dataset()
+    # Given an export whose message every invocation fails to process
     job = api.call("POST", "/exports", body={"dataset": "customers", "format": "csv"}).json()["job"]
     sqs = boto3.client("sqs")
     queue = stack.physical["ExportQueue"]
@@ -183,6 +187,7 @@ def test_a_poison_message_ends_in_the_dlq_and_its_job_fails_with_the_reason(api,
     for _ in range(5):
         assert sqs.receive_message(QueueUrl=queue).get("Messages")
     assert not sqs.receive_message(QueueUrl=queue).get("Messages")  # redriven to the DLQ
+    # When the sweeper drains the dead-letter queue, then the job fails saying why
     report = sweep()
     assert report["actions"] == {"dead_lettered": 1}
     failed = store.get(job["id"])
@@ -201,12 +206,14 @@ def test_a_dead_lettered_upload_event_fails_its_import(importer, store, stack):
 
 
 def test_a_cancelled_job_is_never_resurrected(importer, store, stack, api):
+    # Given an import cancelled before its upload arrived
     created = importer.create()
     key = created["upload"]["key"]
     api.call("POST", f"/jobs/{created['job']['id']}/cancel")
     boto3.client("s3").put_object(
         Bucket=importer.bucket, Key=key, Body=(HEADER + "a@x.io,A,1,1,1,\n").encode()
     )
+    # When a late upload event, a late message and a dead letter for it all arrive, and the sweeper runs
     importer.invoke(s3_event(importer.bucket, key))  # a late upload event
     importer.invoke(
         sqs_event(json.dumps({"jobId": created["job"]["id"], "tenant": "acme"}))
@@ -216,6 +223,7 @@ def test_a_cancelled_job_is_never_resurrected(importer, store, stack, api):
         MessageBody=json.dumps({"jobId": created["job"]["id"], "tenant": "acme"}),
     )
     sweep(now_offset_seconds=3600)
+    # Then it stays CANCELLED and nothing was written
     job = store.get(created["job"]["id"])
     assert job.status is JobStatus.CANCELLED and job.attempts == 0
     assert importer.records() == {}
@@ -315,14 +323,17 @@ def test_an_s3_error_is_retried_from_the_checkpoint(api, put_dataset, stack, sto
 
 def test_long_polling_returns_on_change_and_304_when_nothing_changed(api, put_dataset, store, stack):
     put_dataset()
+    # Given a PENDING job and its ETag
     job = api.call("POST", "/exports", body={"dataset": "customers", "format": "csv"}).json()["job"]
     first = api.call("GET", f"/jobs/{job['id']}/status")
     etag = first.headers["etag"]
+    # When a client long-polls while nothing changes, then it gets a 304 after waiting
     started = time.monotonic()
     unchanged = api.call(
         "GET", f"/jobs/{job['id']}/status", query={"waitSeconds": "1"}, headers={"If-None-Match": etag}
     )
     assert unchanged.status == 304 and time.monotonic() - started >= 1
+    # When the job changes during a long poll, then the poll returns at once with the new state
     threading.Timer(0.3, lambda: store.claim(job["id"])).start()
     started = time.monotonic()
     changed = api.call(
@@ -335,6 +346,7 @@ def test_long_polling_returns_on_change_and_304_when_nothing_changed(api, put_da
 
 def test_every_state_change_is_published_to_eventbridge(api, put_dataset, stack):
     put_dataset()
+    # Given an export that runs to completion and another that is cancelled
     exporter = load_function("exporter")
     job = api.call("POST", "/exports", body={"dataset": "customers", "format": "csv"}).json()["job"]
     body = messages(stack, "ExportQueue")[0]
@@ -343,11 +355,13 @@ def test_every_state_change_is_published_to_eventbridge(api, put_dataset, stack)
     exporter.lambda_handler(event, LocalLambdaContext("impex-exporter", timeout_seconds=60))
     cancelled = api.call("POST", "/exports", body={"dataset": "customers", "format": "csv"}).json()["job"]
     api.call("POST", f"/jobs/{cancelled['id']}/cancel")
+    # When the example rule's queue is read
     received = []
     sqs = boto3.client("sqs")
     for _ in range(5):
         batch = sqs.receive_message(QueueUrl=stack.physical["JobEventsExampleQueue"], MaxNumberOfMessages=10)
         received += [json.loads(m["Body"]) for m in batch.get("Messages", [])]
+    # Then every state change of each job was published, in order
     assert all(e["source"] == "impex" and e["detail-type"] == "Job State Change" for e in received)
     changes = [(e["detail"]["jobId"], e["detail"]["change"]) for e in received]
     assert [c for j, c in changes if j == job["id"]] == ["created", "started", "completed"]
@@ -358,6 +372,7 @@ def test_every_state_change_is_published_to_eventbridge(api, put_dataset, stack)
 
 
 def test_a_tenant_at_its_cap_waits_while_another_tenant_runs(api, put_dataset, stack, store, monkeypatch):
+    # Given a cap of one running job per tenant, a busy tenant at it, and a quiet tenant
     monkeypatch.setenv("TENANT_CONCURRENCY", "1")
     put_dataset(tenant="busy")
     put_dataset(tenant="quiet")
@@ -372,12 +387,14 @@ def test_a_tenant_at_its_cap_waits_while_another_tenant_runs(api, put_dataset, s
     other = api.call(
         "POST", "/exports", tenant="quiet", body={"dataset": "customers", "format": "csv"}
     ).json()
+    # When the exporter receives both tenants' queued jobs
     for body in messages(stack, "ExportQueue"):
         if body["jobId"] == running["job"]["id"]:
             continue
         event = copy.deepcopy(load_event("exporter_job_message.json"))
         event["Records"][0]["body"] = json.dumps(body)
         exporter.lambda_handler(event, LocalLambdaContext("impex-exporter", timeout_seconds=60))
+    # Then the quiet tenant's job runs, and the busy tenant's waits on the queue, deferred
     assert store.get(other["job"]["id"]).status is JobStatus.COMPLETED
     assert store.get(waiting["job"]["id"]).status is JobStatus.PENDING
     sqs = boto3.client("sqs")

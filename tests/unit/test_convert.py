@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 
+from impex.aws.attributes import to_attribute
 from impex.datasets.convert import CellError, converter_for
 from impex.datasets.mapping import RowConverter, map_columns, normalize_header
 from impex.datasets.model import Dataset, DatasetField
-from impex.datasets.records import RecordLayout, key_text, to_attribute
+from impex.datasets.records import RecordLayout, key_text
 from impex.formats.errors import FileProblem
 
 

@@ -153,7 +153,8 @@ def test_the_api_code_path_imports_no_heavy_library():
         "import sys\n"
         "for name in ('pyarrow', 'python_calamine', 'openpyxl', 'xlsxwriter'):\n"
         "    sys.modules[name] = None\n"
-        "import impex.api.app, impex.pipelines.sweeper, impex.pipelines.importer, impex.pipelines.exporter\n"
+        "import impex.wiring, impex.api.app, impex.pipelines.sweeper, impex.pipelines.importer\n"
+        "import impex.pipelines.exporter, impex.formats.writers, impex.formats.source\n"
         "print('ok')\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from impex.aws.attributes import to_attribute
 from impex.datasets.convert import converter_for
 from impex.datasets.filters import Filter
 from impex.datasets.model import FieldType
-from impex.datasets.records import RecordLayout, _escape, key_text, to_attribute
+from impex.datasets.records import RecordLayout, _escape, key_text
 
 KEY_OPS = frozenset({"eq", "lt", "lte", "gt", "gte", "between", "begins_with"})
 _COMPARE = {"eq": "=", "ne": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}

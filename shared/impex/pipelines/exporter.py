@@ -18,13 +18,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from impex.aws.attributes import from_attribute
 from impex.aws.files import FilesBucket
 from impex.aws.multipart import MultipartUpload
 from impex.aws.queues import JobMessage, PriorityQueues
 from impex.aws.records import RecordTable
 from impex.datasets.model import Dataset, DatasetField, FieldType
 from impex.datasets.query import CompiledQuery, compile_query
-from impex.datasets.records import RecordLayout, from_attribute
+from impex.datasets.records import RecordLayout
 from impex.datasets.store import DatasetStore
 from impex.errors import DatasetNotFound, IllegalTransition, ImpexError, InvalidInput
 from impex.formats.columns import Column, ColumnKind
@@ -59,6 +60,17 @@ class ExportLimits:
     retry_base_seconds: float = 5.0
     # Items per Query/Scan page (None: DynamoDB's 1 MB pages); small pages make tests take several.
     page_size: int | None = None
+
+
+@dataclass(frozen=True)
+class _ExportPlan:
+    """What one export reads and how it writes it."""
+
+    layout: RecordLayout
+    fields: list[DatasetField]
+    query: CompiledQuery
+    writer_options: WriterOptions
+    content_type: str
 
 
 @dataclass
@@ -131,90 +143,83 @@ class ExportPipeline:
 
     def _run(self, run: _ExportRun, context: RemainingTime | None) -> None:
         job = run.job
-        options = job.export_options
-        dataset = self.datasets.get(job.tenant, job.dataset)
-        layout = RecordLayout.for_dataset(
-            dataset, records_table=self._records_table, external_tables=self._external
-        )
-        fields = _fields(dataset, options.fields or dataset.field_names)
-        query = compile_query(layout, options.filters, [f.name for f in fields])
-        assert job.file is not None
+        plan = self._plan(job)
         checkpoint = job.checkpoint or {}
         run.rows = int(checkpoint.get("rows", 0))
-        writer_options = _writer_options(options, dataset)
-        kind = content_type(job.format, writer_options)
-        if not checkpoint:
-            # A fresh start: drop whatever an earlier, crashed attempt left half-uploaded.
-            self.files.abort_uploads_under(job.file.key)
-        pending = self.files.read_bytes(checkpoint["pendingKey"]) if checkpoint.get("pendingKey") else b""
-        upload = self.files.multipart(
-            job.file.key,
-            content_type=kind,
-            file_name=job.file.name,
-            state=checkpoint.get("upload"),
-            pending=pending,
-        )
-        run.uploads.append(upload)
-        columns = [Column(f.name, ColumnKind(f.type.value)) for f in fields]
-        writer = open_writer(
-            job.format,
-            columns,
-            upload,
-            options=writer_options,
-            spool_dir=self._tmp,
-            resume=checkpoint.get("writer") if checkpoint else None,
-        )
+        upload, writer = self._open(run, plan)
+        deadline = Deadline(context, self._limits.continuation_reserve_seconds)
+        table = self._records(plan.layout.table_name)
+        last_progress = time.monotonic()
         try:
-            self._write_pages(
-                run,
-                writer,
-                upload,
-                query,
-                layout,
-                fields,
-                Deadline(context, self._limits.continuation_reserve_seconds),
-            )
+            for items, position in self._pages(table, plan.query, checkpoint.get("position", {})):
+                writer.write_rows([_row(item, plan.fields) for item in items])
+                run.rows += len(items)
+                if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
+                    self._progress(job, run.rows)
+                    last_progress = time.monotonic()
+                else:
+                    self._check_still_processing(job)
+                if position.get("done"):
+                    break
+                if deadline.near():
+                    self._hand_over(run, writer, upload, position)
             writer.finish()
         finally:
             writer.close()
         size = upload.complete()
         if checkpoint.get("pendingKey"):
             self.files.delete([checkpoint["pendingKey"]])
-        self._complete(run, size, kind)
+        self._complete(run, size, plan.content_type)
 
-    def _write_pages(
-        self,
-        run: _ExportRun,
-        writer: Writer,
-        upload: MultipartUpload,
-        query: CompiledQuery,
-        layout: RecordLayout,
-        fields: list[DatasetField],
-        deadline: Deadline,
-    ) -> None:
+    def _plan(self, job: Job) -> _ExportPlan:
+        """What the export reads (layout, fields, query) and how it writes (options, content type)."""
+        options = job.export_options
+        dataset = self.datasets.get(job.tenant, job.dataset)
+        layout = RecordLayout.for_dataset(
+            dataset, records_table=self._records_table, external_tables=self._external
+        )
+        fields = _fields(dataset, options.fields or dataset.field_names)
+        writer_options = _writer_options(options, dataset)
+        return _ExportPlan(
+            layout=layout,
+            fields=fields,
+            query=compile_query(layout, options.filters, [f.name for f in fields]),
+            writer_options=writer_options,
+            content_type=content_type(job.format, writer_options),
+        )
+
+    def _open(self, run: _ExportRun, plan: _ExportPlan) -> tuple[MultipartUpload, Writer]:
+        """The multipart upload and the writer, new or carried on from the checkpoint."""
         job = run.job
-        table = self._records(layout.table_name)
-        start: dict[str, Any] = (job.checkpoint or {}).get("position", {})
-        last_progress = time.monotonic()
-        for items, position in self._pages(table, query, start):
-            writer.write_rows([_row(item, fields) for item in items])
-            run.rows += len(items)
-            if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
-                self._progress(job, run.rows)
-                last_progress = time.monotonic()
-            else:
-                status = self.jobs.current_status(job.id)
-                if status is not JobStatus.PROCESSING:
-                    raise Stopped(status)
-            if position.get("done"):
-                return
-            if deadline.near():
-                if not writer.resumable:
-                    raise FileProblem(
-                        f"a {job.format} export must finish within one invocation, and this one did not "
-                        f"({run.rows:,} rows written); export as CSV or JSON Lines, or add filters"
-                    )
-                self._hand_over(run, writer, upload, position)
+        assert job.file is not None
+        checkpoint = job.checkpoint or {}
+        if not checkpoint:
+            # A fresh start: drop whatever an earlier, crashed attempt left half-uploaded.
+            self.files.abort_uploads_under(job.file.key)
+        pending = self.files.read_bytes(checkpoint["pendingKey"]) if checkpoint.get("pendingKey") else b""
+        upload = self.files.multipart(
+            job.file.key,
+            content_type=plan.content_type,
+            file_name=job.file.name,
+            state=checkpoint.get("upload"),
+            pending=pending,
+        )
+        run.uploads.append(upload)
+        columns = [Column(f.name, ColumnKind(f.type.value)) for f in plan.fields]
+        writer = open_writer(
+            job.format,
+            columns,
+            upload,
+            options=plan.writer_options,
+            spool_dir=self._tmp,
+            resume=checkpoint.get("writer") if checkpoint else None,
+        )
+        return upload, writer
+
+    def _check_still_processing(self, job: Job) -> None:
+        status = self.jobs.current_status(job.id)
+        if status is not JobStatus.PROCESSING:
+            raise Stopped(status)
 
     def _pages(
         self, table: RecordTable, query: CompiledQuery, position: dict[str, Any]
@@ -242,6 +247,11 @@ class ExportPipeline:
     ) -> None:
         """Save where we are (query position, upload parts, unsent bytes) and continue in a new invocation."""
         job = run.job
+        if not writer.resumable:
+            raise FileProblem(
+                f"a {job.format} export must finish within one invocation, and this one did not "
+                f"({run.rows:,} rows written); export as CSV or JSON Lines, or add filters"
+            )
         writer.close()  # a gzip member ends here; the next invocation starts a new one
         pending_key = _pending_key(job)
         self.files.put_bytes(pending_key, upload.pending(), content_type="application/octet-stream")

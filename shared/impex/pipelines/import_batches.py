@@ -13,19 +13,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from impex.aws.attributes import MAX_ITEM_BYTES, from_attribute, item_size, to_attribute
 from impex.aws.records import RecordTable
 from impex.datasets.convert import to_string
 from impex.datasets.mapping import CellIssue, RowConverter
-from impex.datasets.records import (
-    JOB_ATTRIBUTE,
-    MAX_ITEM_BYTES,
-    METADATA,
-    ROW_ATTRIBUTE,
-    RecordLayout,
-    from_attribute,
-    item_size,
-    to_attribute,
-)
+from impex.datasets.records import JOB_ATTRIBUTE, METADATA, ROW_ATTRIBUTE, RecordLayout
 from impex.formats.columns import SourceRow
 from impex.formats.jsonlines import bad_line_reason
 from impex.formats.source import ResumePoint

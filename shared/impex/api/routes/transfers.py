@@ -1,14 +1,17 @@
 """POST /imports and POST /exports: create the jobs that move data in and out."""
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from pydantic import BaseModel
 
-from impex.api.dependencies import Dependencies, Tenant
+from impex.api.dependencies import ApiDependencies, Dependencies, Tenant
 from impex.api.errors import ERROR_RESPONSES
 from impex.api.models import CreatedExport, CreatedImport, CreateExport, CreateImport
+from impex.jobs.model import Job
 
 router = Router()
 
@@ -24,14 +27,7 @@ def create_import(
 ) -> Response[CreatedImport]:
     """Create an import job; upload the file with the returned presigned POST."""
     service = dependencies.service
-    job = dependencies.idempotency.create(
-        service.create_import_job,
-        caller,
-        body,
-        key=idempotency_key,
-        operation="import",
-        lambda_context=router.lambda_context,
-    )
+    job = _once(dependencies, service.create_import_job, caller, body, idempotency_key, "import")
     return Response(status_code=201, content_type="application/json", body=service.import_created(job))
 
 
@@ -44,12 +40,19 @@ def create_export(
 ) -> Response[CreatedExport]:
     """Create an export job and put it on the export queue."""
     service = dependencies.service
-    job = dependencies.idempotency.create(
-        service.create_export_job,
-        caller,
-        body,
-        key=idempotency_key,
-        operation="export",
-        lambda_context=router.lambda_context,
-    )
+    job = _once(dependencies, service.create_export_job, caller, body, idempotency_key, "export")
     return Response(status_code=201, content_type="application/json", body=service.export_created(job))
+
+
+def _once(
+    dependencies: ApiDependencies,
+    create: Callable[[str, Any], Job],
+    caller: str,
+    body: BaseModel,
+    key: str | None,
+    operation: str,
+) -> Job:
+    """Create the job once per Idempotency-Key (a replay returns the same job)."""
+    return dependencies.idempotency.create(
+        create, caller, body, key=key, operation=operation, lambda_context=router.lambda_context
+    )
