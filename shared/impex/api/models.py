@@ -17,7 +17,13 @@ from pydantic.alias_generators import to_camel
 
 from impex.datasets.model import DATASET_NAME, Dataset, DatasetDefinition
 from impex.jobs.model import Job, JobStatus, JobType, Priority
-from impex.jobs.options import ExportFilter, ExportOptions, ImportOptions, check_file_name
+from impex.jobs.options import (
+    ExportFilter,
+    ExportOptions,
+    ImportOptions,
+    check_file_name,
+    check_text_encoding,
+)
 
 
 class _Body(BaseModel):
@@ -72,6 +78,8 @@ class CreateImport(_Body):
             raise ValueError("give the mapping once, either at the top level or in options")
         if self.options.committed_from is not None:
             raise ValueError("committedFrom is set by impex; commit a dry run with POST /jobs/{jobId}/commit")
+        if self.options.encoding is not None:
+            check_text_encoding(self.options.encoding)
         return self
 
     @field_validator("file_name")

@@ -42,6 +42,11 @@ _DATETIME_FORMATS = (
 )
 # DynamoDB numbers: up to 38 significant digits, magnitude 1E-130 to 9.99E+125.
 _MAX_DIGITS = 38
+_INTEGER_LIMIT = 10**_MAX_DIGITS
+# Longer text is never a number DynamoDB stores (and parsing it would cost time for nothing).
+_MAX_NUMBER_TEXT = 200
+# DynamoDB nests maps and lists at most 32 levels deep.
+MAX_NESTING = 32
 
 
 class CellError(ValueError):
@@ -90,27 +95,36 @@ def to_integer(value: Any) -> int:
     if isinstance(value, bool):
         raise CellError("is a boolean, not an integer")
     if isinstance(value, int):
-        return value
+        return _storable_integer(value)
     if isinstance(value, float):
         if value.is_integer():
-            return int(value)
+            return _storable_integer(int(value))
         raise CellError("is not a whole number")
     if isinstance(value, Decimal):
-        if value == value.to_integral_value():
-            return int(value)
+        if value.is_finite() and value == value.to_integral_value():
+            return _storable_integer(int(value))
         raise CellError("is not a whole number")
     text = str(value).strip()
+    if len(text) > _MAX_NUMBER_TEXT:
+        raise CellError(f"has more than {_MAX_DIGITS} digits, more than DynamoDB can store")
     if _INTEGER.match(text):
-        return int(text)
+        return _storable_integer(int(text))
     if _GROUPED_INTEGER.match(text):
-        return int(text.replace(",", ""))
+        return _storable_integer(int(text.replace(",", "")))
     try:
         number = Decimal(text)
     except InvalidOperation:
         raise CellError("is not an integer") from None
     if number.is_finite() and number == number.to_integral_value():
-        return int(number)
+        return _storable_integer(int(_storable(number)))
     raise CellError("is not a whole number")
+
+
+def _storable_integer(number: int) -> int:
+    """The integer, if DynamoDB can store it (at most 38 digits)."""
+    if -_INTEGER_LIMIT < number < _INTEGER_LIMIT:
+        return number
+    raise CellError(f"has more than {_MAX_DIGITS} digits, more than DynamoDB can store")
 
 
 def to_decimal(value: Any) -> Decimal:
@@ -126,6 +140,8 @@ def to_decimal(value: Any) -> Decimal:
         number = Decimal(value)
     else:
         text = str(value).strip()
+        if len(text) > _MAX_NUMBER_TEXT:
+            raise CellError(f"has more than {_MAX_DIGITS} digits, more than DynamoDB can store")
         try:
             number = Decimal(text)
         except InvalidOperation:
@@ -223,30 +239,45 @@ def _datetime_parser(day_first: bool | None) -> Converter:
                         raise CellError(
                             "is not a date and time (use ISO 8601, e.g. 2024-05-01T13:00:00Z)"
                         ) from None
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise CellError("is outside the range of dates (years 1 to 9999 in UTC)") from None
 
     return to_datetime
 
 
 def to_json(value: Any) -> Any:
     if isinstance(value, dict | list | bool | int | float) or value is None:
-        return _json_numbers(value)
+        return _json_value(value, 0)
     try:
-        return _json_numbers(json.loads(str(value)))
-    except json.JSONDecodeError:
+        parsed = json.loads(str(value))
+    except RecursionError:
+        raise CellError(f"is nested more than {MAX_NESTING} levels deep, more than DynamoDB allows") from None
+    except ValueError:  # not JSON, or an integer longer than Python converts
         raise CellError("is not valid JSON") from None
+    return _json_value(parsed, 0)
 
 
-def _json_numbers(value: Any) -> Any:
-    # DynamoDB has no floats: keep JSON numbers exact as Decimals.
+def _json_value(value: Any, depth: int) -> Any:
+    """A JSON value as DynamoDB stores it: numbers exact as Decimals (DynamoDB has no floats) and in
+    its range, maps and lists at most 32 levels deep."""
+    if isinstance(value, dict | list):
+        if depth >= MAX_NESTING:
+            raise CellError(f"is nested more than {MAX_NESTING} levels deep, more than DynamoDB allows")
+        if isinstance(value, dict):
+            return {str(k): _json_value(v, depth + 1) for k, v in value.items()}
+        return [_json_value(v, depth + 1) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise CellError("holds a number JSON cannot represent")
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {str(k): _json_numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_numbers(v) for v in value]
+        return _storable(Decimal(repr(value)))
+    if isinstance(value, int):
+        return _storable_integer(value)
     return value
 
 

@@ -127,6 +127,7 @@ class RowConverter:
             )
             return {}, issues
         record: dict[str, Any] = {}
+        refused: set[str] = set()
         for position, name, converter in self._plan:
             value = cells[position]
             if value is None or (value.__class__ is str and (not value or value.isspace())):
@@ -139,15 +140,44 @@ class RowConverter:
                         f"is longer than {self.max_cell_chars} characters",
                     )
                 )
+                refused.add(name)
                 continue
             try:
                 record[name] = converter(value)
-            except CellError as error:
-                issues.append(CellIssue(self.header[position], to_string(value)[:200], f"{name} {error}"))
+            except Exception as error:  # whatever goes wrong with one cell is that row's error
+                issues.append(
+                    CellIssue(self.header[position], _shown(value), f"{name} {cell_problem(error)}")
+                )
+                refused.add(name)
         for name, default in self._defaults.items():
             if name not in record:
                 record[name] = default
-        for name in self._required:
-            if name not in record and name in self._column_of:
-                issues.append(CellIssue(self._column_of[name], "", f"{name} is required"))
+        issues += self._missing_required(record, refused)
         return record, issues
+
+    def _missing_required(self, record: dict[str, Any], refused: set[str]) -> list[CellIssue]:
+        """Required fields the row leaves empty (a refused value is its field's one error already)."""
+        return [
+            CellIssue(self._column_of[name], "", f"{name} is required")
+            for name in self._required
+            if name not in record and name in self._column_of and name not in refused
+        ]
+
+
+def cell_problem(error: Exception) -> str:
+    """What is wrong with a value, for a person: the converter's own words, or what Python refused."""
+    if isinstance(error, CellError):
+        return str(error)
+    if isinstance(error, RecursionError):
+        return "is nested too deeply to read"
+    if isinstance(error, OverflowError):
+        return "is out of range"
+    return f"could not be read ({type(error).__name__}: {str(error)[:100]})"
+
+
+def _shown(value: Any) -> str:
+    """The start of a value, for a row error (never the whole of a huge cell)."""
+    try:
+        return to_string(value)[:200]
+    except Exception:  # e.g. an integer too long to print
+        return f"({type(value).__name__})"

@@ -58,9 +58,12 @@ def detect_encoding(head: bytes, explicit: str | None = None) -> str:
     """The file's text encoding: the explicit option, a BOM, UTF-8 if it decodes, else cp1252/latin-1."""
     if explicit:
         try:
-            return codecs.lookup(explicit).name
+            info = codecs.lookup(explicit)
         except LookupError:
             raise FileProblem(f"unknown encoding '{explicit}'") from None
+        if not getattr(info, "_is_text_encoding", True):
+            raise FileProblem(f"'{explicit}' is not a text encoding; set options.encoding to one, e.g. utf-8")
+        return info.name
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):

@@ -34,7 +34,7 @@ class JsonLinesReader:
                 continue
             try:
                 first = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 raise FileProblem(
                     f"line {self._line_number} is not valid JSON, and the first object names the columns"
                 ) from None
@@ -58,6 +58,12 @@ class JsonLinesReader:
                 value = json.loads(line)
             except json.JSONDecodeError as error:
                 yield SourceRow(self._line_number, [_BadLine(f"not valid JSON ({error.msg})")], self._end())
+                continue
+            except RecursionError:
+                yield SourceRow(self._line_number, [_BadLine("JSON nested too deeply to read")], self._end())
+                continue
+            except ValueError as error:  # e.g. an integer longer than Python converts
+                yield SourceRow(self._line_number, [_BadLine(f"not readable JSON ({error})")], self._end())
                 continue
             if not isinstance(value, dict):
                 yield SourceRow(self._line_number, [_BadLine("not a JSON object")], self._end())

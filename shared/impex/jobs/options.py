@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from typing import Any, Literal
 
@@ -15,6 +16,20 @@ def check_file_name(name: str) -> str:
     """A plain file name: no slashes, no control characters, not . or .."""
     if UNSAFE_FILE_NAME.search(name) or name in {".", ".."}:
         raise ValueError("a file name has no slashes or control characters")
+    return name
+
+
+def check_text_encoding(name: str) -> str:
+    """A text encoding Python knows (utf-8, utf-16, cp1252, latin-1, …), by any of its names."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        info = None
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise ValueError(
+            f"'{name}' is not a text encoding; use a name such as utf-8, utf-8-sig, utf-16, utf-16-le, "
+            "utf-32, cp1252, latin-1, iso-8859-15, cp437 or shift_jis"
+        )
     return name
 
 

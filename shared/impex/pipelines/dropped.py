@@ -17,7 +17,7 @@ from impex.datasets.store import DatasetStore
 from impex.errors import DatasetNotFound, InvalidInput, JobExists
 from impex.formats.file_format import FileFormat, format_from_file_name
 from impex.jobs.model import TENANT_PATTERN, FileRef, Job, JobStatus, JobType
-from impex.jobs.options import ImportOptions
+from impex.jobs.options import ImportOptions, check_text_encoding
 from impex.jobs.store import JobStore
 from impex.observability import logger
 from impex.pipelines.messages import DroppedFile, StoredObject, dropped_job_id
@@ -97,6 +97,9 @@ def options_from_metadata(metadata: dict[str, str]) -> ImportOptions:
             option = name[len(METADATA_PREFIX) :].lower()
             camel = option.split("-")[0] + "".join(part.title() for part in option.split("-")[1:])
             raw[camel] = json.loads(value) if camel == "mapping" else value
-        return ImportOptions.model_validate(raw)
+        options = ImportOptions.model_validate(raw)
+        if options.encoding is not None:
+            check_text_encoding(options.encoding)
+        return options
     except (ValidationError, ValueError) as error:
         raise InvalidInput(f"the file's impex-* metadata is invalid: {error}") from None
