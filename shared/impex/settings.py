@@ -102,6 +102,17 @@ class ImporterSettings(CommonSettings):
     retry_base_seconds: float = Field(default=5.0, ge=0)
     # How often progress and a heartbeat are written (and the error-report part uploaded).
     progress_every_seconds: float = Field(default=2.0, ge=0)
+    # The most a spreadsheet's dense range may take in memory; by default a quarter of the function's
+    # memory (Lambda sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE, in MB).
+    xlsx_memory_budget_bytes: int | None = Field(default=None, ge=1024**2)
+    aws_lambda_function_memory_size: int = Field(default=1769, ge=128)
+
+    def sheet_budget_bytes(self) -> int:
+        """The memory a workbook's sheet may take once read (XlsxMemoryBudgetBytes, or a quarter of the
+        function's memory)."""
+        if self.xlsx_memory_budget_bytes is not None:
+            return self.xlsx_memory_budget_bytes
+        return self.aws_lambda_function_memory_size * 1024**2 // 4
 
 
 class ExporterSettings(CommonSettings):

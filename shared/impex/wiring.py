@@ -170,6 +170,7 @@ def import_pipeline(
             archive=ArchiveLimits(
                 max_uncompressed_bytes=settings.xlsx_max_uncompressed_bytes,
                 max_ratio=settings.xlsx_max_compression_ratio,
+                max_sheet_bytes=settings.sheet_budget_bytes(),
             ),
         ),
         records_table=settings.records_table,

@@ -73,3 +73,61 @@ def test_an_encoding_that_is_no_text_encoding_is_a_422_at_creation(importer, enc
     )
     assert response.status == 422
     assert "is not a text encoding" in response.text and "utf-8" in response.text
+
+
+def test_the_error_report_neutralises_formulas_as_csv_exports_do(importer):
+    # Given a file whose failing row holds formulas in its cells and in a header name
+    content = "id,n,=cmd|' /C calc'!A0\nok,1,x\n=HYPERLINK(\"http://evil\"),not-a-number,@SUM(1)\n"
+    # When it is imported
+    status = importer.run(content.encode())
+    # Then the error report's header, message and cells are all neutralised
+    assert status["status"] == "COMPLETED" and status["result"]["failed"] == 1
+    report = importer.error_report(status["id"])
+    assert report[0] == ["row", "error", "id", "n", "'=cmd|' /C calc'!A0"]
+    assert report[1][0] == "3" and report[1][1] == "n: n is not an integer"
+    assert report[1][2:] == ['\'=HYPERLINK("http://evil")', "not-a-number", "'@SUM(1)"]
+
+
+def test_a_sparse_workbook_fails_its_job_without_exhausting_the_worker(importer, tmp_path):
+    import resource
+
+    import openpyxl
+
+    # Given a 1.6 KB workbook with a cell at A1 and one at the sheet's last cell
+    book = openpyxl.Workbook()
+    book.active["A1"], book.active["B1"], book.active["XFD1048576"] = "id", "n", "x"
+    path = tmp_path / "sparse.xlsx"
+    book.save(path)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # When it is imported
+    status = importer.run(path.read_bytes(), file_name="sparse.xlsx")
+    # Then the job fails saying why, and the worker's memory barely moved
+    assert status["status"] == "FAILED"
+    assert "span A1:XFD1048576 (17,179,869,184 cells)" in status["errorMessage"]
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 100, f"the worker grew by {grown_mb:.0f} MB"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        # classic Mac line endings, with a CR inside a quoted field
+        (b'id,n,doc\r1,1,"[1,\r2]"\r2,2,\r', {"1", "2"}),
+        # whitespace inside the header's quoted names does not fool the delimiter sniffer
+        (b'"id","n","doc\tjson"\n3,3,\n4,4,\n', {"3", "4"}),
+    ],
+)
+def test_real_world_csv_quirks_import(importer, content, expected):
+    status = importer.run(content)
+    assert status["status"] == "COMPLETED", status
+    assert set(importer.records(dataset="customers")) == expected
+
+
+def test_a_file_whose_header_matches_no_field_fails_naming_both_sides(importer):
+    status = importer.run(b"foo,bar\n1,2\n3,4\n")
+    assert status["status"] == "FAILED"
+    assert status["errorMessage"] == (
+        "none of the file's columns (foo, bar) matches a field of dataset 'customers' (id, n, at, doc); "
+        "rename the headers or give a mapping"
+    )
+    assert importer.records(dataset="customers") == {}

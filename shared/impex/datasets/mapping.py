@@ -54,6 +54,11 @@ def map_columns(header: list[str], dataset: Dataset, explicit: dict[str, str] | 
         taken.add(target)
         used[column] = target
         fields.append(target)
+    if not used:
+        raise FileProblem(
+            f"none of the file's columns ({', '.join(header) or 'none'}) matches a field of dataset "
+            f"'{dataset.name}' ({', '.join(dataset.field_names)}); rename the headers or give a mapping"
+        )
     missing = [f.name for f in dataset.fields if f.required and f.name not in taken]
     if missing:
         raise FileProblem(
@@ -102,6 +107,7 @@ class RowConverter:
     _plan: list[tuple[int, str, Converter]] = field(init=False)
     _defaults: dict[str, Any] = field(init=False)
     _required: list[str] = field(init=False)
+    _required_names: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self._plan = []
@@ -114,6 +120,7 @@ class RowConverter:
             f.name: converter_for(f)(f.default) for f in self.dataset.fields if f.default is not None
         }
         self._required = [f.name for f in self.dataset.fields if f.required]
+        self._required_names = frozenset(self._required)
         self._column_of = {name: self.header[position] for position, name, _ in self._plan}
 
     def convert(self, cells: list[Any]) -> tuple[dict[str, Any], list[CellIssue]]:
@@ -127,32 +134,26 @@ class RowConverter:
             )
             return {}, issues
         record: dict[str, Any] = {}
-        refused: set[str] = set()
+        refused: set[str] | None = None  # made only for a row with a refused value (the hot path has none)
         for position, name, converter in self._plan:
             value = cells[position]
             if value is None or (value.__class__ is str and (not value or value.isspace())):
                 continue
-            if isinstance(value, str) and len(value) > self.max_cell_chars:
-                issues.append(
-                    CellIssue(
-                        self.header[position],
-                        value[:50] + "…",
-                        f"is longer than {self.max_cell_chars} characters",
-                    )
-                )
-                refused.add(name)
-                continue
             try:
+                if value.__class__ is str and len(value) > self.max_cell_chars:
+                    raise CellError(f"is longer than {self.max_cell_chars} characters")
                 record[name] = converter(value)
             except Exception as error:  # whatever goes wrong with one cell is that row's error
                 issues.append(
                     CellIssue(self.header[position], _shown(value), f"{name} {cell_problem(error)}")
                 )
+                refused = refused or set()
                 refused.add(name)
         for name, default in self._defaults.items():
             if name not in record:
                 record[name] = default
-        issues += self._missing_required(record, refused)
+        if not record.keys() >= self._required_names:
+            issues += self._missing_required(record, refused or set())
         return record, issues
 
     def _missing_required(self, record: dict[str, Any], refused: set[str]) -> list[CellIssue]:

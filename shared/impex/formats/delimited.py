@@ -16,20 +16,36 @@ DELIMITERS = (",", ";", "\t", "|")
 
 
 def sniff_delimiter(sample: str) -> str:
-    """Whichever of , ; tab | splits the first lines evenly (a comma when none does)."""
-    lines = [line for line in sample.splitlines()[:20] if line.strip()]
-    if not lines:
-        return ","
+    """Whichever of , ; tab | splits the first records into the same number of fields (a comma when
+    none does). Records are parsed, so delimiters, tabs and newlines inside quoted fields count for
+    nothing."""
     best, best_score = ",", -1.0
     for candidate in DELIMITERS:
-        counts = [line.count(candidate) for line in lines]
-        if counts[0] == 0:
+        counts = _field_counts(sample, candidate)
+        if not counts or counts[0] < 2:
             continue
-        consistent = sum(1 for c in counts if c == counts[0]) / len(counts)
+        consistent = sum(1 for count in counts if count == counts[0]) / len(counts)
         score = consistent * 1000 + counts[0]
         if score > best_score:
             best, best_score = candidate, score
     return best
+
+
+def _field_counts(sample: str, delimiter: str, records: int = 20) -> list[int]:
+    """Fields per non-blank record of the sample's first records (the last, perhaps cut off, left out)."""
+    last_break = max(sample.rfind("\n"), sample.rfind("\r"))
+    complete = sample if last_break in (-1, len(sample) - 1) else sample[:last_break]
+    reader = csv.reader(io.StringIO(complete, newline=""), delimiter=delimiter, quotechar='"', strict=False)
+    counts: list[int] = []
+    try:
+        for record in reader:
+            if any(cell.strip() for cell in record):
+                counts.append(len(record))
+            if len(counts) == records:
+                break
+    except csv.Error:
+        return counts
+    return counts
 
 
 class DelimitedReader:

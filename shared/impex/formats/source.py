@@ -23,7 +23,7 @@ from impex.formats.errors import FileProblem
 from impex.formats.file_format import FileFormat
 from impex.formats.jsonlines import JsonLinesReader
 from impex.formats.text import CHUNK, LineSource, first_lines_terminator
-from impex.formats.xlsx import ArchiveLimits, XlsxReader, check_archive
+from impex.formats.xlsx import ArchiveLimits, XlsxReader, check_archive, check_sheet_extent
 
 HEAD_BYTES = 64 * 1024
 
@@ -124,6 +124,7 @@ def _open_workbook(reopen: Reopen, spec: SourceSpec, resources: ExitStack) -> So
     with reopen(0) as body, path.open("wb") as copy:
         shutil.copyfileobj(body, copy, CHUNK)
     check_archive(path, spec.archive_limits)
+    check_sheet_extent(path, spec.options.sheet, spec.archive_limits.max_sheet_bytes)
     reader = XlsxReader(path, sheet=spec.options.sheet)
     return Source(
         reader.header,

@@ -12,6 +12,8 @@ from impex.formats.errors import FileProblem
 
 CHUNK = 1024 * 1024
 MAX_LINE_BYTES = 16 * 1024 * 1024
+# The same cap for decoded text: a character takes at most 4 bytes.
+MAX_LINE_CHARS = MAX_LINE_BYTES // 4
 # Encodings in which a b"\n" / b"\r" byte is always a line break, so byte offsets stay exact.
 _BYTE_SAFE = {"utf-8", "utf-8-sig", "cp1252", "latin-1", "iso8859-1", "ascii", "iso8859-15", "cp1250"}
 
@@ -68,41 +70,32 @@ class LineSource:
                 f"the file is not valid {self._encoding} near byte {self.offset + error.start}; "
                 "set options.encoding (e.g. cp1252 or latin-1)"
             ) from None
-        if self._terminator == b"\r":
-            text = text[:-1] + "\n" if text.endswith("\r") else text
+        # A CR-only file's lines end in "\r", which the csv module takes as the end of a record; a CR
+        # inside a quoted field stays a CR.
         return text
 
     def _text_lines(self) -> Iterator[str]:
-        # UTF-16 and other multi-byte encodings: decode as a stream; resume by counting records.
-        reader = codecs.getreader(self._encoding)(self._stream, "strict")
-        try:
-            yield from io.TextIOWrapper(
-                io.BufferedReader(_ReadableAdapter(reader)), encoding="utf-8", newline=""
-            )
-        except UnicodeDecodeError:
-            raise FileProblem(f"the file is not valid {self._encoding}; set options.encoding") from None
-
-
-class _ReadableAdapter(io.RawIOBase):
-    """Re-encode a decoded text stream as UTF-8 bytes for TextIOWrapper's line splitting."""
-
-    def __init__(self, reader: codecs.StreamReader) -> None:
-        self._reader = reader
-        self._buffer = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        while not self._buffer:
-            text = self._reader.read(CHUNK)
-            if not text:
-                return 0
-            self._buffer = text.encode("utf-8")
-        size = min(len(target), len(self._buffer))
-        target[:size] = self._buffer[:size]
-        self._buffer = self._buffer[size:]
-        return size
+        """UTF-16/32 and codepages whose bytes are not line-safe: decoded as a stream, split on the
+        terminator, with the same cap on a line's length; a resume re-reads and counts records."""
+        decoder = codecs.getincrementaldecoder(self._encoding)("strict")
+        separator = self._terminator.decode("ascii")
+        pending = ""
+        while True:
+            chunk = self._stream.read(CHUNK)
+            try:
+                text = decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError:
+                raise FileProblem(f"the file is not valid {self._encoding}; set options.encoding") from None
+            pieces = (pending + text).split(separator)
+            pending = pieces.pop()
+            if len(pending) > MAX_LINE_CHARS:
+                raise FileProblem(f"a line is longer than {MAX_LINE_CHARS} characters")
+            for piece in pieces:
+                yield piece + separator
+            if not chunk:
+                break
+        if pending:
+            yield pending
 
 
 def first_lines_terminator(head: bytes) -> bytes:

@@ -3,6 +3,7 @@ a streaming typed writer (xlsxwriter's constant_memory mode)."""
 
 from __future__ import annotations
 
+import re
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,10 +22,12 @@ XLSX_MAX_ROWS = 1_048_576  # including the header row
 
 @dataclass(frozen=True)
 class ArchiveLimits:
-    """Zip-bomb guards: total uncompressed size and the compression ratio of any one entry."""
+    """Zip-bomb guards (total uncompressed size, the compression ratio of any one entry) and the
+    memory a sheet's dense range may take."""
 
     max_uncompressed_bytes: int = 1024**3
     max_ratio: int = 200
+    max_sheet_bytes: int = 442 * 1024**2
 
 
 def check_archive(path: Path, limits: ArchiveLimits) -> None:
@@ -67,6 +70,111 @@ def check_archive(path: Path, limits: ArchiveLimits) -> None:
                         tail = chunk[-16:]
             except (zipfile.BadZipFile, EOFError, OSError) as error:
                 raise FileProblem(f"the workbook is corrupt ({error})") from None
+
+
+CELL_BYTES = 32  # what the dense reader keeps per cell of a sheet's range
+_CELL_REF = re.compile(rb"<c\b[^>]*?\br=\"([A-Z]{1,3})([0-9]{1,7})\"")
+_SCAN_OVERLAP = 512
+
+
+@dataclass(frozen=True)
+class SheetExtent:
+    """The rectangle of cells a dense reader allocates for a sheet: from its first to its last used cell
+    (a declared dimension is not what it allocates: calamine ignores it, and openpyxl is told to)."""
+
+    first_row: int
+    first_column: int
+    last_row: int
+    last_column: int
+
+    @property
+    def cells(self) -> int:
+        """How many cells the rectangle holds."""
+        return (self.last_row - self.first_row + 1) * (self.last_column - self.first_column + 1)
+
+    def reference(self) -> str:
+        """The rectangle as a spreadsheet names it (A1:XFD1048576)."""
+        first = f"{_column_name(self.first_column)}{self.first_row}"
+        return f"{first}:{_column_name(self.last_column)}{self.last_row}"
+
+
+def check_sheet_extent(path: Path, sheet: str | None, budget_bytes: int) -> SheetExtent | None:
+    """Refuse a sheet whose range would not fit the memory budget, before any dense reader runs.
+
+    A streaming scan of the sheet's XML reads every cell reference: one cell at A1 and one at
+    XFD1048576 make a 1.6 KB file whose dense range is 17 billion cells, and the reader's allocation
+    fails with an abort no Python handler can catch.
+    """
+    with zipfile.ZipFile(path) as archive:
+        member = _sheet_member(archive, sheet)
+        if member is None:
+            return None  # the reader reports a missing sheet itself
+        extent = _scan_extent(archive, member)
+    if extent is not None and extent.cells * CELL_BYTES > budget_bytes:
+        raise FileProblem(
+            f"the sheet's cells span {extent.reference()} ({extent.cells:,} cells), more than the importer "
+            f"can hold in memory ({budget_bytes // 1024**2:,} MB); delete the stray cells far from the data, "
+            "or save the sheet as CSV"
+        )
+    return extent
+
+
+def _sheet_member(archive: zipfile.ZipFile, sheet: str | None) -> str | None:
+    """The archive member holding the named sheet (or the first), from the workbook and its relations."""
+    from defusedxml.ElementTree import fromstring  # the data layer's; the api function never reads sheets
+
+    workbook = fromstring(archive.read("xl/workbook.xml"))
+    sheets = [element for element in workbook.iter() if element.tag.endswith("}sheet")]
+    chosen = next((e for e in sheets if sheet is None or e.get("name") == sheet), None)
+    if chosen is None:
+        return None
+    relation = next((value for key, value in chosen.attrib.items() if key.endswith("}id")), None)
+    try:
+        relations = fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    except KeyError:
+        return None
+    for element in relations:
+        if element.get("Id") == relation:
+            target = (element.get("Target") or "").lstrip("/")
+            member = target if target.startswith("xl/") else f"xl/{target}"
+            return member if member in archive.namelist() else None
+    return None
+
+
+def _scan_extent(archive: zipfile.ZipFile, member: str) -> SheetExtent | None:
+    rows: list[int] = []
+    columns: list[int] = []
+    tail = b""
+    with archive.open(member) as stream:
+        while chunk := stream.read(SCAN_CHUNK):
+            window = tail + chunk
+            # Matches that end inside the overlap are seen again with the next chunk: count each once.
+            for match in _CELL_REF.finditer(window):
+                if match.end() > len(tail):
+                    columns.append(_column_number(match.group(1)))
+                    rows.append(int(match.group(2)))
+            tail = window[-_SCAN_OVERLAP:]
+            if len(rows) > 4096:  # keep only the bounds, never a list per cell
+                rows[:] = [min(rows), max(rows)]
+                columns[:] = [min(columns), max(columns)]
+    if not rows:
+        return None
+    return SheetExtent(min(rows), min(columns), max(rows), max(columns))
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
+
+
+def _column_name(number: int) -> str:
+    name = ""
+    while number:
+        number, remainder = divmod(number - 1, 26)
+        name = chr(65 + remainder) + name
+    return name
 
 
 def _bomb(detail: str) -> str:
@@ -142,6 +250,8 @@ def _openpyxl_rows(path: Path, sheet: str | None) -> tuple[Iterator[tuple[int, l
     if sheet is not None and sheet not in names:
         raise FileProblem(f"the workbook has no sheet '{sheet}'; its sheets are: {', '.join(names)}")
     worksheet = workbook[sheet] if sheet else workbook[names[0]]
+    # A declared dimension is the file's word, not its cells': read-only rows would be padded to it.
+    worksheet.reset_dimensions()
 
     def numbered() -> Iterator[tuple[int, list[Any]]]:
         for number, row in enumerate(worksheet.iter_rows(values_only=True), start=1):

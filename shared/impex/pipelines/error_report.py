@@ -12,6 +12,7 @@ from impex.aws.files import FilesBucket, error_part_key, error_report_key
 from impex.datasets.convert import to_string
 from impex.datasets.mapping import CellIssue
 from impex.formats.columns import SourceRow
+from impex.formats.values import neutralize
 from impex.jobs.model import FileRef, Job
 
 
@@ -28,8 +29,9 @@ class ErrorRows:
     def add(self, row: SourceRow, issues: list[CellIssue]) -> None:
         """Spool one failed row: its number, what is wrong with it, then its original values."""
         message = "; ".join(f"{i.column}: {i.message}" if i.column else i.message for i in issues)
-        cells = ["" if cell is None else to_string(cell) for cell in row.cells]
-        self._writer.writerow([row.number, message, *cells])
+        # The report opens in spreadsheets: its text is neutralised as CSV exports are.
+        cells = ["" if cell is None else neutralize(to_string(cell)) for cell in row.cells]
+        self._writer.writerow([row.number, neutralize(message), *cells])
         self.pending += 1
 
     def take(self) -> bytes:
@@ -67,7 +69,7 @@ class ErrorReport:
         if parts == 0:
             return None
         buffer = io.StringIO()
-        csv.writer(buffer).writerow(["row", "error", *header])
+        csv.writer(buffer).writerow(["row", "error", *(neutralize(name) for name in header)])
         body = bytearray(buffer.getvalue().encode("utf-8"))
         keys = [error_part_key(self._job.tenant, self._job.id, n) for n in range(parts)]
         for key in keys:

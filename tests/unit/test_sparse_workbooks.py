@@ -1,0 +1,120 @@
+"""No workbook, whatever its cells' extent or its declared dimension, makes a reader allocate beyond
+the memory budget; a process abort is the one failure Python cannot report, so none may happen."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from impex.formats.errors import FileProblem
+from impex.formats.xlsx import CELL_BYTES, check_sheet_extent
+
+BUDGET = 442 * 1024**2
+
+
+def workbook(path: Path, cells: dict[str, object], *, dimension: str | None = None) -> Path:
+    """A small workbook with these cells (and, if given, a forged declared dimension)."""
+    book = openpyxl.Workbook()
+    for reference, value in cells.items():
+        book.active[reference] = value
+    book.save(path)
+    if dimension is not None:
+        forged = path.with_suffix(".forged.xlsx")
+        with zipfile.ZipFile(path) as source, zipfile.ZipFile(forged, "w", zipfile.ZIP_DEFLATED) as out:
+            for item in source.infolist():
+                data = source.read(item.filename)
+                if item.filename == "xl/worksheets/sheet1.xml":
+                    data = re.sub(rb'<dimension ref="[^"]*"', f'<dimension ref="{dimension}"'.encode(), data)
+                out.writestr(item, data)
+        return forged
+    return path
+
+
+@pytest.mark.parametrize(("far", "cells"), [("XFD1048576", 16384 * 1048576), ("ALL1048576", 1000 * 1048576)])
+def test_a_sheet_whose_cells_span_too_far_is_refused_before_any_reader_runs(tmp_path, far, cells):
+    # Given a tiny workbook with one cell at A1 and one far away
+    path = workbook(tmp_path / "sparse.xlsx", {"A1": "email", far: "x"})
+    assert path.stat().st_size < 10_000
+    # When its extent is checked against the budget
+    with pytest.raises(FileProblem) as raised:
+        check_sheet_extent(path, None, BUDGET)
+    # Then it is refused, saying how far the cells span and what to do
+    assert f"span A1:{far} ({cells:,} cells)" in raised.value.message
+    assert "delete the stray cells" in raised.value.message
+
+
+def test_a_sheet_within_the_budget_passes_with_its_extent(tmp_path):
+    cells = {f"{column}{row}": row for column in "ABCDEFGHIJ" for row in range(1, 501)}
+    extent = check_sheet_extent(workbook(tmp_path / "dense.xlsx", cells), None, BUDGET)
+    assert extent is not None and extent.reference() == "A1:J500" and extent.cells == 5000
+    assert extent.cells * CELL_BYTES < BUDGET
+
+
+def test_only_the_named_sheet_is_measured(tmp_path):
+    book = openpyxl.Workbook()
+    book.active["A1"] = "fine"
+    far = book.create_sheet("far")
+    far["A1"], far["XFD1048576"] = "email", "x"
+    path = tmp_path / "two.xlsx"
+    book.save(path)
+    assert check_sheet_extent(path, None, BUDGET).reference() == "A1:A1"
+    with pytest.raises(FileProblem, match="A1:XFD1048576"):
+        check_sheet_extent(path, "far", BUDGET)
+
+
+def test_a_forged_declared_dimension_costs_nothing(tmp_path):
+    # Given two real cells under a declared dimension of the whole sheet
+    path = workbook(tmp_path / "declared.xlsx", {"A1": "email", "A2": "a@x.io"}, dimension="A1:XFD1048576")
+    # Then the extent is the cells', and reading the sheet takes no more memory than a small one
+    assert check_sheet_extent(path, None, BUDGET).reference() == "A1:A2"
+    assert read_in_a_fresh_process(path) == ("ok", 1)
+
+
+def test_a_sparse_workbook_ends_as_a_file_problem_never_a_process_abort(tmp_path):
+    # Given the 1.6 KB workbook that made the dense reader ask for 512 GiB and abort
+    path = workbook(tmp_path / "bomb.xlsx", {"A1": "email", "XFD1048576": "x"})
+    # When a fresh process opens it exactly as the importer does
+    outcome = read_in_a_fresh_process(path)
+    # Then it reports a file problem and exits normally
+    assert outcome[0] == "problem" and "A1:XFD1048576" in outcome[1]
+
+
+def read_in_a_fresh_process(path: Path) -> tuple[str, object]:
+    """Open the workbook through open_source in a child process (an abort would kill only it)."""
+    probe = f"""
+import io, sys
+from pathlib import Path
+from impex.formats.errors import FileProblem
+from impex.formats.file_format import FileFormat
+from impex.formats.source import ReadOptions, ResumePoint, SourceSpec, open_source
+from impex.formats.xlsx import ArchiveLimits
+data = Path({str(path)!r}).read_bytes()
+limits = ArchiveLimits(max_sheet_bytes={BUDGET})
+spec = SourceSpec(size=len(data), expected=FileFormat.XLSX, options=ReadOptions(), resume=ResumePoint(),
+                  spool_dir=Path({str(path.parent)!r}), archive_limits=limits)
+try:
+    source = open_source(data, lambda start: io.BytesIO(data[start:]), spec)
+    rows = sum(1 for _ in source.rows(after_row=0))
+    source.close()
+    # VmHWM, not ru_maxrss: a child inherits its parent's ru_maxrss across fork and exec.
+    peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    print("ok", rows, peak // 1024)
+except FileProblem as problem:
+    print("problem", problem.message)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    kind, _, rest = result.stdout.strip().partition(" ")
+    if kind == "ok":
+        rows, peak_mb = (int(part) for part in rest.split())
+        assert peak_mb < 300, f"reading a two-cell sheet peaked at {peak_mb} MB"
+        return kind, rows
+    return kind, rest
