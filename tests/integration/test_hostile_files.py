@@ -131,3 +131,78 @@ def test_a_file_whose_header_matches_no_field_fails_naming_both_sides(importer):
         "rename the headers or give a mapping"
     )
     assert importer.records(dataset="customers") == {}
+
+
+def test_unknown_json_lines_keys_are_counted_with_a_bounded_sample(importer):
+    # Given JSON Lines whose every line after the first carries keys of its own
+    lines = ['{"id": "r0", "n": 0}'] + [
+        f'{{"id": "r{i}", "n": {i}, "k{i}": {i}, "x": 1}}' for i in range(1, 3001)
+    ]
+    # When it is imported
+    status = importer.run(("\n".join(lines) + "\n").encode(), file_name="wide.jsonl")
+    # Then every row is written, the unknown keys are counted, and only 20 names are kept
+    assert status["status"] == "COMPLETED", status
+    result = status["result"]
+    assert result["written"] == 3001
+    assert result["unknownKeys"] == 6000
+    assert len(result["unknownKeySample"]) == 20 and result["unknownKeySample"][:2] == ["k1", "x"]
+
+
+BLANK_LINES = 5_000_000
+
+
+def blank_line_bomb() -> bytes:
+    """A gzip of a header, 5M blank lines and one row: a few KB that inflate to 5 MB of nothing."""
+    import gzip
+
+    return gzip.compress(b"id,n\n" + b"\n" * BLANK_LINES + b"last,1\n")
+
+
+def test_blank_lines_still_heartbeat_and_the_row_after_them_is_written(importer, stack):
+    from impex import wiring
+    from impex.settings import ImporterSettings
+    from tests.fakes import HookedJobStore
+
+    # Given a gzip of blank lines with one row at the end, and progress due every 0.1 s
+    created = importer.create(file_name="blank.csv.gz")
+    importer.s3.put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=blank_line_bomb())
+    updates: list[dict] = []
+    jobs = HookedJobStore(stack.physical["JobsTable"], on_progress=updates.append)
+    pipeline = wiring.import_pipeline(ImporterSettings(progress_every_seconds=0.1), jobs=jobs)
+    # When it is imported
+    pipeline.run(jobs.claim(created["job"]["id"]))
+    # Then progress was recorded while the blank lines streamed past, and the last row was written
+    assert len(updates) >= 2, updates
+    assert [u["checkpoint"]["last_row"] for u in updates] == sorted(
+        u["checkpoint"]["last_row"] for u in updates
+    )
+    assert importer.status(created["job"]["id"])["status"] == "COMPLETED"
+    assert set(importer.records(dataset="customers")) == {"last"}
+
+
+def test_a_cancel_during_blank_lines_stops_the_job_at_once_and_writes_nothing_after(importer, stack):
+    import time
+
+    from impex import wiring
+    from impex.settings import ImporterSettings
+    from tests.fakes import HookedJobStore
+
+    # Given the blank-line bomb, and a cancel that lands at the first heartbeat
+    created = importer.create(file_name="blank.csv.gz")
+    importer.s3.put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=blank_line_bomb())
+    cancelled_at: list[float] = []
+
+    def cancel_once(_: dict) -> None:
+        if not cancelled_at:
+            importer.api.call("POST", f"/jobs/{created['job']['id']}/cancel")
+            cancelled_at.append(time.monotonic())
+
+    jobs = HookedJobStore(stack.physical["JobsTable"], on_progress=cancel_once)
+    pipeline = wiring.import_pipeline(ImporterSettings(progress_every_seconds=0.1), jobs=jobs)
+    # When it runs
+    pipeline.run(jobs.claim(created["job"]["id"]))
+    stopped_after = time.monotonic() - cancelled_at[0]
+    # Then it stopped within moments of the cancel, before the row after the blank lines
+    assert stopped_after < 2, stopped_after
+    assert importer.status(created["job"]["id"])["status"] == "CANCELLED"
+    assert importer.records(dataset="customers") == {}

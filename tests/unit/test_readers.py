@@ -165,7 +165,8 @@ def test_json_lines_take_the_first_objects_keys_as_the_header():
     rows = list(reader.rows())
     assert reader.header == ["a", "b"]
     assert [(r.number, r.cells) for r in rows[:2]] == [(1, [1, "x"]), (3, [2, "y"])]
-    assert reader.extra_keys == {"c"}
+    assert reader.take_unknown_keys() == (1, ["c"])
+    assert reader.take_unknown_keys() == (0, [])
     assert bad_line_reason(rows[2].cells).startswith("not valid JSON")
     assert bad_line_reason(rows[3].cells) == "not a JSON object"
     assert bad_line_reason(rows[0].cells) is None
@@ -193,3 +194,11 @@ def test_containers_and_text_kinds_are_recognised():
     assert text_kind(' \n{"a": 1}') == "jsonl"
     assert text_kind("a,b") == "delimited"
     assert json.loads('{"ok": true}')["ok"]
+
+
+def test_blank_records_are_passed_as_progress_marks_every_thousand():
+    data = b"a,b\n" + b"\n" * 2500 + b"1,2\n"
+    reader = DelimitedReader(LineSource(io.BytesIO(data), "utf-8"), ",")
+    rows = list(reader.rows())
+    assert [(row.number, row.cells) for row in rows] == [(1001, []), (2001, []), (2502, ["1", "2"])]
+    assert rows[0].end_offset == 4 + 1000  # just after the thousandth blank line

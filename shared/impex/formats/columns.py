@@ -34,3 +34,13 @@ class SourceRow(NamedTuple):
     cells: list[Any]
     # Byte offset just after this record in the (decompressed) file, when it can resume from there.
     end_offset: int | None
+
+
+# Readers yield a progress mark every so many records they skip (blank ones, or ones an earlier
+# invocation did), so that a file of nothing but blank lines still lets its job heartbeat and stop.
+MARK_EVERY = 1000
+
+
+def progress_mark(number: int, end_offset: int | None) -> SourceRow:
+    """A row with no cells: the reader has got this far without a record to hand over."""
+    return SourceRow(number, [], end_offset)

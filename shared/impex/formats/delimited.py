@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from impex.formats.columns import Column, SourceRow
+from impex.formats.columns import MARK_EVERY, Column, SourceRow, progress_mark
 from impex.formats.errors import FileProblem
 from impex.formats.text import MAX_LINE_BYTES, LineSource, Sink, TextOut
 from impex.formats.values import neutralize, plain_text
@@ -79,10 +79,14 @@ class DelimitedReader:
         """Data records in order; blank records are counted but not yielded."""
         number = 1 + self._rows_done
         exact = self._lines.byte_exact
+        blank = 0
         try:
             for record in self._reader:
                 number += 1
                 if not record or (len(record) == 1 and not record[0].strip()):
+                    blank += 1
+                    if blank % MARK_EVERY == 0:
+                        yield progress_mark(number, self._lines.offset if exact else None)
                     continue
                 yield SourceRow(number, record, self._lines.offset if exact else None)
         except csv.Error as error:

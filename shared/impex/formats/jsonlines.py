@@ -7,10 +7,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from impex.formats.columns import Column, SourceRow
+from impex.formats.columns import MARK_EVERY, Column, SourceRow, progress_mark
 from impex.formats.errors import FileProblem
 from impex.formats.text import LineSource, Sink, TextOut
 from impex.formats.values import object_encoder
+
+UNKNOWN_KEY_SAMPLE = 20
 
 
 class JsonLinesReader:
@@ -21,8 +23,12 @@ class JsonLinesReader:
         self._iterator = iter(lines)
         self._line_number = rows_done
         self._buffered: SourceRow | None = None
-        self.extra_keys: set[str] = set()
+        # Keys later lines have that the header lacks: counted, with a bounded sample of their names,
+        # so memory never grows with the file.
+        self._unknown_keys = 0
+        self._unknown_sample: list[str] = []
         self.header = header if header is not None else self._read_header()
+        self._known = frozenset(self.header)
 
     def _end(self) -> int | None:
         return self._lines.offset if self._lines.byte_exact else None
@@ -50,9 +56,13 @@ class JsonLinesReader:
         if self._buffered is not None:
             yield self._buffered
             self._buffered = None
+        blank = 0
         for line in self._iterator:
             self._line_number += 1
             if not line.strip():
+                blank += 1
+                if blank % MARK_EVERY == 0:
+                    yield progress_mark(self._line_number, self._end())
                 continue
             try:
                 value = json.loads(line)
@@ -68,8 +78,23 @@ class JsonLinesReader:
             if not isinstance(value, dict):
                 yield SourceRow(self._line_number, [_BadLine("not a JSON object")], self._end())
                 continue
-            self.extra_keys.update(key for key in value if key not in self.header)
+            if not value.keys() <= self._known:
+                self._note_unknown(value)
             yield SourceRow(self._line_number, [value.get(key) for key in self.header], self._end())
+
+    def _note_unknown(self, value: dict[str, Any]) -> None:
+        for key in value:  # in the line's order, so the sample is the same on every run
+            if key in self._known:
+                continue
+            self._unknown_keys += 1
+            if len(self._unknown_sample) < UNKNOWN_KEY_SAMPLE and key not in self._unknown_sample:
+                self._unknown_sample.append(str(key)[:100])
+
+    def take_unknown_keys(self) -> tuple[int, list[str]]:
+        """Keys outside the header seen since the last call (how many, and up to 20 of their names)."""
+        taken = self._unknown_keys, self._unknown_sample
+        self._unknown_keys, self._unknown_sample = 0, []
+        return taken
 
 
 @dataclass(frozen=True)

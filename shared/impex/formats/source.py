@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from impex.formats.columns import SourceRow
+from impex.formats.columns import MARK_EVERY, SourceRow, progress_mark
 from impex.formats.delimited import DelimitedReader, sniff_delimiter
 from impex.formats.detect import detect_encoding, sniff_container, text_kind
 from impex.formats.errors import FileProblem
@@ -73,8 +73,10 @@ class Source:
         total_rows: int | None,
         fraction: Callable[[], float],
         resources: ExitStack,
+        unknown_keys: Callable[[], tuple[int, list[str]]] | None = None,
     ) -> None:
         self.header = header
+        self._unknown_keys = unknown_keys
         self._rows = rows
         self.resumable = resumable
         self._total_rows = total_rows
@@ -82,10 +84,16 @@ class Source:
         self._resources = resources
 
     def rows(self, *, after_row: int) -> Iterator[SourceRow]:
-        """The rows after ``after_row`` (those an earlier invocation did are skipped)."""
+        """The rows after ``after_row`` (those an earlier invocation did are skipped), and progress
+        marks (rows with no cells) while blank or skipped records go by."""
+        skipped = 0
         for row in self._rows():
             if row.number > after_row:
                 yield row
+            else:
+                skipped += 1
+                if skipped % MARK_EVERY == 0:
+                    yield progress_mark(row.number, None)
 
     def estimated_total(self, processed: int) -> int | None:
         """Exact when the format knows it, otherwise estimated from the bytes read so far."""
@@ -93,6 +101,10 @@ class Source:
             return max(self._total_rows, processed)
         fraction = self._fraction()
         return max(processed, int(processed / fraction)) if fraction > 0.01 else None
+
+    def take_unknown_keys(self) -> tuple[int, list[str]]:
+        """Keys outside the header (JSON Lines) seen since the last call: how many, and a few names."""
+        return self._unknown_keys() if self._unknown_keys is not None else (0, [])
 
     def close(self) -> None:
         """Close the stream and remove any local copy."""
@@ -196,6 +208,7 @@ def _open_text(
         total_rows=None,
         fraction=lambda: counted.consumed / size,
         resources=resources,
+        unknown_keys=reader.take_unknown_keys if isinstance(reader, JsonLinesReader) else None,
     )
 
 

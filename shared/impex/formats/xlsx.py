@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from impex.formats.columns import Column, ColumnKind, SourceRow
+from impex.formats.columns import MARK_EVERY, Column, ColumnKind, SourceRow, progress_mark
 from impex.formats.errors import FileProblem
 from impex.formats.values import neutralize, plain_text
 
@@ -201,12 +201,16 @@ class XlsxReader:
 
     def rows(self) -> Iterator[SourceRow]:
         """Data rows after the header; empty rows are skipped (their numbers are kept by the others)."""
+        empty = 0
         for number, cells in self._rows:
             values = [
                 None if cell is None or (cell.__class__ is str and not cell.strip()) else cell
                 for cell in cells
             ]
             if values.count(None) == len(values):
+                empty += 1
+                if empty % MARK_EVERY == 0:
+                    yield progress_mark(number, None)
                 continue
             yield SourceRow(number, values, None)
 

@@ -26,6 +26,8 @@ class ImportResult(_Result):
     failed: int
     written: int
     unknown_columns: list[str]
+    unknown_keys: int = 0  # JSON Lines: keys outside the first object's, counted
+    unknown_key_sample: list[str] = []  # … and up to 20 of their names
     mapping: dict[str, str]
     first_errors: list[dict[str, Any]]
     mode: str

@@ -19,7 +19,7 @@ from impex.datasets.convert import to_string
 from impex.datasets.mapping import CellIssue, RowConverter
 from impex.datasets.records import JOB_ATTRIBUTE, METADATA, ROW_ATTRIBUTE, RecordLayout
 from impex.formats.columns import SourceRow
-from impex.formats.jsonlines import bad_line_reason
+from impex.formats.jsonlines import UNKNOWN_KEY_SAMPLE, bad_line_reason
 from impex.formats.source import ResumePoint
 from impex.jobs.model import Job, JobStatus
 from impex.jobs.options import ImportOptions
@@ -49,6 +49,8 @@ class ImportProgress:
     error_parts: int = 0
     first_errors: list[dict[str, Any]] = field(default_factory=list)
     unknown_columns: list[str] = field(default_factory=list)
+    unknown_keys: int = 0
+    unknown_key_sample: list[str] = field(default_factory=list)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict[str, Any] | None) -> ImportProgress:
@@ -66,6 +68,13 @@ class ImportProgress:
         """Where the reader carries on from."""
         return ResumePoint(header=self.header, last_row=self.last_row, offset=self.offset)
 
+    def note_unknown_keys(self, count: int, names: list[str]) -> None:
+        """Add keys outside the header (JSON Lines) to the count, keeping at most 20 names."""
+        self.unknown_keys += count
+        for name in names:
+            if len(self.unknown_key_sample) < UNKNOWN_KEY_SAMPLE and name not in self.unknown_key_sample:
+                self.unknown_key_sample.append(name)
+
     def result(self, options: ImportOptions, mapping: dict[str, str] | None) -> ImportResult:
         """The job's result: every count so far, the mapping used and the first row errors."""
         return ImportResult(
@@ -76,6 +85,8 @@ class ImportProgress:
             failed=self.failed,
             written=self.written,
             unknown_columns=self.unknown_columns,
+            unknown_keys=self.unknown_keys,
+            unknown_key_sample=self.unknown_key_sample,
             mapping=mapping or {},
             first_errors=self.first_errors,
             mode=options.mode,

@@ -196,13 +196,16 @@ class ImportPipeline:
     def _import_rows(self, run: _Run, converter: RowConverter, deadline: Deadline) -> RunOutcome:
         progress, writer = run.progress, run.writer
         last_checkpoint = time.monotonic()
+        rows = run.source.rows(after_row=progress.last_row)
+        # Marks of blank and skipped records end a batch early at least this often, so the checks below
+        # run every couple of seconds of work, whatever the file holds.
+        tick = min(1.0, self.limits.progress_every_seconds)
         try:
-            for batch in _batches(run.source.rows(after_row=progress.last_row), self.limits.batch_rows):
-                if progress.processed + len(batch) > self.limits.max_rows:
-                    raise FileProblem(f"the file has more than {self.limits.max_rows:,} rows, the limit")
-                writer.process(batch, converter)
-                progress.last_row = batch[-1].number
-                progress.offset = batch[-1].end_offset if run.source.resumable else None
+            for batch, position in _batches(rows, self.limits.batch_rows, tick):
+                self._process(run, batch, converter)
+                if position.number > progress.last_row:
+                    progress.last_row = position.number
+                    progress.offset = position.end_offset if run.source.resumable else None
                 _check_tolerance(run.options, progress, before_failing=writer.drain)
                 if deadline.near():
                     writer.drain()
@@ -214,8 +217,11 @@ class ImportPipeline:
                     self._checkpoint(run)
                     last_checkpoint = time.monotonic()
                 else:
-                    # Checked on the writer thread after this batch's write; seen before the next one.
+                    # Checked on the writer thread after this batch's write; seen before the next one
+                    # (at once when there was no batch: only blank or skipped records).
                     writer.watch(lambda: self.jobs.current_status(run.job.id))
+                    if not batch:
+                        writer.drain()
             writer.drain()
             # The last batch's row errors are counted only now.
             _check_tolerance(run.options, progress, before_failing=writer.drain)
@@ -229,6 +235,13 @@ class ImportPipeline:
             raise
         self._complete(run)
         return RunOutcome.COMPLETED
+
+    def _process(self, run: _Run, batch: list[SourceRow], converter: RowConverter) -> None:
+        if not batch:
+            return
+        if run.progress.processed + len(batch) > self.limits.max_rows:
+            raise FileProblem(f"the file has more than {self.limits.max_rows:,} rows, the limit")
+        run.writer.process(batch, converter)
 
     # ---- checkpoints, endings ------------------------------------------------------------------
 
@@ -246,8 +259,11 @@ class ImportPipeline:
             raise Stopped(gone.status) from None
 
     def _flush_errors(self, run: _Run) -> None:
+        """Bring the progress up to date with what is only counted per invocation: the row errors
+        spooled since the last checkpoint (uploaded as a part) and keys outside the header."""
         if run.report.upload_part(run.errors, run.progress.error_parts):
             run.progress.error_parts += 1
+        run.progress.note_unknown_keys(*run.source.take_unknown_keys())
 
     def _continue(self, job: Job) -> None:
         """Hand over to a fresh invocation before this one times out."""
@@ -331,12 +347,22 @@ def _check_tolerance(
     )
 
 
-def _batches(rows: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
+def _batches(
+    rows: Iterator[SourceRow], size: int, tick_seconds: float
+) -> Iterator[tuple[list[SourceRow], SourceRow]]:
+    """Batches of ``size`` rows, each with the position after it; a progress mark (a row with no
+    cells: the reader went past blank or skipped records) ends a batch early, even an empty one,
+    once ``tick_seconds`` have passed since the last."""
     batch: list[SourceRow] = []
+    last = time.monotonic()
     for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
+        if row.cells:
+            batch.append(row)
+            if len(batch) < size:
+                continue
+        elif time.monotonic() - last < tick_seconds:
+            continue
+        yield batch, row
+        batch, last = [], time.monotonic()
     if batch:
-        yield batch
+        yield batch, batch[-1]
