@@ -25,7 +25,7 @@ PY313 := $(shell for p in $$HOME/.pyenv/versions/3.13*/bin/python3.13 $$(command
 	  [ -x "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$p"; break; }; \
 	done)
 
-.PHONY: help install tools lint test unit integration e2e build run serve bench stress clean
+.PHONY: help install tools lint test unit integration e2e build run serve bench stress fuzz clean
 
 help:
 	@echo "make run    - install, start the local stack and run the demo job"
@@ -34,6 +34,7 @@ help:
 	@echo "make build  - sam build for the python3.13 arm64 runtime"
 	@echo "make bench  - throughput and memory against named baselines (BENCH_ARGS='--rows 100000')"
 	@echo "make serve  - run the local stack in the foreground (IMPEX_LOCAL_PORT, default 3000)"
+	@echo "make fuzz   - fuzz the readers and conversion for 10 CPU minutes (FUZZ_SECONDS=600)"
 
 $(VENV)/.installed: requirements/dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,6 +72,11 @@ test: lint
 
 bench: install
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+# Fuzz the readers, detection, mapping and conversion for FUZZ_SECONDS of CPU in all (default 600:
+# 10 CPU minutes, on both cores); make test runs an 8-second slice.
+fuzz: install
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} $(VENV)/bin/pytest -n 2 -p no:cacheprovider tests/unit/test_fuzz.py
 
 stress: install
 	IMPEX_STRESS_SEEDS=$${IMPEX_STRESS_SEEDS:-500} $(VENV)/bin/pytest -n 2 tests/integration/test_queue_semantics.py -k killed

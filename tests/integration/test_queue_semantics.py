@@ -102,7 +102,11 @@ def test_a_stuck_job_fails_once_it_has_used_its_attempts(importer, store, stack)
     store.claim(created["job"]["id"])
     assert sweep(now_offset_seconds=301)["actions"] == {"stuck_failed": 1}
     failed = store.get(created["job"]["id"])
-    assert failed.status is JobStatus.FAILED and "stalled" in failed.error_message
+    assert failed.status is JobStatus.FAILED
+    assert failed.error_message.startswith(
+        "the importer stopped while reading this file on each of its 1 attempts"
+    )
+    assert failed.last_error.startswith("stalled")
 
 
 def test_a_live_worker_is_never_taken_back(importer, store, stack):
@@ -411,3 +415,40 @@ def test_high_priority_exports_go_to_their_own_queue(api, put_dataset, stack):
     assert len(messages(stack, "ExportHighQueue")) == 1
     assert len(messages(stack, "ExportLowQueue")) == 1
     assert messages(stack, "ExportQueue") == []
+
+
+def test_a_poison_file_that_kills_every_worker_fails_after_its_attempts_never_loops(
+    api, put_dataset, stack, store, monkeypatch
+):
+    # Given a file whose every import kills its worker mid-file (as an out-of-memory or a crash would)
+    put_dataset()
+    monkeypatch.setenv("BATCH_ROWS", "20")
+    importer = Importer(api, stack)
+    content, _ = _people(3)
+    created = importer.create(options={"maxAttempts": 2})
+
+    def dying_put(put_many, items):
+        put_many(items[:5])
+        raise WorkerCrash
+
+    importer.rewire(records=hooked_records(around_put=dying_put))
+    boto3.client("s3").put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
+    messages(stack, "ImportQueue")
+    job_id = created["job"]["id"]
+    # When each attempt dies, and the sweeper finds it every time
+    with pytest.raises(WorkerCrash):
+        importer.invoke(s3_event(importer.bucket, created["upload"]["key"]))
+    assert sweep(now_offset_seconds=301)["actions"] == {"stuck_requeued": 1}
+    with pytest.raises(WorkerCrash):
+        importer.drain()
+    assert store.get(job_id).attempts == 2
+    report = sweep(now_offset_seconds=602)
+    # Then after its two attempts the job is FAILED, saying what happened, and nothing requeues it
+    assert report["actions"] == {"stuck_failed": 1}
+    failed = store.get(job_id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error_message.startswith(
+        "the importer stopped while reading this file on each of its 2 attempts"
+    )
+    assert sweep(now_offset_seconds=1200)["actions"] == {}
+    assert messages(stack, "ImportQueue") == []

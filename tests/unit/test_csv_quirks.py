@@ -136,3 +136,16 @@ def test_the_line_cap_holds_inside_gzip_with_a_utf16_bom(tmp_path):
     # When it is opened and read as the importer does, then the cap stops it
     with pytest.raises(FileProblem, match="longer than"):
         rows_of(data, tmp_path)
+
+
+def test_fuzz_found_a_header_the_csv_module_refuses_is_a_file_problem(tmp_path):
+    # Found by `make fuzz`: a lone CR then LF (here UTF-16 without a BOM, read as UTF-8 with NULs) made
+    # the csv module raise while reading the header, which was taken for a transient failure.
+    with pytest.raises(FileProblem, match="header row is malformed"):
+        rows_of(b"\r\x00\n\x00", tmp_path)
+
+
+def test_fuzz_found_utf16_without_a_byte_order_mark_is_a_file_problem(tmp_path):
+    # Found by `make fuzz`: encoding utf-16 and no BOM raised UnicodeError (not UnicodeDecodeError).
+    with pytest.raises(FileProblem, match=r"not valid utf-16|byte order"):
+        rows_of(b"\x00\x00", tmp_path, encoding="utf-16")

@@ -139,3 +139,59 @@ def test_a_jsonl_header_line_that_cannot_be_read_is_a_file_problem():
     data = (nested(3000) + "\n").encode()
     with pytest.raises(FileProblem, match="not valid JSON"):
         JsonLinesReader(LineSource(io.BytesIO(data), "utf-8"))
+
+
+def test_a_pathological_pattern_runs_in_linear_time():
+    import time
+
+    from impex.datasets.patterns import compile_pattern
+
+    # Given the pattern that takes Python's engine seconds on 28 characters, and doubles with each more
+    pattern = compile_pattern(r"(a+)+$")
+    started = time.perf_counter()
+    # When it is matched against cells that make a backtracking engine explode
+    results = [pattern.fullmatch("a" * n + "!") for n in (27, 40, 5000, 100_000)]
+    # Then each answer comes at once
+    assert results == [None, None, None, None]
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_pathological_pattern_in_a_dataset_is_one_fast_row_error_per_cell():
+    import time
+
+    dataset = Dataset.model_validate(
+        {
+            "tenant": "acme",
+            "name": "p",
+            "createdAt": "x",
+            "updatedAt": "x",
+            "fields": [{"name": "code", "type": "string", "constraints": {"pattern": "(a+)+$"}}],
+        }
+    )
+    converter = RowConverter(dataset, ["code"], map_columns(["code"], dataset))
+    started = time.perf_counter()
+    outcomes = [converter.convert(["a" * 30 + "!"]) for _ in range(1000)]
+    assert time.perf_counter() - started < 1.0
+    assert all(
+        [i.message for i in issues] == ["code does not match the pattern (a+)+$"] for _, issues in outcomes
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        (r"(a)\1", "cannot be run in linear time"),
+        (r"(?=a)b", "cannot be run in linear time"),
+        (r"(?<!x)y", "cannot be run in linear time"),
+        ("(", "is not a valid regular expression"),
+    ],
+)
+def test_a_pattern_re2_cannot_run_is_refused_when_the_dataset_is_created(pattern, reason):
+    from pydantic import ValidationError
+
+    from impex.datasets.model import DatasetDefinition
+
+    with pytest.raises(ValidationError, match=reason):
+        DatasetDefinition.model_validate(
+            {"fields": [{"name": "code", "type": "string", "constraints": {"pattern": pattern}}]}
+        )

@@ -118,3 +118,19 @@ except FileProblem as problem:
         assert peak_mb < 300, f"reading a two-cell sheet peaked at {peak_mb} MB"
         return kind, rows
     return kind, rest
+
+
+def test_fuzz_found_a_workbook_without_sheets_is_a_file_problem(tmp_path):
+    # Found by `make fuzz`: a workbook whose sheet list is empty made the openpyxl fallback index an
+    # empty list (IndexError), which was taken for a transient failure.
+    from impex.formats.xlsx import XlsxReader
+
+    path = tmp_path / "empty.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(
+            "xl/workbook.xml",
+            '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheets/></workbook>',
+        )
+        archive.writestr("[Content_Types].xml", "<Types/>")
+    with pytest.raises(FileProblem):
+        XlsxReader(path)

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from impex.datasets.model import DatasetField, FieldType, parse_literal
+from impex.datasets.patterns import compile_pattern
 
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "on", "x", "✓"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "off"})
@@ -306,7 +307,7 @@ def _constraint_checks(field: DatasetField) -> list[Callable[[Any], None]]:
 
         checks.append(max_length)
     if rules.pattern is not None:
-        compiled = re.compile(rules.pattern)
+        compiled = compile_pattern(rules.pattern)
 
         def pattern(value: Any) -> None:
             if not compiled.fullmatch(value):

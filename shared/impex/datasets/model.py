@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from impex.datasets.patterns import compile_pattern
+
 DATASET_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 # Attribute names impex itself uses on records in the RecordsTable.
@@ -154,10 +156,7 @@ def _check_bounds(field_type: FieldType, rules: Constraints) -> None:
 
 
 def _check_pattern(pattern: str) -> None:
-    try:
-        re.compile(pattern)
-    except re.error as error:
-        raise ValueError(f"pattern is not a valid regular expression: {error}") from None
+    compile_pattern(pattern)  # raises ValueError saying why RE2 cannot run it
 
 
 def _check_literal(field_type: FieldType, value: Any, what: str) -> None:

@@ -70,9 +70,12 @@ class DelimitedReader:
         self.header = header
 
     def _read_header(self) -> list[str]:
-        for record in self._reader:
-            if any(cell.strip() for cell in record):
-                return [cell.strip().lstrip("\ufeff") for cell in record]
+        try:
+            for record in self._reader:
+                if any(cell.strip() for cell in record):
+                    return [cell.strip().lstrip("\ufeff") for cell in record]
+        except csv.Error as error:
+            raise FileProblem(f"the CSV's header row is malformed: {error}") from None
         raise FileProblem("the file has no header row")
 
     def rows(self) -> Iterator[SourceRow]:

@@ -172,7 +172,13 @@ def _open_text(
     if compressed:
         head = _decompressed_head(head)
     encoding = detect_encoding(head, spec.options.encoding)
-    sample = head.decode(encoding, errors="replace")
+    try:
+        sample = head.decode(encoding, errors="replace")
+    except UnicodeError:  # e.g. utf-16 asked for, and no BOM to tell the byte order
+        raise FileProblem(
+            f"the file does not start as {encoding} text does (no byte-order mark?); set options.encoding "
+            "to one that names the byte order, e.g. utf-16-le"
+        ) from None
     kind = text_kind(sample)
     _check_text_kind(kind, spec.expected)
     resume = spec.resume

@@ -65,9 +65,10 @@ class LineSource:
         self._first = False
         try:
             text = raw.decode(encoding)
-        except UnicodeDecodeError as error:
+        except UnicodeError as error:
+            near = self.offset + getattr(error, "start", 0)
             raise FileProblem(
-                f"the file is not valid {self._encoding} near byte {self.offset + error.start}; "
+                f"the file is not valid {self._encoding} near byte {near}; "
                 "set options.encoding (e.g. cp1252 or latin-1)"
             ) from None
         # A CR-only file's lines end in "\r", which the csv module takes as the end of a record; a CR
@@ -84,7 +85,7 @@ class LineSource:
             chunk = self._stream.read(CHUNK)
             try:
                 text = decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError:
+            except UnicodeError:  # also "UTF-16 stream does not start with BOM"
                 raise FileProblem(f"the file is not valid {self._encoding}; set options.encoding") from None
             pieces = (pending + text).split(separator)
             pending = pieces.pop()

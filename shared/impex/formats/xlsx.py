@@ -194,13 +194,26 @@ class XlsxReader:
         self.header = self._read_header()
 
     def _read_header(self) -> list[str]:
-        for _, cells in self._rows:
-            if any(not _blank(cell) for cell in cells):
-                return ["" if _blank(cell) else _header_text(cell) for cell in cells]
+        try:
+            for _, cells in self._rows:
+                if any(not _blank(cell) for cell in cells):
+                    return ["" if _blank(cell) else _header_text(cell) for cell in cells]
+        except FileProblem:
+            raise
+        except Exception as error:  # a reader's own failure on a malformed sheet
+            raise _unreadable(error) from None
         raise FileProblem("the sheet has no header row")
 
     def rows(self) -> Iterator[SourceRow]:
         """Data rows after the header; empty rows are skipped (their numbers are kept by the others)."""
+        try:
+            yield from self._data_rows()
+        except FileProblem:
+            raise
+        except Exception as error:  # a reader's own failure on a malformed sheet
+            raise _unreadable(error) from None
+
+    def _data_rows(self) -> Iterator[SourceRow]:
         empty = 0
         for number, cells in self._rows:
             values = [
@@ -213,6 +226,10 @@ class XlsxReader:
                     yield progress_mark(number, None)
                 continue
             yield SourceRow(number, values, None)
+
+
+def _unreadable(error: Exception) -> FileProblem:
+    return FileProblem(f"the workbook cannot be read ({type(error).__name__}: {str(error)[:200]})")
 
 
 def _blank(cell: Any) -> bool:
@@ -249,8 +266,10 @@ def _openpyxl_rows(path: Path, sheet: str | None) -> tuple[Iterator[tuple[int, l
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as error:
-        raise FileProblem(f"the workbook cannot be read ({type(error).__name__}: {error})") from None
+        raise _unreadable(error) from None
     names = list(workbook.sheetnames)
+    if not names:
+        raise FileProblem("the workbook has no sheets")
     if sheet is not None and sheet not in names:
         raise FileProblem(f"the workbook has no sheet '{sheet}'; its sheets are: {', '.join(names)}")
     worksheet = workbook[sheet] if sheet else workbook[names[0]]

@@ -117,8 +117,7 @@ class Sweeper:
             if job.attempts >= job.max_attempts:
                 self._jobs.fail(
                     job.id,
-                    f"the job stalled (no heartbeat since {quiet_since}) on each of its "
-                    f"{job.attempts} attempts; retry it with POST /jobs/{job.id}/retry",
+                    _stalled_message(job, quiet_since),
                     last_error=f"stalled: no heartbeat since {quiet_since}",
                     allowed_from=frozenset({JobStatus.PROCESSING}),
                     expected_heartbeat=job.heartbeat_at,
@@ -187,3 +186,15 @@ class Sweeper:
         except ImpexError:
             return  # unknown, or already ended (a late message never resurrects a finished job)
         report.add("dead_lettered", job_id)
+
+
+def _stalled_message(job: Job, quiet_since: str) -> str:
+    """Why a job that kept stopping its worker failed: a poison file ends here, never in a loop."""
+    attempts = f"on each of its {job.attempts} attempts (no heartbeat since {quiet_since})"
+    if job.type is JobType.IMPORT:
+        return (
+            f"the importer stopped while reading this file {attempts}: it ran out of memory, crashed "
+            "or timed out on it; check the file (its size, a huge line or sheet), split it, or retry it "
+            f"with POST /jobs/{job.id}/retry"
+        )
+    return f"the job stalled {attempts}; retry it with POST /jobs/{job.id}/retry"
