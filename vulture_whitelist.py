@@ -34,6 +34,9 @@ _._external_tables_parse
 success
 rows_total
 
+# RE2's options object reads the attributes set on it.
+_.log_errors
+
 # Enum members looked up by value (Priority("high"), a request's "priority").
 HIGH
 LOW
