@@ -149,3 +149,21 @@ def test_fuzz_found_utf16_without_a_byte_order_mark_is_a_file_problem(tmp_path):
     # Found by `make fuzz`: encoding utf-16 and no BOM raised UnicodeError (not UnicodeDecodeError).
     with pytest.raises(FileProblem, match=r"not valid utf-16|byte order"):
         rows_of(b"\x00\x00", tmp_path, encoding="utf-16")
+
+
+NUMBERS = b"a,b\n" + b"".join(f"{i},{i * 7919 % 100003}\n".encode() for i in range(50_000))
+CUT_SHORT = gzip.compress(NUMBERS)[: len(gzip.compress(NUMBERS)) // 2]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",  # found by `make fuzz`
+        CUT_SHORT,
+        gzip.compress(b"a,b\n1,2\n")[:20] + b"\xff" * 64 + gzip.compress(b"a,b\n1,2\n")[20:],  # corrupt
+    ],
+)
+def test_fuzz_found_corrupt_or_truncated_gzip_is_a_file_problem(tmp_path, data):
+    # Found by `make fuzz`: zlib.error (not an OSError) escaped from a gzip whose blocks are invalid.
+    with pytest.raises(FileProblem, match="gzip"):
+        rows_of(data, tmp_path)

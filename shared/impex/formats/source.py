@@ -10,6 +10,7 @@ import gzip
 import io
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -151,7 +152,7 @@ def _open_workbook(reopen: Reopen, spec: SourceSpec, resources: ExitStack) -> So
 def _decompressed_head(head: bytes) -> bytes:
     try:
         inner = gzip.GzipFile(fileobj=io.BytesIO(head)).read1(HEAD_BYTES)
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):
         inner = b""
     if not inner:
         raise FileProblem("the file is gzip-compressed but could not be decompressed")
@@ -191,7 +192,7 @@ def _open_text(
     counted = _CountingStream(body, already=start)
     resources.callback(counted.close)
     stream: IO[bytes] = (
-        gzip.GzipFile(fileobj=counted)  # type: ignore[assignment]
+        _Inflated(gzip.GzipFile(fileobj=counted))  # type: ignore[assignment]
         if compressed
         else io.BufferedReader(counted, CHUNK)
     )
@@ -216,6 +217,27 @@ def _open_text(
         resources=resources,
         unknown_keys=reader.take_unknown_keys if isinstance(reader, JsonLinesReader) else None,
     )
+
+
+class _Inflated(io.RawIOBase):
+    """A gzip stream whose corrupt or truncated data is a file problem, not a transient failure
+    (a failure to read the store's bytes still is one)."""
+
+    def __init__(self, inner: gzip.GzipFile) -> None:
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._inner.read(size)
+        except (gzip.BadGzipFile, zlib.error, EOFError) as error:
+            raise FileProblem(f"the gzip data is corrupt or cut short ({error})") from None
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
 
 
 class _CountingStream(io.RawIOBase):
