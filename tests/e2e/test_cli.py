@@ -133,7 +133,10 @@ def test_cli_retry(local_stack, tmp_path):
             "--json", "import", str(bad), "--dataset", "customers", "--wait", tenant="cli4"
         ).stdout
     )
-    assert failed["status"] == "FAILED" and "no column for required fields" in failed["errorMessage"]
+    assert (
+        failed["status"] == "FAILED"
+        and "none of the file's columns (no, such, columns)" in failed["errorMessage"]
+    )
     retried = local_stack.cli("--json", "jobs", "retry", failed["id"], tenant="cli4")
     assert retried.returncode == 0 and json.loads(retried.stdout)["status"] == "PENDING"
     done = local_stack.cli("jobs", "retry", "01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant="cli4")

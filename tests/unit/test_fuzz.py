@@ -3,7 +3,7 @@ for CSV, JSON Lines and XLSX parts (and raw bytes). Whatever a file holds, the o
 is a FileProblem (a job FAILED with a message); no other exception, no hang, no memory blow-up, and
 no process abort (a native crash would end this very process).
 
-`make test` runs a seconds-long slice; `make fuzz` runs FUZZ_SECONDS of CPU in all (600: 10 CPU
+`make test` runs a seconds-long slice; `make fuzz` runs for FUZZ_SECONDS in all (660: at least 10 CPU
 minutes), shared among the targets. Every crash found becomes a named regression test (see
 tests/unit/test_hostile_cells.py, test_csv_quirks.py and test_sparse_workbooks.py).
 """

@@ -203,12 +203,9 @@ def test_xlsx_cells_are_typed_with_a_bold_frozen_filtered_header(tmp_path):
     assert values[4][0] == '\'=HYPERLINK("http://x")'
 
 
-def test_xlsx_starts_a_new_sheet_after_the_row_limit(tmp_path, monkeypatch):
-    import impex.formats.xlsx as writers
-
-    monkeypatch.setattr(writers, "XLSX_MAX_ROWS", 4)
+def test_xlsx_starts_a_new_sheet_after_the_row_limit(tmp_path):
     path = tmp_path / "split.xlsx"
-    writer = XlsxWriter(str(path), FIELDS[:1], sheet_name="data")
+    writer = XlsxWriter(str(path), FIELDS[:1], sheet_name="data", rows_per_sheet=4)
     writer.write_rows([[str(i)] for i in range(7)])
     writer.close()
     book = openpyxl.load_workbook(path)

@@ -160,6 +160,17 @@ def _decompressed_head(head: bytes) -> bytes:
     return inner
 
 
+def _sample(head: bytes, encoding: str) -> str:
+    """The first bytes as text, for telling JSON Lines from delimited text and sniffing the delimiter."""
+    try:
+        return head.decode(encoding, errors="replace")
+    except UnicodeError:  # e.g. utf-16 asked for, and no BOM to tell the byte order
+        raise FileProblem(
+            f"the file does not start as {encoding} text does (no byte-order mark?); set options.encoding "
+            "to one that names the byte order, e.g. utf-16-le"
+        ) from None
+
+
 def _check_text_kind(kind: str, expected: FileFormat) -> None:
     if kind == "jsonl" and expected.plain in (FileFormat.CSV, FileFormat.TSV):
         raise FileProblem(f"the file holds JSON Lines, but the job expects {expected}; import it as jsonl")
@@ -173,13 +184,7 @@ def _open_text(
     if compressed:
         head = _decompressed_head(head)
     encoding = detect_encoding(head, spec.options.encoding)
-    try:
-        sample = head.decode(encoding, errors="replace")
-    except UnicodeError:  # e.g. utf-16 asked for, and no BOM to tell the byte order
-        raise FileProblem(
-            f"the file does not start as {encoding} text does (no byte-order mark?); set options.encoding "
-            "to one that names the byte order, e.g. utf-16-le"
-        ) from None
+    sample = _sample(head, encoding)
     kind = text_kind(sample)
     _check_text_kind(kind, spec.expected)
     resume = spec.resume

@@ -297,6 +297,7 @@ class XlsxWriter:
         *,
         neutralize_formulas: bool = True,
         sheet_name: str = "Export",
+        rows_per_sheet: int = XLSX_MAX_ROWS,
     ) -> None:
         import xlsxwriter
 
@@ -310,6 +311,7 @@ class XlsxWriter:
             },
         )
         self._columns = list(columns)
+        self._rows_per_sheet = rows_per_sheet  # Excel's limit, header included; smaller in tests
         self._neutralize = neutralize_formulas
         self._sheet_name = sheet_name[:25]
         self._bold = self._book.add_format({"bold": True})
@@ -328,14 +330,14 @@ class XlsxWriter:
             self._sheet.write_string(0, column, spec.name, self._bold)
             self._sheet.set_column(column, column, max(10, min(40, len(spec.name) + 2)))
         self._sheet.freeze_panes(1, 0)
-        self._sheet.autofilter(0, 0, XLSX_MAX_ROWS - 1, max(len(self._columns) - 1, 0))
+        self._sheet.autofilter(0, 0, self._rows_per_sheet - 1, max(len(self._columns) - 1, 0))
         self._row = 0
 
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Write rows of typed values, in column order (a new sheet when one is full)."""
         writers = self._column_writers()
         for values in rows:
-            if self._row + 1 >= XLSX_MAX_ROWS:
+            if self._row + 1 >= self._rows_per_sheet:
                 self._new_sheet()
                 writers = self._column_writers()
             self._row += 1
