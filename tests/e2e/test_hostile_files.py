@@ -1,0 +1,137 @@
+"""Hostile files through the local stack over HTTP: each one ends its job FAILED with a message or
+COMPLETED with row errors within 2 minutes, the stack stays up, and its memory never grows by more
+than 512 MB. Every file is generated here; none is committed."""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import io
+import zipfile
+
+import openpyxl
+import pytest
+import requests
+
+from tests.e2e.conftest import RunningStack, upload, wait_for
+
+TENANT = "hostile"
+DATASET = {
+    "fields": [
+        {"name": "id", "type": "string", "required": True},
+        {"name": "n", "type": "integer"},
+        {"name": "at", "type": "datetime"},
+        {"name": "doc", "type": "json"},
+        {"name": "code", "type": "string", "constraints": {"pattern": "(a+)+$"}},
+    ],
+    "keys": ["id"],
+}
+RSS_GROWTH_LIMIT_MB = 512
+
+
+def sparse_workbook() -> bytes:
+    book = openpyxl.Workbook()
+    book.active["A1"], book.active["B1"], book.active["XFD1048576"] = "id", "n", "x"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def zip_bomb() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+        archive.writestr("xl/worksheets/sheet1.xml", b"<a>" + b"0" * (300 * 1024**2) + b"</a>")
+    return buffer.getvalue()
+
+
+def xml_bomb() -> bytes:
+    entities = '<!DOCTYPE lolz [<!ENTITY lol "lol">' + "".join(
+        f'<!ENTITY lol{i} "{"&lol;" * 10 if i == 1 else f"&lol{i - 1};" * 10}">' for i in range(1, 10)
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("xl/workbook.xml", f'<?xml version="1.0"?>{entities}]><workbook>&lol9;</workbook>')
+    return buffer.getvalue()
+
+
+HOSTILE = {
+    # name: (file name, content, expected status, a phrase of the message, or (written, failed) rows)
+    "sparse-xlsx": ("sparse.xlsx", sparse_workbook, "FAILED", "span A1:XFD1048576"),
+    "zip-bomb": ("bomb.xlsx", zip_bomb, "FAILED", "zip bomb"),
+    "xml-bomb": ("lol.xlsx", xml_bomb, "FAILED", "XML entities"),
+    "blank-lines": (
+        "blank.csv.gz",
+        lambda: gzip.compress(b"id,n\n" + b"\n" * 3_000_000 + b"z,1\n"),
+        "COMPLETED",
+        (1, 0),
+    ),
+    "long-line-utf16": (
+        "long.csv.gz",
+        lambda: gzip.compress(codecs.BOM_UTF16_LE + ("id,n\n" + "x" * 5_000_000).encode("utf-16-le")),
+        "FAILED",
+        "longer than",
+    ),
+    "long-line-utf8": (
+        "long8.csv.gz",
+        lambda: gzip.compress(b"id,n\n" + b"y" * 20_000_000),
+        "FAILED",
+        "longer than",
+    ),
+    "hostile-cells": (
+        "cells.csv",
+        lambda: (
+            "id,n,at,doc,code\nok,1,,,\n"
+            f"big,{'9' * 5000},,,\nearly,,0001-01-01T00:00:00+01:00,,\n"
+            f"deep,,,{'[' * 3000}{']' * 3000},\nslow,,,,{'a' * 5000}!\n"
+        ).encode(),
+        "COMPLETED",
+        (1, 4),
+    ),
+    "cr-only": ("mac.csv", lambda: b'id,n,doc\r1,1,"[1,\r2]"\r', "COMPLETED", (1, 0)),
+    "quoted-header": ("ws.csv", lambda: b'"id","n","doc\tx"\n2,2,\n', "COMPLETED", (1, 0)),
+    "no-matching-header": ("none.csv", lambda: b"foo,bar\n1,2\n", "FAILED", "none of the file's columns"),
+    "corrupt-gzip": ("bad.csv.gz", lambda: b"\x1f\x8b\x08\x00" + b"\x00" * 40, "FAILED", "gzip"),
+    "deep-jsonl": ("deep.jsonl", lambda: b'{"id": "a"}\n' + b"[" * 100_000 + b"\n", "COMPLETED", (1, 1)),
+}
+
+
+def peak_rss_mb(stack: RunningStack) -> int:
+    with open(f"/proc/{stack.process.pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) // 1024
+
+
+@pytest.fixture(scope="module")
+def hostile_stack(local_stack: RunningStack) -> RunningStack:
+    response = requests.put(
+        f"{local_stack.api}/datasets/hostile", json=DATASET, headers=local_stack.headers(TENANT), timeout=10
+    )
+    assert response.status_code in (200, 201), response.text
+    return local_stack
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_file_ends_its_job_and_leaves_the_stack_well(hostile_stack, name):
+    file_name, make, expected, outcome = HOSTILE[name]
+    before = peak_rss_mb(hostile_stack)
+    # Given an import job for the file, uploaded with its presigned POST
+    created = requests.post(
+        f"{hostile_stack.api}/imports",
+        json={"dataset": "hostile", "fileName": file_name},
+        headers=hostile_stack.headers(TENANT),
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    job = created.json()
+    assert upload(job, make(), file_name).status_code == 204
+    # When the stack imports it
+    status = wait_for(hostile_stack, job["job"]["id"], TENANT, timeout=120)
+    # Then the job ended as expected, saying why, and the stack is alive with its memory in bounds
+    assert status["status"] == expected, status
+    if isinstance(outcome, str):
+        assert outcome in status["errorMessage"], status["errorMessage"]
+    else:
+        assert (status["result"]["written"], status["result"]["failed"]) == outcome, status["result"]
+    assert hostile_stack.process.poll() is None, "the local stack stopped"
+    grown = peak_rss_mb(hostile_stack) - before
+    assert grown <= RSS_GROWTH_LIMIT_MB, f"{name} grew the stack's peak RSS by {grown} MB"
