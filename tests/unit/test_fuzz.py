@@ -209,8 +209,16 @@ def read_everything(data: bytes, expected: FileFormat, spool: Path, **options: s
 
 
 def peak_rss_mb() -> int:
+    """The process's peak RSS since the last reset_peak_rss()."""
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) // 1024
+
+
+def reset_peak_rss() -> None:
+    """Start the peak afresh (Linux: writing 5 to clear_refs), so that what tests before this one in
+    the same process allocated does not count."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
 
 
 def fuzz_for(seconds: float, run: Callable[[], None]) -> int:
@@ -225,6 +233,7 @@ def fuzz_for(seconds: float, run: Callable[[], None]) -> int:
 
 @pytest.fixture
 def spool(tmp_path: Path) -> Path:
+    reset_peak_rss()
     return tmp_path
 
 
