@@ -134,3 +134,58 @@ def test_fuzz_found_a_workbook_without_sheets_is_a_file_problem(tmp_path):
         archive.writestr("[Content_Types].xml", "<Types/>")
     with pytest.raises(FileProblem):
         XlsxReader(path)
+
+
+def raw_sheet_workbook(path: Path, sheet_xml: bytes) -> Path:
+    """A workbook whose sheet XML is exactly ``sheet_xml`` (to hide references the way an attacker would)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "xl/workbook.xml",
+            '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+            'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets>'
+            '<sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        )
+        archive.writestr(
+            "xl/_rels/workbook.xml.rels",
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            '<Relationship Id="rId1" Type="worksheet" Target="worksheets/sheet1.xml"/></Relationships>',
+        )
+        archive.writestr("xl/worksheets/sheet1.xml", sheet_xml)
+    return path
+
+
+@pytest.mark.parametrize(
+    "far_cell",
+    [
+        b'<x:c r="XFD1048576"/>',  # a namespace prefix
+        b"<c r='XFD1048576'/>",  # single quotes
+        b'<c r = "XFD1048576"/>',  # spaces around =
+        b'<c t="s" f=">" r="XFD1048576"/>',  # a ">" inside another attribute's value
+        b'<c r="xfd1048576"/>',  # lower case
+    ],
+)
+def test_a_far_cell_cannot_hide_from_the_extent_scan(tmp_path, far_cell):
+    sheet = b'<worksheet><sheetData><row r="1"><c r="A1"/>' + far_cell + b"</row></sheetData></worksheet>"
+    with pytest.raises(FileProblem, match="A1:XFD1048576"):
+        check_sheet_extent(raw_sheet_workbook(tmp_path / "hidden.xlsx", sheet), None, BUDGET)
+
+
+def test_a_far_cell_split_across_the_scans_chunks_is_still_seen(tmp_path):
+    from impex.formats.xlsx import SCAN_CHUNK
+
+    # Given a reference padded with spaces so that it straddles the boundary of the scan's chunks
+    start = b'<worksheet><sheetData><row r="1"><c r="A1"/><c r'
+    padding = b" " * (SCAN_CHUNK - len(start) - 3)
+    sheet = start + padding + b'= "XFD1048576"/></row></sheetData></worksheet>'
+    with pytest.raises(FileProblem, match="A1:XFD1048576"):
+        check_sheet_extent(raw_sheet_workbook(tmp_path / "split.xlsx", sheet), None, BUDGET)
+
+
+def test_more_than_a_chunk_of_bare_text_is_refused(tmp_path):
+    from impex.formats.xlsx import SCAN_CHUNK
+
+    sheet = (
+        b'<worksheet><sheetData><row r="1"><c r' + b" " * (3 * SCAN_CHUNK) + b'="XFD1"/></row></sheetData>'
+    )
+    with pytest.raises(FileProblem, match="no markup"):
+        check_sheet_extent(raw_sheet_workbook(tmp_path / "bare.xlsx", sheet), None, BUDGET)

@@ -73,8 +73,12 @@ def check_archive(path: Path, limits: ArchiveLimits) -> None:
 
 
 CELL_BYTES = 32  # what the dense reader keeps per cell of a sheet's range
-_CELL_REF = re.compile(rb"<c\b[^>]*?\br=\"([A-Z]{1,3})([0-9]{1,7})\"")
-_SCAN_OVERLAP = 512
+# Any attribute named r (prefixed or not, either quote, spaces around =) holding a cell reference:
+# found without parsing tags, so a ">" inside another attribute's value cannot hide one.
+# The pattern starts with its literal "r" (the look-behind follows it) so the engine can skip ahead.
+_CELL_REF = re.compile(rb"r(?<=[^\w.-]r)\s*=\s*[\"']([A-Za-z]{1,3})([0-9]{1,7})[\"']")
+# What a reference may be made of: the end of a chunk made only of these may hold half of one.
+_REF_BYTES = frozenset(b" \t\r\n=\"'0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 @dataclass(frozen=True)
@@ -148,23 +152,36 @@ def _scan_extent(archive: zipfile.ZipFile, member: str) -> SheetExtent | None:
     with archive.open(member) as stream:
         while chunk := stream.read(SCAN_CHUNK):
             window = tail + chunk
-            # Matches that end inside the overlap are seen again with the next chunk: count each once.
-            for match in _CELL_REF.finditer(window):
-                if match.end() > len(tail):
-                    columns.append(_column_number(match.group(1)))
-                    rows.append(int(match.group(2)))
-            tail = window[-_SCAN_OVERLAP:]
-            if len(rows) > 4096:  # keep only the bounds, never a list per cell
-                rows[:] = [min(rows), max(rows)]
-                columns[:] = [min(columns), max(columns)]
+            # A reference in the carried-over tail may be found twice: the bounds do not mind.
+            found = _CELL_REF.findall(window)
+            if found:
+                letters, numbers = zip(*found, strict=True)  # C-level work: a sheet has millions
+                row_numbers = list(map(int, numbers))
+                rows += (min(row_numbers), max(row_numbers))
+                distinct = {letter.upper() for letter in set(letters)}
+                columns += (min(map(_column_number, distinct)), max(map(_column_number, distinct)))
+            tail = _unfinished(window)
     if not rows:
         return None
     return SheetExtent(min(rows), min(columns), max(rows), max(columns))
 
 
+def _unfinished(window: bytes) -> bytes:
+    """The end of the window a reference may still be running in: from the byte before the last run
+    of reference characters (a longer run than a chunk cannot be markup Excel writes)."""
+    start = len(window)
+    while start > 0 and window[start - 1] in _REF_BYTES:
+        start -= 1
+        if len(window) - start > SCAN_CHUNK:
+            raise FileProblem(
+                "the sheet holds over 1 MB of text with no markup; it is not a sheet Excel writes"
+            )
+    return window[max(start - 1, 0) :]
+
+
 def _column_number(letters: bytes) -> int:
     number = 0
-    for letter in letters:
+    for letter in letters.upper():
         number = number * 26 + letter - 64
     return number
 
