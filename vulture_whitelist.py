@@ -84,3 +84,8 @@ _._fn_Equals
 _._fn_Not
 _._fn_If
 _._fn_Sub
+
+# expat calls the handlers set as its parser's attributes.
+_.StartElementHandler
+_.EndElementHandler
+_.CharacterDataHandler

@@ -228,7 +228,7 @@ def import_xlsx_impex(config: dict[str, Any]) -> dict[str, Any]:
     """impex's XLSX read path: archive checks, calamine, header mapping and typed conversion."""
     from impex.datasets.mapping import RowConverter, map_columns
     from impex.datasets.model import Dataset
-    from impex.formats.xlsx import ArchiveLimits, XlsxReader, check_archive
+    from impex.formats.xlsx import ArchiveLimits, WorkbookReader, check_archive
 
     dataset = Dataset.model_validate(
         {
@@ -243,7 +243,7 @@ def import_xlsx_impex(config: dict[str, Any]) -> dict[str, Any]:
     path = Path(config["xlsx_path"])
     started = time.perf_counter()
     check_archive(path, ArchiveLimits())
-    reader = XlsxReader(path)
+    reader = WorkbookReader(path)
     converter = RowConverter(dataset, reader.header, map_columns(reader.header, dataset))
     count = 0
     for row in reader.rows():

@@ -7,13 +7,15 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
-import zipfile
+import time
 
 import openpyxl
 import pytest
 import requests
 
+from tests.bombs import xml_bomb, zip_bomb
 from tests.e2e.conftest import RunningStack, upload, wait_for
+from tests.workbooks import workbook_bytes
 
 TENANT = "hostile"
 DATASET = {
@@ -37,31 +39,22 @@ def sparse_workbook() -> bytes:
     return buffer.getvalue()
 
 
-def zip_bomb() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("xl/workbook.xml", "<workbook/>")
-        with archive.open("xl/worksheets/sheet1.xml", "w") as sheet:  # 300 MB of zeros, 1 MB at a time
-            sheet.write(b"<a>")
-            for _ in range(300):
-                sheet.write(b"0" * 1024**2)
-            sheet.write(b"</a>")
-    return buffer.getvalue()
-
-
-def xml_bomb() -> bytes:
-    entities = '<!DOCTYPE lolz [<!ENTITY lol "lol">' + "".join(
-        f'<!ENTITY lol{i} "{"&lol;" * 10 if i == 1 else f"&lol{i - 1};" * 10}">' for i in range(1, 10)
-    )
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("xl/workbook.xml", f'<?xml version="1.0"?>{entities}]><workbook>&lol9;</workbook>')
-    return buffer.getvalue()
+def sparse_legacy(kind: str, far: tuple[int, int]) -> bytes:
+    """A header and one cell far away, as .xls, .xlsb or .ods."""
+    return workbook_bytes(kind, {(0, 0): "id", (0, 1): "n", far: "x"})
 
 
 HOSTILE = {
     # name: (file name, content, expected status, a phrase of the message, or (written, failed) rows)
     "sparse-xlsx": ("sparse.xlsx", sparse_workbook, "FAILED", "span A1:XFD1048576"),
+    "sparse-xls": (
+        "sparse.xls",
+        lambda: sparse_legacy("xls", (65535, 255)),
+        "FAILED",
+        "delete the stray cells",
+    ),
+    "sparse-xlsb": ("sparse.xlsb", lambda: sparse_legacy("xlsb", (1048575, 16383)), "FAILED", "stray cells"),
+    "sparse-ods": ("sparse.ods", lambda: sparse_legacy("ods", (900_000, 3000)), "FAILED", "stray cells"),
     "zip-bomb": ("bomb.xlsx", zip_bomb, "FAILED", "zip bomb"),
     "xml-bomb": ("lol.xlsx", xml_bomb, "FAILED", "XML entities"),
     "blank-lines": (
@@ -147,3 +140,32 @@ def test_a_hostile_file_ends_its_job_and_leaves_the_stack_well(hostile_stack, na
     assert hostile_stack.process.poll() is None, "the local stack stopped"
     grown = rss_mb(hostile_stack, "VmHWM") - before
     assert grown <= RSS_GROWTH_LIMIT_MB, f"{name} grew the stack's peak RSS by {grown} MB"
+
+
+def test_a_pathological_pattern_never_holds_up_another_request(hostile_stack):
+    # Given an import of 30,000 cells that a backtracking engine would take for ever on ("(a+)+$")
+    rows = "".join(f"slow{i},,,,{'a' * 2000}!\n" for i in range(30_000))
+    created = requests.post(
+        f"{hostile_stack.api}/imports",
+        json={"dataset": "hostile", "fileName": "codes.csv"},
+        headers=hostile_stack.headers(TENANT),
+        timeout=10,
+    ).json()
+    job_id = created["job"]["id"]
+    assert upload(created, "id,n,at,doc,code\n" + rows, "codes.csv").status_code == 204
+    # When other requests are made, one after another, while it runs
+    latencies, seen_processing, status = [], 0, {"status": "PENDING"}
+    deadline = time.monotonic() + 120
+    while status["status"] not in ("COMPLETED", "FAILED", "CANCELLED") and time.monotonic() < deadline:
+        started = time.perf_counter()
+        status = requests.get(
+            f"{hostile_stack.api}/jobs/{job_id}/status", headers=hostile_stack.headers(TENANT), timeout=10
+        ).json()
+        requests.get(f"{hostile_stack.api}/datasets", headers=hostile_stack.headers(TENANT), timeout=10)
+        latencies.append(time.perf_counter() - started)
+        seen_processing += status["status"] == "PROCESSING"
+    # Then every cell is one row error, and no request waited on the matching
+    assert status["status"] == "COMPLETED", status
+    assert (status["result"]["written"], status["result"]["failed"]) == (0, 30_000)
+    assert seen_processing >= 3, "the requests did not overlap the import: not a test of it"
+    assert max(latencies) < 1.0, f"a request took {max(latencies):.2f} s while the import ran"

@@ -109,3 +109,23 @@ CUSTOMERS: dict[str, Any] = {
     ],
     "keys": ["email"],
 }
+
+
+IMPORTER_MEMORY_CEILING_MB = 256
+
+
+def _memory_mb(field: str) -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field)) // 1024
+
+
+@pytest.fixture
+def importer_memory_ceiling() -> Iterator[None]:
+    """The importer runs in this process: its peak RSS, reset when the test starts (so earlier tests'
+    allocations neither count nor hide a breach), may grow by at most 256 MB during the test."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+    before = _memory_mb("VmRSS")
+    yield
+    grown = _memory_mb("VmHWM") - before
+    assert grown <= IMPORTER_MEMORY_CEILING_MB, f"the importer's peak RSS grew by {grown} MB"

@@ -75,7 +75,7 @@ def test_an_import_mapping_to_unknown_fields_is_a_422(api, customers):
     "body",
     [
         {"dataset": "customers", "fileName": "../etc/passwd"},
-        {"dataset": "customers", "fileName": "a.csv", "format": "xls"},
+        {"dataset": "customers", "fileName": "a.csv", "format": "numbers"},
         {"dataset": "customers", "fileName": "a.pdf"},
         {"dataset": "customers"},
         {"dataset": "customers", "fileName": "a.csv", "options": {"mode": "replace"}},

@@ -3,9 +3,17 @@ the file is written; options that could never read a file are refused when the j
 
 from __future__ import annotations
 
+import codecs
+import io
+import time
+
 import pytest
 
+from tests.bombs import xml_bomb, zip_bomb
 from tests.integration.importing import Importer
+
+# The importer runs in the test's process: each test here is held to its memory ceiling.
+pytestmark = pytest.mark.usefixtures("importer_memory_ceiling")
 
 DOCS = {
     "fields": [
@@ -212,3 +220,90 @@ def test_a_cancel_during_blank_lines_stops_the_job_at_once_and_writes_nothing_af
     assert stopped_after < 2, stopped_after
     assert importer.status(created["job"]["id"])["status"] == "CANCELLED"
     assert importer.records(dataset="customers") == {}
+
+
+def declared_dimension_workbook() -> bytes:
+    """Two real rows under a declared dimension of the whole sheet (16384 columns by 1M rows)."""
+    import re
+    import zipfile
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active["A1"], book.active["B1"], book.active["A2"], book.active["B2"] = "id", "n", "d1", 1
+    plain, forged = io.BytesIO(), io.BytesIO()
+    book.save(plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(forged, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:XFD1048576"', data)
+            out.writestr(item, data)
+    return forged.getvalue()
+
+
+def long_line(encoding: str) -> bytes:
+    """A good first row, then a line with no line break past the cap: 16 MB read raw (UTF-8 and
+    single-byte encodings), 4 million characters once decoded (UTF-16 and UTF-32)."""
+    bom = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-32-le": codecs.BOM_UTF32_LE}.get(encoding, b"")
+    characters = 5_000_000 if bom else 17_000_000
+    return bom + ("id,n\nok,1\n" + "x" * characters).encode(encoding)
+
+
+@pytest.mark.parametrize(
+    ("file_name", "make", "message"),
+    [
+        ("bomb.xlsx", zip_bomb, "a possible zip bomb"),
+        ("lol.xlsx", xml_bomb, "declares XML entities"),
+        ("long8.csv", lambda: long_line("utf-8"), "longer than"),
+        ("long16.csv", lambda: long_line("utf-16-le"), "longer than"),
+        ("long32.csv", lambda: long_line("utf-32-le"), "longer than"),
+        ("long1252.csv", lambda: long_line("cp1252"), "longer than"),
+    ],
+)
+def test_a_bomb_fails_its_job_saying_why_and_writes_nothing(importer, file_name, make, message):
+    # Given a file built to exhaust a reader's memory
+    content = make()
+    # When it is imported
+    status = importer.run(content, file_name=file_name)
+    # Then the job fails with the reason, no row is written or reported, and memory held (the fixture)
+    assert status["status"] == "FAILED", status
+    assert message in status["errorMessage"], status["errorMessage"]
+    assert importer.records(dataset="customers") == {}
+    result = status.get("result") or {}
+    assert result.get("written", 0) == 0 and result.get("firstErrors", []) == []
+
+
+def test_a_declared_dimension_of_the_whole_sheet_costs_nothing(importer):
+    # Given two real rows under a declared 16384-column, million-row dimension
+    status = importer.run(declared_dimension_workbook(), file_name="declared.xlsx")
+    # Then the row is imported like any other, with no row errors
+    assert status["status"] == "COMPLETED", status
+    assert (status["result"]["written"], status["result"]["failed"]) == (1, 0)
+    assert status["result"]["firstErrors"] == []
+    assert importer.records(dataset="customers") == {"d1": {"id": "d1", "n": 1}}
+
+
+def test_a_pathological_pattern_is_one_fast_row_error_per_cell(api, put_dataset, stack):
+    # Given a dataset whose pattern backtracks exponentially in a backtracking engine
+    put_dataset(
+        "codes",
+        fields=[
+            {"name": "id", "type": "string", "required": True},
+            {"name": "code", "type": "string", "constraints": {"pattern": "(a+)+$"}},
+        ],
+        keys=["id"],
+    )
+    importer = Importer(api, stack)
+    rows = [f"bad{i},{'a' * 5000}!" for i in range(200)] + ["good,aaaa"]
+    started = time.perf_counter()
+    # When 200 cells that take such an engine forever are imported
+    status = importer.run(
+        ("id,code\n" + "\n".join(rows) + "\n").encode(), file_name="codes.csv", dataset="codes"
+    )
+    # Then each is one row error, the good row is written, and the whole import took seconds
+    assert status["status"] == "COMPLETED", status
+    assert (status["result"]["written"], status["result"]["failed"]) == (1, 200)
+    assert {e["column"] for e in status["result"]["firstErrors"]} == {"code"}
+    assert set(importer.records(dataset="codes")) == {"good"}
+    assert time.perf_counter() - started < 30

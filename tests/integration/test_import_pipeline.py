@@ -112,8 +112,8 @@ def test_an_explicit_mapping_is_used(importer):
     ("content", "file_name", "message"),
     [
         (b"%PDF-1.7 not a table", "report.csv", "PDF"),
-        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "old.xls", "legacy Excel"),
-        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "renamed.csv", "legacy Excel"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "old.xls", "damaged Excel 97-2003 (.xls)"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "renamed.csv", "damaged Excel 97-2003 (.xls)"),
         (b'{"email": "a@x.io"}\n', "data.csv", "JSON Lines"),
         (b"email\na@x.io\n", "data.xlsx", "not one"),
         (b"", "empty.csv", "empty"),

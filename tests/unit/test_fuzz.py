@@ -1,10 +1,11 @@
 """Fuzzing the readers, detection, mapping and conversion with Hypothesis over structured generators
-for CSV, JSON Lines and XLSX parts (and raw bytes). Whatever a file holds, the only failure allowed
-is a FileProblem (a job FAILED with a message); no other exception, no hang, no memory blow-up, and
-no process abort (a native crash would end this very process).
+for CSV, JSON Lines, XLSX parts, and .xls/.xlsb/.ods workbooks with mutated records (and raw bytes).
+Whatever a file holds, the only failure allowed is a FileProblem (a job FAILED with a message); no
+other exception, no hang, no memory blow-up, and no process abort (a native crash would end this
+very process).
 
-`make test` runs a seconds-long slice; `make fuzz` runs for FUZZ_SECONDS in all (660: at least 10 CPU
-minutes), shared among the targets. Every crash found becomes a named regression test (see
+`make test` runs a seconds-long slice; `make fuzz` runs for FUZZ_SECONDS in all (660: at least 10
+CPU minutes), shared among the targets. Every crash found becomes a named regression test (see
 tests/unit/test_hostile_cells.py, test_csv_quirks.py and test_sparse_workbooks.py).
 """
 
@@ -29,8 +30,9 @@ from impex.formats.errors import FileProblem
 from impex.formats.file_format import FileFormat
 from impex.formats.source import ReadOptions, ResumePoint, SourceSpec, open_source
 from impex.formats.xlsx import ArchiveLimits
+from tests.workbooks import ods_bytes, ods_cell, xls_bytes, xlsb_bytes, xlsb_sheet_records
 
-TARGETS = 4
+TARGETS = 5
 BUDGET_SECONDS = float(os.environ.get("FUZZ_SECONDS", "8")) / TARGETS
 PEAK_RSS_LIMIT_MB = 1024
 FUZZ = settings(
@@ -169,11 +171,56 @@ def xlsx_files(draw: st.DrawFn) -> bytes:
     return buffer.getvalue()
 
 
+legacy_value = st.one_of(
+    st.text(max_size=20),
+    st.integers(min_value=-(10**6), max_value=10**6),
+    st.floats(allow_nan=True),
+    st.booleans(),
+)
+
+
+def _mutate(data: bytes, flips: list[tuple[int, int]], start: int = 0) -> bytes:
+    """The data with a few bytes (past ``start``) overwritten, to break records in every way."""
+    out = bytearray(data)
+    for position, value in flips:
+        if len(out) > start:
+            out[start + position % (len(out) - start)] = value
+    return bytes(out)
+
+
+@st.composite
+def legacy_workbooks(draw: st.DrawFn) -> bytes:
+    """.xls (BIFF8 in OLE2), .xlsb (BIFF12 records) or .ods (content.xml) with cells near or far,
+    repeat counts of any size, and records overwritten at random."""
+    kind = draw(st.sampled_from(["xls", "xlsb", "ods"]))
+    rows, columns = {"xls": (65_535, 255), "xlsb": (1_048_575, 16_383), "ods": (5_000, 2_000)}[kind]
+    cells = {(0, 0): "id", (0, 1): "n"}
+    for _ in range(draw(st.integers(min_value=0, max_value=6))):
+        near = draw(st.booleans())
+        row = draw(st.integers(min_value=1, max_value=20 if near else rows))
+        column = draw(st.integers(min_value=0, max_value=5 if near else columns))
+        cells[(row, column)] = draw(legacy_value)
+    flips = draw(st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=4))
+    if kind == "xls":
+        return _mutate(xls_bytes(cells), flips, start=512)  # past the OLE2 header
+    if kind == "xlsb":
+        return xlsb_bytes({}, sheet_records=_mutate(xlsb_sheet_records(cells), flips))
+    repeats = draw(st.sampled_from(["1", "0", "-3", "70000", "1048576", "99999999999", "x"]))
+    rows_xml = "".join(
+        f"<table:table-row>{ods_cell(value)}</table:table-row>" for (_, _), value in sorted(cells.items())
+    ) + (
+        f'<table:table-row table:number-rows-repeated="{repeats}">'
+        f"{ods_cell(draw(legacy_value), draw(st.sampled_from([1, 300, 16_384, 20_000])))}</table:table-row>"
+    )
+    return ods_bytes({}, rows_xml=rows_xml)
+
+
 raw_bytes = st.one_of(
     st.binary(max_size=300),
     st.binary(max_size=100).map(lambda b: codecs.BOM_UTF16_LE + b),
     st.binary(max_size=100).map(lambda b: b"\x1f\x8b" + b),
     st.binary(max_size=100).map(lambda b: b"PK\x03\x04" + b),
+    st.binary(max_size=1200).map(lambda b: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b),
 )
 
 # ---- the properties -----------------------------------------------------------------------------
@@ -260,6 +307,16 @@ def test_fuzz_json_lines_files(spool):
 def test_fuzz_workbooks(spool):
     @FUZZ
     @given(xlsx_files())
+    def run(data: bytes) -> None:
+        read_everything(data, FileFormat.XLSX, spool)
+
+    fuzz_for(BUDGET_SECONDS, run)
+    assert peak_rss_mb() < PEAK_RSS_LIMIT_MB
+
+
+def test_fuzz_legacy_workbooks(spool):
+    @FUZZ
+    @given(legacy_workbooks())
     def run(data: bytes) -> None:
         read_everything(data, FileFormat.XLSX, spool)
 

@@ -123,7 +123,7 @@ except FileProblem as problem:
 def test_fuzz_found_a_workbook_without_sheets_is_a_file_problem(tmp_path):
     # Found by `make fuzz`: a workbook whose sheet list is empty made the openpyxl fallback index an
     # empty list (IndexError), which was taken for a transient failure.
-    from impex.formats.xlsx import XlsxReader
+    from impex.formats.xlsx import WorkbookReader
 
     path = tmp_path / "empty.xlsx"
     with zipfile.ZipFile(path, "w") as archive:
@@ -133,7 +133,7 @@ def test_fuzz_found_a_workbook_without_sheets_is_a_file_problem(tmp_path):
         )
         archive.writestr("[Content_Types].xml", "<Types/>")
     with pytest.raises(FileProblem):
-        XlsxReader(path)
+        WorkbookReader(path)
 
 
 def raw_sheet_workbook(path: Path, sheet_xml: bytes) -> Path:

@@ -58,7 +58,7 @@ class ErrorBody(BaseModel):
 
 # ---- jobs ----------------------------------------------------------------------------------------
 
-ImportFormat = Literal["csv", "tsv", "xlsx", "jsonl", "csv.gz", "tsv.gz", "jsonl.gz"]
+ImportFormat = Literal["csv", "tsv", "xlsx", "xlsb", "xls", "ods", "jsonl", "csv.gz", "tsv.gz", "jsonl.gz"]
 ExportFormat = Literal["csv", "xlsx", "json", "jsonl", "parquet"]
 
 

@@ -7,10 +7,12 @@ from typing import Literal
 
 from impex.formats.errors import FileProblem
 
-Container = Literal["gzip", "zip", "text"]
+Container = Literal["gzip", "workbook", "text"]
+
+# A zip (.xlsx, .xlsb, .ods) or an OLE2 compound file (.xls): the workbook reader tells which.
+_WORKBOOK_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
 
 _REFUSED = [
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Excel 97-2003 (.xls) workbook; save it as .xlsx or CSV"),
     (b"%PDF", "a PDF document; export the table as CSV or .xlsx"),
     (b"\x89PNG", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
@@ -18,24 +20,24 @@ _REFUSED = [
     (b"7z\xbc\xaf", "a 7-Zip archive"),
     (b"\x28\xb5\x2f\xfd", "a zstd-compressed file; use gzip or no compression"),
     (b"BZh", "a bzip2-compressed file; use gzip or no compression"),
-    (b"PAR1", "a Parquet file; import CSV, TSV, JSON Lines or .xlsx"),
+    (b"PAR1", "a Parquet file; import CSV, TSV, JSON Lines or a workbook"),
     (b"SQLite format 3", "an SQLite database"),
 ]
 
 
 def sniff_container(head: bytes) -> Container:
-    """gzip, zip (xlsx) or text; raise FileProblem for anything impex cannot import."""
+    """gzip, a workbook or text; raise FileProblem for anything impex cannot import."""
     if head.startswith(b"\x1f\x8b"):
         return "gzip"
-    if head.startswith(b"PK\x03\x04"):
-        return "zip"
+    if head.startswith(_WORKBOOK_SIGNATURES):
+        return "workbook"
     if not head:
         raise FileProblem("the file is empty")
     for magic, what in _REFUSED:
         if head.startswith(magic):
             raise FileProblem(f"the file is {what}")
     if _looks_binary(head):
-        raise FileProblem("the file is binary, not text: import CSV, TSV, JSON Lines or .xlsx")
+        raise FileProblem("the file is binary, not text: import CSV, TSV, JSON Lines or a workbook")
     return "text"
 
 

@@ -11,6 +11,9 @@ class FileFormat(StrEnum):
     CSV = "csv"
     TSV = "tsv"
     XLSX = "xlsx"
+    XLSB = "xlsb"
+    XLS = "xls"
+    ODS = "ods"
     JSON = "json"
     JSONL = "jsonl"
     PARQUET = "parquet"
@@ -31,13 +34,18 @@ class FileFormat(StrEnum):
     @property
     def spreadsheet(self) -> bool:
         """Whether the file is a workbook (read whole from a local copy, never streamed)."""
-        return self is FileFormat.XLSX
+        return self in _SPREADSHEETS
 
+
+_SPREADSHEETS = frozenset({FileFormat.XLSX, FileFormat.XLSB, FileFormat.XLS, FileFormat.ODS})
 
 IMPORT_FORMATS = (
     FileFormat.CSV,
     FileFormat.TSV,
     FileFormat.XLSX,
+    FileFormat.XLSB,
+    FileFormat.XLS,
+    FileFormat.ODS,
     FileFormat.JSONL,
     FileFormat.CSV_GZ,
     FileFormat.TSV_GZ,
@@ -59,6 +67,10 @@ _FORMAT_BY_SUFFIX = {
     ".tab": FileFormat.TSV,
     ".txt": FileFormat.CSV,
     ".xlsx": FileFormat.XLSX,
+    ".xlsm": FileFormat.XLSX,
+    ".xlsb": FileFormat.XLSB,
+    ".xls": FileFormat.XLS,
+    ".ods": FileFormat.ODS,
     ".jsonl": FileFormat.JSONL,
     ".ndjson": FileFormat.JSONL,
     ".csv.gz": FileFormat.CSV_GZ,

@@ -24,7 +24,8 @@ from impex.formats.errors import FileProblem
 from impex.formats.file_format import FileFormat
 from impex.formats.jsonlines import JsonLinesReader
 from impex.formats.text import CHUNK, LineSource, first_lines_terminator
-from impex.formats.xlsx import ArchiveLimits, XlsxReader, check_archive, check_sheet_extent
+from impex.formats.workbooks import WorkbookKind, check_footprint, workbook_kind
+from impex.formats.xlsx import ArchiveLimits, WorkbookReader, check_archive, check_sheet_extent
 
 HEAD_BYTES = 64 * 1024
 
@@ -117,10 +118,10 @@ def open_source(head: bytes, reopen: Reopen, spec: SourceSpec) -> Source:
     resources = ExitStack()
     try:
         container = sniff_container(head)
-        if container == "zip":
+        if container == "workbook":
             return _open_workbook(reopen, spec, resources)
         if spec.expected.spreadsheet:
-            raise FileProblem("the job expects an Excel workbook (.xlsx), but the file is not one")
+            raise FileProblem(f"the job expects a workbook (.{spec.expected}), but the file is not one")
         return _open_text(head, reopen, spec, resources, compressed=container == "gzip")
     except BaseException:
         resources.close()
@@ -128,17 +129,26 @@ def open_source(head: bytes, reopen: Reopen, spec: SourceSpec) -> Source:
 
 
 def _open_workbook(reopen: Reopen, spec: SourceSpec, resources: ExitStack) -> Source:
-    if not spec.expected.spreadsheet:
-        raise FileProblem(
-            f"the file is an Excel workbook, but the job expects {spec.expected}; import it with format xlsx"
-        )
     folder = Path(resources.enter_context(tempfile.TemporaryDirectory(dir=spec.spool_dir)))
-    path = folder / "upload.xlsx"
+    path = folder / "upload"
     with reopen(0) as body, path.open("wb") as copy:
         shutil.copyfileobj(body, copy, CHUNK)
-    check_archive(path, spec.archive_limits)
-    check_sheet_extent(path, spec.options.sheet, spec.archive_limits.max_sheet_bytes)
-    reader = XlsxReader(path, sheet=spec.options.sheet)
+    kind = workbook_kind(path)
+    if not spec.expected.spreadsheet:
+        raise FileProblem(
+            f"the file is a workbook (.{kind}), but the job expects {spec.expected}; "
+            f"import it with format {kind}"
+        )
+    # The reader picks its parser by extension: name the copy after what the content is.
+    path = path.rename(path.with_suffix(f".{kind}"))
+    budget = spec.archive_limits.max_sheet_bytes
+    if kind is not WorkbookKind.XLS:
+        check_archive(path, spec.archive_limits)
+    if kind is WorkbookKind.XLSX:
+        check_sheet_extent(path, spec.options.sheet, budget)
+    else:
+        check_footprint(path, kind, spec.options.sheet, budget)
+    reader = WorkbookReader(path, sheet=spec.options.sheet, kind=kind)
     return Source(
         reader.header,
         reader.rows,
@@ -156,7 +166,8 @@ def _decompressed_head(head: bytes) -> bytes:
         inner = b""
     if not inner:
         raise FileProblem("the file is gzip-compressed but could not be decompressed")
-    sniff_container(inner)
+    if sniff_container(inner) != "text":
+        raise FileProblem("the gzip file holds a workbook or another gzip file; upload the workbook itself")
     return inner
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from impex.formats.columns import MARK_EVERY, Column, ColumnKind, SourceRow, progress_mark
 from impex.formats.errors import FileProblem
 from impex.formats.values import neutralize, plain_text
+from impex.formats.workbooks import WorkbookKind
 
 SCAN_CHUNK = 1024 * 1024
 XLSX_MAX_ROWS = 1_048_576  # including the header row
@@ -43,9 +44,6 @@ def check_archive(path: Path, limits: ArchiveLimits) -> None:
             "the file looks like a zip archive but cannot be opened; is it a complete .xlsx?"
         ) from None
     with archive:
-        names = set(archive.namelist())
-        if "xl/workbook.xml" not in names:
-            raise FileProblem("the file is a zip archive but not an Excel workbook (.xlsx)")
         total = 0
         for info in archive.infolist():
             if info.file_size > limits.max_ratio * max(info.compress_size, 1) and info.file_size > SCAN_CHUNK:
@@ -198,15 +196,22 @@ def _bomb(detail: str) -> str:
     return f"the workbook is unsafe to open: {detail} (a possible zip bomb)"
 
 
-class XlsxReader:
-    """Rows of one sheet (the first, or a named one). Row numbers are the sheet's own."""
+class WorkbookReader:
+    """Rows of one sheet (the first, or a named one) of any workbook calamine reads (.xlsx, .xlsb,
+    .xls, .ods), with openpyxl as the fallback for .xlsx. Row numbers are the sheet's own."""
 
-    def __init__(self, path: Path, *, sheet: str | None = None) -> None:
+    def __init__(
+        self, path: Path, *, sheet: str | None = None, kind: WorkbookKind = WorkbookKind.XLSX
+    ) -> None:
         try:
             self._rows, self.sheet_names, self.total_rows = _calamine_rows(path, sheet)
         except FileProblem:
             raise
-        except Exception:
+        except _NOT_OURS:
+            raise
+        except BaseException as error:  # BaseException: a panic inside the Rust reader is one
+            if kind is not WorkbookKind.XLSX:
+                raise _unreadable(error) from None
             self._rows, self.sheet_names, self.total_rows = _openpyxl_rows(path, sheet)
         self.header = self._read_header()
 
@@ -215,9 +220,9 @@ class XlsxReader:
             for _, cells in self._rows:
                 if any(not _blank(cell) for cell in cells):
                     return ["" if _blank(cell) else _header_text(cell) for cell in cells]
-        except FileProblem:
+        except (FileProblem, *_NOT_OURS):
             raise
-        except Exception as error:  # a reader's own failure on a malformed sheet
+        except BaseException as error:  # a reader's own failure on a malformed sheet (or its panic)
             raise _unreadable(error) from None
         raise FileProblem("the sheet has no header row")
 
@@ -225,9 +230,9 @@ class XlsxReader:
         """Data rows after the header; empty rows are skipped (their numbers are kept by the others)."""
         try:
             yield from self._data_rows()
-        except FileProblem:
+        except (FileProblem, *_NOT_OURS):
             raise
-        except Exception as error:  # a reader's own failure on a malformed sheet
+        except BaseException as error:  # a reader's own failure on a malformed sheet (or its panic)
             raise _unreadable(error) from None
 
     def _data_rows(self) -> Iterator[SourceRow]:
@@ -245,7 +250,11 @@ class XlsxReader:
             yield SourceRow(number, values, None)
 
 
-def _unreadable(error: Exception) -> FileProblem:
+# What a reader's failure never is: the process being stopped, or a generator being closed.
+_NOT_OURS = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
+def _unreadable(error: BaseException) -> FileProblem:
     return FileProblem(f"the workbook cannot be read ({type(error).__name__}: {str(error)[:200]})")
 
 
