@@ -89,3 +89,6 @@ _._fn_Sub
 _.StartElementHandler
 _.EndElementHandler
 _.CharacterDataHandler
+
+# socketserver reads the listen backlog from the class attribute.
+_.request_queue_size

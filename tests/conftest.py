@@ -72,7 +72,7 @@ def http_event(
     path: str,
     *,
     body: Any = None,
-    tenant: str | None = "acme",
+    tenant: Any = "acme",
     query: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
     raw_body: str | None = None,

@@ -339,8 +339,14 @@ def test_a_request_without_the_tenant_claim_is_a_401(api, method, path):
     assert response.json()["error"]["code"] == "unauthenticated"
 
 
-def test_a_tenant_claim_that_cannot_be_a_key_is_a_401(api):
-    assert api.call("GET", "/jobs", tenant="../other").status == 401
+@pytest.mark.parametrize("tenant", ["../other", "acme\n", "acme\r\n", " acme", "", True, 7, ["acme"]])
+def test_a_tenant_claim_that_cannot_be_a_key_is_a_401(api, tenant):
+    # Given a claim that is not exactly a tenant name (a trailing newline, or not a string at all, as a
+    # Lambda authorizer's context can pass it on)
+    response = api.call("GET", "/jobs", tenant=tenant)
+    # Then the caller is refused, in the documented error shape
+    assert response.status == 401, response.text
+    assert response.json()["error"]["code"] == "unauthenticated"
 
 
 def test_an_unknown_route_is_a_json_404(api):

@@ -15,6 +15,6 @@ def tenant_of(event: APIGatewayProxyEventV2, claim: str) -> str:
     tenant = claims.get(claim)
     if not isinstance(tenant, str) or not tenant:
         raise Unauthenticated(f"the token has no '{claim}' claim")
-    if not TENANT_PATTERN.match(tenant):
+    if not TENANT_PATTERN.fullmatch(tenant):
         raise Unauthenticated(f"the '{claim}' claim is not a usable tenant name")
     return tenant

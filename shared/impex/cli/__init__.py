@@ -114,9 +114,9 @@ def _client(args: argparse.Namespace) -> ImpexClient:
         host = urlsplit(args.url).hostname or ""
         if host not in ("127.0.0.1", "localhost"):
             raise ApiError("no token: pass --token or set IMPEX_TOKEN")
-        from impex.local.auth import LocalIssuer
+        from impex.local.auth import LocalIssuer, impex_home
 
-        token = LocalIssuer(Path(os.environ.get("IMPEX_HOME", ".impex"))).token(args.tenant)
+        token = LocalIssuer(impex_home()).token(args.tenant)
     return ImpexClient(args.url, token)
 
 

@@ -62,7 +62,7 @@ class DatasetField(_Strict):
     @field_validator("name")
     @classmethod
     def _name_is_usable(cls, name: str) -> str:
-        if not FIELD_NAME.match(name):
+        if not FIELD_NAME.fullmatch(name):
             raise ValueError("a field name starts with a letter and has only letters, digits and _ (≤ 64)")
         if name in RESERVED_FIELD_NAMES:
             raise ValueError(f"'{name}' is reserved by impex")

@@ -14,7 +14,8 @@ from impex.formats.file_format import FileFormat
 from impex.jobs.options import ExportJobOptions, ImportOptions
 
 # A tenant name becomes part of S3 keys and index keys, so it is held to a safe alphabet.
-TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+# Matched with fullmatch: "$" alone would accept a trailing newline ("acme\n").
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
 
 
 class JobType(StrEnum):

@@ -1,7 +1,8 @@
-"""The local JWT issuer: an RSA key kept under .impex/, tokens checked the way API Gateway checks them."""
+"""The local JWT issuer: an RSA key kept in impex's home, tokens checked the way API Gateway checks them."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,15 @@ LOCAL_AUDIENCE = "impex-local"
 KEY_FILE = "local-jwt-key.pem"
 
 
+def impex_home() -> Path:
+    """Where the local stack keeps its key and downloads: $IMPEX_HOME, else ~/.impex (never the
+    current directory, so tokens made anywhere are checked with the same key)."""
+    configured = os.environ.get("IMPEX_HOME")
+    return Path(configured).expanduser() if configured else Path.home() / ".impex"
+
+
 class Unauthorized(Exception):
-    """A missing or bad token: API Gateway answers 401 before any handler runs."""
+    """A missing or bad token: API Gateway answers 401 before any handler runs; the reason says why."""
 
 
 @dataclass
@@ -58,10 +66,17 @@ class LocalIssuer:
         }
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": "impex-local"})
 
-    def verify(self, header: str | None) -> dict[str, str]:
-        """The claims of a valid ``Authorization: Bearer …`` header, as API Gateway passes them (strings)."""
-        if not header or not header.lower().startswith("bearer "):
-            raise Unauthorized("missing bearer token")
+    def verify(self, header: str | None, *, tenant_claim: str = "tenant") -> dict[str, str]:
+        """The claims of a valid ``Authorization: Bearer …`` header, as API Gateway passes them (strings).
+
+        The tenant claim must be a JSON string: API Gateway would pass true or null on as "true" or
+        "null", which look like tenant names, so they are refused here rather than taken for one."""
+        if not header:
+            raise Unauthorized(
+                "the request has no Authorization header; send 'Authorization: Bearer <token>'"
+            )
+        if not header.lower().startswith("bearer "):
+            raise Unauthorized("the Authorization header is not 'Bearer <token>'")
         try:
             claims: dict[str, Any] = jwt.decode(
                 header[7:].strip(),
@@ -71,8 +86,29 @@ class LocalIssuer:
                 issuer=self.issuer,
                 options={"require": ["exp", "iss", "aud"]},
             )
-        except jwt.PyJWTError as error:
-            raise Unauthorized(str(error)) from None
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("the token has expired; get a new one (impex local token)") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthorized(
+                f"the token is not for this API (its audience is not '{self.audience}')"
+            ) from None
+        except jwt.InvalidIssuerError:
+            raise Unauthorized(f"the token was not issued by '{self.issuer}'") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise Unauthorized(f"the token has no '{error.claim}' claim") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthorized(
+                "the token's signature is not the local issuer's (made with another key?)"
+            ) from None
+        except jwt.DecodeError:
+            raise Unauthorized("the token is malformed (not a signed JWT)") from None
+        except jwt.PyJWTError as error:  # a bad signature, an unknown algorithm, …
+            raise Unauthorized(f"the token is not valid: {error}") from None
+        tenant = claims.get(tenant_claim)
+        if tenant is None and tenant_claim not in claims:
+            raise Unauthorized(f"the token has no '{tenant_claim}' claim")
+        if not isinstance(tenant, str):
+            raise Unauthorized(f"the token's '{tenant_claim}' claim is {type(tenant).__name__}, not a string")
         return {name: _as_claim_string(value) for name, value in claims.items()}
 
 

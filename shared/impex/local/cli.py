@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
+import sys
 import threading
-from pathlib import Path
 from types import FrameType
 
-from impex.local.auth import LocalIssuer
-from impex.local.runtime import LocalConfig, LocalImpex
+from impex.local.auth import LocalIssuer, impex_home
+from impex.local.runtime import LocalConfig, LocalImpex, PortInUse
 
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch a `local` subcommand; the exit code."""
     if args.local_command == "token":
-        print(LocalIssuer(Path(os.environ.get("IMPEX_HOME", ".impex"))).token(args.token_tenant))
+        print(LocalIssuer(impex_home()).token(args.token_tenant))
         return 0
     if args.local_command == "demo":
         from impex.local.demo import run_demo
@@ -29,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve(config: LocalConfig, *, tenant: str) -> int:
-    """Run the stack in the foreground until Ctrl-C (or SIGTERM); then stop everything it started."""
+    """Run the stack in the foreground until Ctrl-C (or SIGTERM); then stop everything it started.
+    A taken port ends it at once (exit code 2) with a message naming the port and its variable."""
     stopped = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -37,7 +37,12 @@ def serve(config: LocalConfig, *, tenant: str) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    with LocalImpex(config) as stack:
+    try:
+        stack = LocalImpex(config).start()
+    except PortInUse as busy:
+        print(f"impex local: {busy}", file=sys.stderr, flush=True)
+        return 2
+    try:
         token = stack.issuer.token(tenant)
         bucket = stack.stack.physical["FilesBucket"] if stack.stack else ""
         print(_banner(stack.api_url, stack.aws_endpoint, token, tenant, bucket), flush=True)
@@ -45,8 +50,11 @@ def serve(config: LocalConfig, *, tenant: str) -> int:
             f"impex local stack ready: api={stack.api_url} aws={stack.aws_endpoint} bucket={bucket}",
             flush=True,
         )
-        stopped.wait()
+        while not stopped.wait(0.5):  # a timed wait: signals are handled within half a second
+            pass
         print("stopping the local stack…", flush=True)
+    finally:
+        stack.stop()
     return 0
 
 

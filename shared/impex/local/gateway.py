@@ -60,17 +60,31 @@ class Route:
         return (("{" not in self.path and 1) or 0, len(self.path))
 
 
+class _BackloggedServer(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a burst of clients beyond it gets its connections
+    # reset before a thread can accept them. API Gateway takes bursts of thousands.
+    request_queue_size = 1024
+
+
 class LocalGateway:
     """Serves HTTP on 127.0.0.1 and calls the api function as API Gateway would."""
 
     def __init__(
-        self, routes: list[Route], invoke: Invoke, issuer: LocalIssuer, *, port: int, cors_origin: str = "*"
+        self,
+        routes: list[Route],
+        invoke: Invoke,
+        issuer: LocalIssuer,
+        *,
+        port: int,
+        tenant_claim: str,
+        cors_origin: str = "*",
     ) -> None:
         self.routes = sorted(routes, key=lambda r: r.specificity, reverse=True)
         self.invoke = invoke
         self.issuer = issuer
+        self.tenant_claim = tenant_claim
         self.cors_origin = cors_origin
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._server = _BackloggedServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-gateway", daemon=True)
 
@@ -145,12 +159,17 @@ class LocalGateway:
         claims: dict[str, str] | None = None
         if route.authorized:
             try:
-                claims = self.issuer.verify(lowered.get("authorization"))
-            except Unauthorized:
+                claims = self.issuer.verify(lowered.get("authorization"), tenant_claim=self.tenant_claim)
+            except Unauthorized as refused:
+                refusal = {"error": {"code": "unauthenticated", "message": str(refused), "details": {}}}
                 return (
                     401,
-                    [*cors, ("Content-Type", "application/json"), ("WWW-Authenticate", "Bearer")],
-                    b'{"message":"Unauthorized"}',
+                    [
+                        *cors,
+                        ("Content-Type", "application/json"),
+                        ("WWW-Authenticate", 'Bearer error="invalid_token"'),
+                    ],
+                    json.dumps(refusal).encode(),
                 )
         event = self.event(method, path, target.query, lowered, body, source_ip, route, parameters, claims)
         response = self.invoke(event)

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import uuid
 import warnings
@@ -22,7 +23,7 @@ from typing import Any
 
 import boto3
 
-from impex.local.auth import LOCAL_AUDIENCE, LOCAL_ISSUER, LocalIssuer
+from impex.local.auth import LOCAL_AUDIENCE, LOCAL_ISSUER, LocalIssuer, impex_home
 from impex.local.context import LocalLambdaContext
 from impex.local.gateway import LocalGateway, Route
 from impex.local.moto_fixes import make_item_writes_atomic
@@ -30,15 +31,42 @@ from impex.local.template import ACCOUNT_ID, REGION, LocalStack, load_template, 
 
 log = logging.getLogger("impex.local")
 API_PREFIX = "/api/import-export"
+DEFAULT_API_PORT = 3000
+DEFAULT_AWS_PORT = 4750
+
+
+class PortInUse(Exception):
+    """A port the local stack needs is taken: the message names it and the variable that moves it."""
+
+
+def check_port_free(port: int, variable: str) -> None:
+    """Raise PortInUse now, rather than let a server thread fail to bind and the stack wait for ever."""
+    if port == 0:
+        return  # any free port
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError as error:
+        raise PortInUse(
+            f"port {port} on 127.0.0.1 is in use ({error.strerror}); set {variable} to a free port, or to 0 "
+            "for any free port (the stack prints the one it gets)"
+        ) from None
+    finally:
+        probe.close()
 
 
 @dataclass
 class LocalConfig:
     """Ports and folders of a local stack (IMPEX_LOCAL_* environment variables)."""
 
-    api_port: int = field(default_factory=lambda: int(os.environ.get("IMPEX_LOCAL_PORT", "3000")))
-    aws_port: int = field(default_factory=lambda: int(os.environ.get("IMPEX_LOCAL_AWS_PORT", "4566")))
-    home: Path = field(default_factory=lambda: Path(os.environ.get("IMPEX_HOME", ".impex")))
+    api_port: int = field(
+        default_factory=lambda: int(os.environ.get("IMPEX_LOCAL_PORT", str(DEFAULT_API_PORT)))
+    )
+    # Not 4566: that is LocalStack's port, taken on many developers' machines.
+    aws_port: int = field(
+        default_factory=lambda: int(os.environ.get("IMPEX_LOCAL_AWS_PORT", str(DEFAULT_AWS_PORT)))
+    )
+    home: Path = field(default_factory=impex_home)
     sweep_seconds: float | None = field(
         default_factory=lambda: (
             float(os.environ["IMPEX_LOCAL_SWEEP_SECONDS"])
@@ -101,7 +129,17 @@ class LocalImpex:
         return f"http://127.0.0.1:{self.gateway.port}{API_PREFIX}"
 
     def start(self) -> LocalImpex:
-        """Start moto, create the template's resources, load the functions and start delivering events."""
+        """Start moto, create the template's resources, load the functions and start delivering events;
+        raise PortInUse at once if a port is taken (and stop whatever had started on any failure)."""
+        check_port_free(self.config.aws_port, "IMPEX_LOCAL_AWS_PORT")
+        check_port_free(self.config.api_port, "IMPEX_LOCAL_PORT")
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalImpex:
         from moto.server import ThreadedMotoServer
 
         make_item_writes_atomic()
@@ -200,7 +238,11 @@ class LocalImpex:
                 }
             return result if isinstance(result, dict) else {"statusCode": 200, "body": json.dumps(result)}
 
-        self.gateway = LocalGateway(routes, invoke, self.issuer, port=self.config.api_port)
+        assert self.stack is not None
+        tenant_claim = self.stack.function(api_function).environment["TENANT_CLAIM"]
+        self.gateway = LocalGateway(
+            routes, invoke, self.issuer, port=self.config.api_port, tenant_claim=tenant_claim
+        )
         self.gateway.start()
 
     # ---- event sources -----------------------------------------------------------------------------

@@ -35,7 +35,7 @@ class DroppedFiles:
 
     def start(self, stored: StoredObject, dropped: DroppedFile) -> Job | None:
         """Create (once) the import job of a file dropped under incoming/, and claim it."""
-        if not TENANT_PATTERN.match(dropped.tenant):
+        if not TENANT_PATTERN.fullmatch(dropped.tenant):
             logger.warning("dropped file has an unusable tenant in its key", extra={"key": stored.key})
             return None
         job_id = dropped_job_id(stored)

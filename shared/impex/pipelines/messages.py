@@ -84,9 +84,9 @@ def created_objects(payload: dict[str, Any]) -> list[StoredObject]:
 
 def classify(key: str) -> UploadForJob | DroppedFile | None:
     """What an object key means to the importer; None for keys it does not own."""
-    if match := _UPLOAD_KEY.match(key):
+    if match := _UPLOAD_KEY.fullmatch(key):
         return UploadForJob(**match.groupdict())
-    if match := _INCOMING_KEY.match(key):
+    if match := _INCOMING_KEY.fullmatch(key):
         return DroppedFile(**match.groupdict())
     return None
 
