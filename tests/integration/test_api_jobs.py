@@ -57,10 +57,18 @@ def test_an_import_returns_a_pending_job_and_a_presigned_post(api, customers, jo
     assert ["content-length-range", 1, upload["maxBytes"]] in policy["conditions"]
 
 
-def test_an_import_into_an_unknown_dataset_is_a_422(api, customers):
-    response = api.call("POST", "/imports", body={"dataset": "nope", "fileName": "a.csv"})
-    assert response.status == 422
-    assert response.json()["error"]["code"] == "invalid_input"
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/imports", {"dataset": "nope", "fileName": "a.csv"}),
+        ("/exports", {"dataset": "nope", "format": "csv"}),
+    ],
+)
+def test_a_job_for_an_unknown_dataset_is_a_404_saying_how_to_create_it(api, customers, path, body):
+    response = api.call("POST", path, body=body)
+    assert response.status == 404
+    error = response.json()["error"]
+    assert error["code"] == "dataset_not_found" and "PUT /datasets/nope" in error["message"]
 
 
 def test_an_import_mapping_to_unknown_fields_is_a_422(api, customers):

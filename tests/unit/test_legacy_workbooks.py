@@ -231,3 +231,75 @@ except FileProblem as problem:
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     outcome, detail, peak_mb = result.stdout.strip().split("\t")
     return outcome, int(detail) if outcome == "ok" else detail, int(peak_mb)
+
+
+@pytest.mark.parametrize("kind", ["xls", "xlsb"])
+def test_fuzz_found_a_sheet_wider_than_excels_last_column_is_refused(tmp_path, kind):
+    # Found by `make fuzz`: an .xlsb cell at column 983,040 passed the memory budget (one row of
+    # 983,040 cells is 31 MB as a range), but the one row became a million-element list, mapped and
+    # converted cell by cell, and the importer grew by 169 MB. No Excel sheet is wider than XFD.
+    wide = {(0, 0): "id", (0, 1): "n", (1, 0): "x"}
+    if kind == "xlsb":
+        wide[(0, 983_040)] = "far"
+    path = tmp_path / "upload"
+    data = workbook_bytes(kind, wide)
+    if kind == "xls":  # BIFF8 columns are 16-bit: move the second header cell (a LabelSst) to column 65,535
+        label = b"\xfd\x00\x0a\x00" + struct.pack("<HH", 0, 1)
+        assert label in data
+        data = data.replace(label, b"\xfd\x00\x0a\x00" + struct.pack("<HH", 0, 0xFFFF), 1)
+    path.write_bytes(data)
+    with pytest.raises(FileProblem, match="more than Excel's 16,384"):
+        check_footprint(path, WorkbookKind(kind), None, BUDGET)
+
+
+def test_an_xlsx_reference_past_column_xfd_is_refused(tmp_path):
+    import openpyxl
+
+    from impex.formats.xlsx import check_sheet_extent
+
+    book = openpyxl.Workbook()
+    book.active["A1"] = "id"
+    path = tmp_path / "wide.xlsx"
+    book.save(path)
+    forged = tmp_path / "forged.xlsx"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(forged, "w") as out:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"</row>", b'<c r="ZZZ1" t="inlineStr"><is><t>far</t></is></c></row>', 1)
+            out.writestr(item, data)
+    with pytest.raises(FileProblem, match="past Excel's last column"):
+        check_sheet_extent(forged, None, BUDGET)
+
+
+def test_fuzz_found_an_xlsb_record_claiming_more_bytes_than_it_holds_is_refused(tmp_path):
+    # Found by `make fuzz`: a 1.2 KB .xlsb whose record claimed 158 MB made the reader allocate the
+    # 158 MB before finding the bytes missing (and the importer grew by 151 MB for nothing).
+    claimed = 150_000_000
+    length = bytes([(claimed >> shift & 0x7F) | (0x80 if shift < 21 else 0) for shift in (0, 7, 14, 21)])
+    sheet = biff12_record(0x81) + b"\x06" + length + b"short"
+    path = tmp_path / "upload"
+    path.write_bytes(xlsb_bytes({}, sheet_records=sheet))
+    with pytest.raises(FileProblem, match="a record claims 150,000,000 bytes where 5 are left"):
+        check_footprint(path, WorkbookKind.XLSB, None, BUDGET)
+    outcome, detail, peak_mb = open_in_a_fresh_process(path)
+    assert outcome == "problem" and "truncated or damaged" in detail
+    assert peak_mb < 140, f"refusing it still peaked at {peak_mb} MB"
+
+
+def test_an_xls_whose_sector_chain_loops_is_refused_before_the_reader_follows_it(tmp_path):
+    import olefile
+
+    # Given an .xls whose directory's sector chain points back at itself (the reader would append
+    # the same sector for ever)
+    data = bytearray(xls_bytes(TABLE))
+    path = tmp_path / "upload"
+    path.write_bytes(data)
+    with olefile.OleFileIO(str(path)) as ole:
+        directory, sector_size = ole.first_dir_sector, ole.sectorsize
+    (fat_sector,) = struct.unpack_from("<I", data, 76)  # the first FAT sector, from the header's DIFAT
+    struct.pack_into("<I", data, sector_size * (fat_sector + 1) + 4 * directory, directory)
+    path.write_bytes(data)
+    # When it is measured, Then it is refused as damaged, naming the loop
+    with pytest.raises(FileProblem, match="sector chains loops"):
+        check_footprint(path, WorkbookKind.XLS, None, BUDGET)

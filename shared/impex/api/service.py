@@ -318,7 +318,8 @@ class JobService:
         try:
             return self.datasets.get(tenant, name)
         except DatasetNotFound:
-            raise InvalidInput(
+            # A 404 like every other missing resource (the README's error table), with the way out.
+            raise DatasetNotFound(
                 f"dataset '{name}' does not exist; create it with PUT /datasets/{name}"
             ) from None
 

@@ -18,12 +18,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from impex.formats.errors import FileProblem
 
 VALUE_BYTES = 32  # a cell value in a dense range
 FORMULA_BYTES = 24  # a formula's text in the parallel formula range
 POSITIONED_BYTES = 40  # a cell value with its position, as read before the range is built
+
+# Excel's last column (XFD). Readers take wider rows, and every row of such a sheet becomes a Python
+# list that wide, mapped and converted cell by cell: far more memory than the range itself.
+MAX_COLUMNS = 16_384
 
 ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -104,12 +109,16 @@ class Footprint:
     bytes: int = 0
     worst_sheet: str = ""
     worst_cells: int = 0
+    widest_sheet: str = ""
+    widest: int = 0
 
-    def add(self, sheet: str, cells: int, size: int) -> None:
-        """Count one sheet's ranges."""
+    def add(self, sheet: str, cells: int, size: int, *, columns: int = 0) -> None:
+        """Count one sheet's ranges (and how many columns its range spans)."""
         self.bytes += size
         if cells > self.worst_cells:
             self.worst_sheet, self.worst_cells = sheet, cells
+        if columns > self.widest:
+            self.widest_sheet, self.widest = sheet, columns
 
 
 @dataclass
@@ -131,10 +140,12 @@ class _Bounds:
         self.count += last_column - first_column + 1
 
     @property
+    def columns(self) -> int:
+        return 0 if self.first_row < 0 else self.last_column - self.first_column + 1
+
+    @property
     def cells(self) -> int:
-        if self.first_row < 0:
-            return 0
-        return (self.last_row - self.first_row + 1) * (self.last_column - self.first_column + 1)
+        return 0 if self.first_row < 0 else (self.last_row - self.first_row + 1) * self.columns
 
 
 def check_footprint(path: Path, kind: WorkbookKind, sheet: str | None, budget_bytes: int) -> Footprint:
@@ -147,6 +158,11 @@ def check_footprint(path: Path, kind: WorkbookKind, sheet: str | None, budget_by
         footprint = _ods_footprint(path)
     else:
         raise ValueError(f"{kind} workbooks are measured by the .xlsx scan")
+    if footprint.widest > MAX_COLUMNS:
+        raise FileProblem(
+            f"the sheet '{footprint.widest_sheet}' spans {footprint.widest:,} columns, more than Excel's "
+            f"{MAX_COLUMNS:,} (A to XFD); delete the cells past column XFD, or save the sheet as CSV"
+        )
     if footprint.bytes > budget_bytes:
         raise FileProblem(
             f"reading the workbook would take {footprint.bytes // 1024**2:,} MB of memory, more than the "
@@ -187,29 +203,64 @@ def _biff12_records(data: bytes) -> Iterator[tuple[int, memoryview]]:
             length += (byte & 0x7F) << shift
             if not byte & 0x80:
                 break
+        if position + length > end:
+            # The reader makes room for the length the record claims before it finds the bytes
+            # missing: a few bytes claiming 256 MB would take 256 MB.
+            raise FileProblem(
+                f"the workbook is truncated or damaged: a record claims {length:,} bytes where "
+                f"{end - position:,} are left; re-save it from Excel"
+            )
         yield kind, view[position : position + length]
         position += length
+
+
+def _check_records(archive: zipfile.ZipFile) -> None:
+    """Walk every binary part the reader reads whole when the workbook opens, so none of them can
+    claim more bytes than it holds."""
+    for member in ("xl/workbook.bin", "xl/sharedStrings.bin", "xl/styles.bin"):
+        if member in archive.namelist():
+            for _ in _biff12_records(_read_member(archive, member)):
+                pass
 
 
 def _xlsb_footprint(path: Path, sheet: str | None) -> Footprint:
     footprint = Footprint()
     with zipfile.ZipFile(path) as archive:
+        _check_records(archive)
         member, name = _xlsb_sheet_member(archive, sheet)
         if member is None:
             return footprint  # the reader reports a missing sheet itself
         data = _read_member(archive, member)
+    for _ in _biff12_records(data):
+        pass  # the reader may read to the end looking for a record: no length may lie, wherever it is
     bounds, row, unpack = _Bounds(), 0, struct.unpack_from
+    # The reader reads each record into one buffer that only ever grows, so a record shorter than
+    # the field read from it leaves the previous record's bytes there: mirror that, or a truncated
+    # cell record would be a cell the reader places and the scan misses.
+    buffer = bytearray()
     for kind, body in _biff12_records(data):
-        if kind == _XLSB_ROW and len(body) >= 4:
-            (row,) = unpack("<I", body)
+        if kind == _XLSB_END_SHEET_DATA:
+            break
+        if len(buffer) < len(body):
+            buffer.extend(bytes(len(body) - len(buffer)))
+        buffer[: len(body)] = body
+        if kind != _XLSB_ROW and kind not in _XLSB_VALUE_CELLS:
+            continue
+        if len(buffer) < 4:
+            break  # the reader fails on this record: nothing past it is allocated
+        (number,) = unpack("<I", buffer)
+        if kind == _XLSB_ROW:
+            row = number
             if row > _XLSB_MAX_ROW:
                 break
-        elif kind in _XLSB_VALUE_CELLS and len(body) >= 4:
-            (column,) = unpack("<I", body)
-            bounds.add(row, column, column)
-        elif kind == _XLSB_END_SHEET_DATA:
-            break
-    footprint.add(name, bounds.cells, bounds.count * POSITIONED_BYTES + bounds.cells * VALUE_BYTES)
+        else:
+            bounds.add(row, number, number)
+    footprint.add(
+        name,
+        bounds.cells,
+        bounds.count * POSITIONED_BYTES + bounds.cells * VALUE_BYTES,
+        columns=bounds.columns,
+    )
     return footprint
 
 
@@ -275,14 +326,44 @@ def _xls_footprint(path: Path) -> Footprint:
 
     try:
         with olefile.OleFileIO(str(path)) as ole:
+            _check_sector_chains(ole)
             name = "Workbook" if ole.exists("Workbook") else "Book"
             stream = ole.openstream(name).read()
+    except FileProblem:
+        raise
     except Exception as error:  # olefile raises many kinds on a damaged container
         raise FileProblem(f"the file is a damaged Excel 97-2003 (.xls) workbook ({error})") from None
     footprint = Footprint()
     for sheet, position in _xls_sheets(stream):
         _xls_sheet_footprint(stream, sheet, position, footprint)
     return footprint
+
+
+_END_OF_CHAIN = 0xFFFF_FFFE
+_SPECIAL_SECTORS = 0xFFFF_FFFA  # ids from here up mark free, end-of-chain and FAT sectors
+
+
+def _check_sector_chains(ole: Any) -> None:
+    """Refuse a compound file whose sector chains loop. The reader follows the directory's chain
+    until its end and a stream's until its declared size (up to 4 GB): a loop makes it append the
+    same sectors for ever, and a 5 KB file exhausts the memory."""
+    fat = ole.fat
+    starts = [ole.first_dir_sector, ole.first_mini_fat_sector]
+    starts += [entry.isectStart for entry in ole.direntries if entry is not None and entry.size >= 4096]
+    root = ole.direntries[0] if ole.direntries else None
+    if root is not None:
+        starts.append(root.isectStart)  # the mini stream
+    for start in starts:
+        seen: set[int] = set()
+        sector = start
+        while sector < _SPECIAL_SECTORS and sector < len(fat):
+            if sector in seen:
+                raise FileProblem(
+                    "the file is a damaged Excel 97-2003 (.xls) workbook: one of its sector chains loops; "
+                    "re-save it from Excel"
+                )
+            seen.add(sector)
+            sector = fat[sector]
 
 
 def _xls_sheets(stream: bytes) -> list[tuple[str, int]]:
@@ -332,7 +413,7 @@ def _xls_sheet_footprint(stream: bytes, sheet: str, position: int, footprint: Fo
         + formulas.count * VALUE_BYTES
         + formulas.cells * FORMULA_BYTES
     )
-    footprint.add(sheet, max(cells.cells, reserved), size)
+    footprint.add(sheet, max(cells.cells, reserved), size, columns=cells.columns)
 
 
 def _xls_declared_cells(body: memoryview) -> int:
@@ -405,7 +486,7 @@ class _OdsScan:
             cells = min(self.bounds.cells, _ODS_MAX_CELLS)
             # Values and formulas: 61 bytes a cell measured, so both are counted at a value's size.
             size = (self.kept + cells) * 2 * VALUE_BYTES
-            self.footprint.add(self.table, self.bounds.cells, size)
+            self.footprint.add(self.table, self.bounds.cells, size, columns=self.bounds.columns)
             self.table = None
 
     def _end_cell(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from impex.formats.columns import MARK_EVERY, Column, ColumnKind, SourceRow, progress_mark
 from impex.formats.errors import FileProblem
 from impex.formats.values import neutralize, plain_text
-from impex.formats.workbooks import WorkbookKind
+from impex.formats.workbooks import MAX_COLUMNS, WorkbookKind
 
 SCAN_CHUNK = 1024 * 1024
 XLSX_MAX_ROWS = 1_048_576  # including the header row
@@ -112,6 +112,11 @@ def check_sheet_extent(path: Path, sheet: str | None, budget_bytes: int) -> Shee
         if member is None:
             return None  # the reader reports a missing sheet itself
         extent = _scan_extent(archive, member)
+    if extent is not None and extent.last_column - extent.first_column + 1 > MAX_COLUMNS:
+        raise FileProblem(
+            f"the sheet's cells span {extent.reference()}, past Excel's last column (XFD); delete the cells "
+            "past column XFD, or save the sheet as CSV"
+        )
     if extent is not None and extent.cells * CELL_BYTES > budget_bytes:
         raise FileProblem(
             f"the sheet's cells span {extent.reference()} ({extent.cells:,} cells), more than the importer "
