@@ -146,6 +146,9 @@ def test_an_export_without_fields_takes_all_in_schema_order(api, customers, jobs
         ({"filters": [{"field": "nope", "op": "eq", "value": 1}]}, "nope"),
         ({"filters": [{"field": "age", "op": "like", "value": 1}]}, "op"),
         ({"filters": [{"field": "age", "op": "eq", "value": "old"}]}, "integer"),
+        ({"filters": [{"field": "balance", "op": "gt", "value": "NaN"}]}, "not a finite number"),
+        ({"filters": [{"field": "balance", "op": "gt", "value": "1e999999"}]}, "outside the range"),
+        ({"filters": [{"field": "name", "op": "begins_with", "value": ""}]}, "non-empty string"),
     ],
 )
 def test_unknown_fields_formats_and_filters_are_422_now(api, customers, stack, body, fragment):
@@ -390,3 +393,14 @@ def test_swagger_ui_is_served(api):
     response = api.call("GET", "/docs", tenant=None)
     assert response.status == 200
     assert "swagger" in response.text.lower()
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999999"])
+def test_a_non_finite_json_number_in_a_filter_is_a_422(api, customers, literal):
+    # Given a body whose filter value is a bare JSON literal Python's parser turns into nan or inf
+    condition = '{"field": "balance", "op": "gt", "value": ' + literal + "}"
+    raw = '{"dataset": "customers", "format": "csv", "filters": [' + condition + "]}"
+    response = api.call("POST", "/exports", raw_body=raw)
+    # Then it is refused now, naming the problem, instead of failing the job three times later
+    assert response.status == 422, response.text
+    assert "not a finite number" in response.json()["error"]["message"]

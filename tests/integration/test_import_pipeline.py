@@ -332,3 +332,12 @@ def test_jobs_are_counted_by_type_with_their_duration(importer, capsys):
     ]
     names = {metric["Name"] for blob in emitted for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert {"ImportsStarted", "ImportsCompleted", "ImportDurationSeconds", "RowsImported"} <= names
+
+
+def test_a_file_named_like_a_form_variable_imports_under_its_exact_key(importer):
+    # Given a job for a file whose name is S3's POST form variable
+    status = importer.run(b"email,age\nz@x.io,5\n", file_name="${filename}", format="csv")
+    # Then the upload landed at the job's exact key, was imported, and the job keeps the name
+    assert status["status"] == "COMPLETED", status
+    assert status["fileName"] == "${filename}"
+    assert importer.records()["z@x.io"]["age"] == 5

@@ -131,6 +131,16 @@ def test_filters_that_fit_the_dataset_pass(filters):
         ([{"field": "sku", "op": "exists", "value": 1}], "takes no value"),
         ([{"field": "madeOn", "op": "eq", "value": "yesterday"}], "not a valid date"),
         ([{"field": "sku) OR (1=1", "op": "eq", "value": "x"}], "unknown field"),
+        ([{"field": "price", "op": "gt", "value": float("nan")}], "is not a finite number"),
+        ([{"field": "price", "op": "lt", "value": float("inf")}], "is not a finite number"),
+        ([{"field": "price", "op": "lt", "value": "Infinity"}], "is not a finite number"),
+        ([{"field": "price", "op": "eq", "value": "1e999999"}], "outside the range DynamoDB can store"),
+        ([{"field": "price", "op": "eq", "value": "1e-999999"}], "outside the range DynamoDB can store"),
+        ([{"field": "price", "op": "between", "value": [0, "1" * 39]}], "outside the range"),
+        ([{"field": "qty", "op": "gt", "value": float("inf")}], "not a valid integer"),
+        ([{"field": "qty", "op": "in", "value": [1, 10**39]}], "more than 38 digits"),
+        ([{"field": "sku", "op": "begins_with", "value": ""}], "needs a non-empty string"),
+        ([{"field": "sku", "op": "contains", "value": ""}], "needs a non-empty string"),
     ],
 )
 def test_filters_that_do_not_fit_are_refused(filters, reason):

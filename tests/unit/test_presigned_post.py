@@ -5,6 +5,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import pytest
 from botocore.config import Config
 
 from impex.aws.files import FilesBucket, upload_key
@@ -12,7 +13,7 @@ from impex.aws.files import FilesBucket, upload_key
 MAX_BYTES = 10 * 1024 * 1024
 
 
-def signed_policy(ttl_seconds: int = 900) -> tuple[dict, dict, datetime]:
+def signed_policy(ttl_seconds: int = 900, file_name: str = "people.csv") -> tuple[dict, dict, datetime]:
     client = boto3.client(
         "s3",
         region_name="us-east-1",
@@ -22,7 +23,7 @@ def signed_policy(ttl_seconds: int = 900) -> tuple[dict, dict, datetime]:
     )
     before = datetime.now(UTC)
     ticket = FilesBucket(client, "impex-files-test").presign_upload(
-        upload_key("acme", "01JDZ8Q4N6X3V2C8Y7T5R9K1MB", "people.csv"),
+        upload_key("acme", "01JDZ8Q4N6X3V2C8Y7T5R9K1MB", file_name),
         max_bytes=MAX_BYTES,
         ttl_seconds=ttl_seconds,
     )
@@ -65,3 +66,19 @@ def test_a_shorter_lifetime_is_honoured():
     policy, _, before = signed_policy(ttl_seconds=120)
     expires = datetime.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     assert expires <= before + timedelta(seconds=121)
+
+
+@pytest.mark.parametrize("file_name", ["${filename}", "a${filename}b.csv", "cost $5.csv", "${x}"])
+def test_a_name_holding_a_form_variable_is_still_an_exact_key(file_name):
+    # Given a file name S3 or botocore would read as a POST form variable
+    policy, fields, _ = signed_policy(file_name=file_name)
+    # Then the signed key is exactly the form's key, holds no variable, and has no starts-with
+    assert "${" not in fields["key"] and fields["key"].endswith(file_name.replace("$", "%24"))
+    assert {"key": fields["key"]} in policy["conditions"]
+    assert not any(isinstance(c, list) and c[0] == "starts-with" for c in policy["conditions"])
+
+
+def test_a_key_with_a_form_variable_is_never_signed():
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="A", aws_secret_access_key="s")
+    with pytest.raises(ValueError, match="POST form variable"):
+        FilesBucket(client, "b").presign_upload("uploads/a/b/${filename}", max_bytes=1, ttl_seconds=60)

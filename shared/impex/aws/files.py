@@ -21,8 +21,13 @@ _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 def upload_key(tenant: str, job_id: str, file_name: str) -> str:
-    """Where the upload of an import job goes: the importer derives the job from this key."""
-    return f"uploads/{tenant}/{job_id}/{file_name}"
+    """Where the upload of an import job goes: the importer derives the job from this key.
+
+    A "$" in the name is written %24: S3 replaces ${filename} in a POST form's key with whatever
+    name the uploader's client sends, and botocore signs a key ending in it as a starts-with
+    prefix, so a name holding it would let the upload land under another key. The job keeps
+    the name as given."""
+    return f"uploads/{tenant}/{job_id}/{file_name.replace('$', '%24')}"
 
 
 def export_key(tenant: str, job_id: str, file_name: str) -> str:
@@ -78,11 +83,13 @@ class FilesBucket:
 
         Only a POST policy can cap the size; a presigned PUT cannot.
         """
+        if "${" in key:
+            raise ValueError(f"an upload key must not hold a POST form variable: {key}")
         expires_at = iso(utc_now() + timedelta(seconds=ttl_seconds))
         post: dict[str, Any] = self._client.generate_presigned_post(
             Bucket=self.name,
             Key=key,
-            Conditions=[["content-length-range", 1, max_bytes]],
+            Conditions=[{"key": key}, ["content-length-range", 1, max_bytes]],
             ExpiresIn=ttl_seconds,
         )
         return PresignedUpload(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from decimal import InvalidOperation
 from typing import Any, Protocol
 
+from impex.datasets.convert import CellError, converter_for
 from impex.datasets.model import Dataset, FieldType, parse_literal
 from impex.errors import InvalidInput
 
@@ -49,11 +50,22 @@ def _check_filter(dataset: Dataset, condition: Filter, where: str) -> None:
     if op in TEXT_OPS:
         if field_type is not FieldType.STRING or not isinstance(value, str):
             raise InvalidInput(f"{where}: '{op}' needs a string field and a string value")
+        if not value:
+            # DynamoDB refuses an empty operand; and every string begins with, and contains, "".
+            raise InvalidInput(
+                f"{where}: '{op}' needs a non-empty string (leave the filter out to match all)"
+            )
         return
+    # The value is converted exactly as the query will convert it: NaN, Infinity, 1e999999 or a
+    # 39-digit number would otherwise be accepted now and fail the job at DynamoDB later.
+    convert = converter_for(dataset_field.model_copy(update={"constraints": None}))
     for item in _operands(op, value, where):
         try:
             parse_literal(field_type, item)
-        except (ValueError, TypeError, InvalidOperation):
+            convert(item)
+        except CellError as unstorable:
+            raise InvalidInput(f"{where}: {item!r} for '{name}' {unstorable}") from None
+        except (ValueError, TypeError, InvalidOperation, OverflowError):
             raise InvalidInput(f"{where}: {item!r} is not a valid {field_type} for '{name}'") from None
 
 
