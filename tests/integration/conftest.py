@@ -25,7 +25,11 @@ FUNCTIONS = {
     "exporter": "ExporterFunction",
     "sweeper": "SweeperFunction",
 }
-TEST_PARAMETERS = {"JwtIssuer": "https://issuer.example.com", "JwtAudience": "impex"}
+TEST_PARAMETERS = {
+    "JwtIssuer": "https://issuer.example.com",
+    "JwtAudience": "impex",
+    "CorsAllowedOrigins": "https://app.example.com",
+}
 
 
 @pytest.fixture

@@ -159,3 +159,68 @@ def test_the_api_code_path_imports_no_heavy_library():
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_every_function_has_a_log_group_with_the_retention_parameter():
+    groups = of_type("AWS::Logs::LogGroup")
+    named = {g["Properties"].get("LogGroupName", {}).get("Fn::Sub"): g for g in groups.values()}
+    for function in FUNCTIONS:
+        group = named.get(f"/aws/lambda/${{{function}}}")
+        assert group is not None, f"{function} has no log group: Lambda's own keeps logs for ever"
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert RESOURCES["ApiAccessLogs"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_the_api_stage_is_throttled_by_parameters():
+    settings = RESOURCES["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    assert settings == {
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+    }
+
+
+def test_every_table_has_deletion_protection_on_by_default():
+    assert TEMPLATE["Parameters"]["TableDeletionProtection"]["Default"] == "true"
+    for name, table in of_type("AWS::DynamoDB::Table").items():
+        assert table["Properties"]["DeletionProtectionEnabled"] == {
+            "Fn::If": ["ProtectTables", True, False]
+        }, name
+
+
+def test_cors_origins_are_a_required_parameter_that_refuses_a_wildcard():
+    import re
+
+    parameter = TEMPLATE["Parameters"]["CorsAllowedOrigins"]
+    assert "Default" not in parameter
+    allowed = re.compile(parameter["AllowedPattern"])
+    assert allowed.fullmatch("https://app.example.com,http://localhost:5173")
+    for refused in ("*", "https://*.example.com", "", "app.example.com", "https://a.com, https://b.com"):
+        assert not allowed.fullmatch(refused), refused
+    origins = {"Fn::Split": [",", {"Ref": "CorsAllowedOrigins"}]}
+    assert RESOURCES["HttpApi"]["Properties"]["CorsConfiguration"]["AllowOrigins"] == origins
+    assert (
+        RESOURCES["FilesBucket"]["Properties"]["CorsConfiguration"]["CorsRules"][0]["AllowedOrigins"]
+        == origins
+    )
+
+
+def test_cloudwatch_can_publish_to_the_encrypted_alarm_topic():
+    topic = RESOURCES["AlarmTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}  # not alias/aws/sns: CloudWatch cannot use it
+    key = RESOURCES["AlarmTopicKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    cloudwatch = [
+        statement
+        for statement in key["KeyPolicy"]["Statement"]
+        if statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert len(cloudwatch) == 1 and set(cloudwatch[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert cloudwatch[0]["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    [policy] = of_type("AWS::SNS::TopicPolicy").values()
+    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert (
+        statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        and statement["Action"] == "sns:Publish"
+    )
+    for alarm in of_type("AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]

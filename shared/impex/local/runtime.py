@@ -155,6 +155,7 @@ class LocalImpex:
             parameters={
                 "JwtIssuer": LOCAL_ISSUER,
                 "JwtAudience": LOCAL_AUDIENCE,
+                "CorsAllowedOrigins": "http://127.0.0.1,http://localhost",
                 "LogLevel": os.environ.get("IMPEX_LOCAL_LOG_LEVEL", "WARNING"),
             },
         ).create(boto3.Session(), endpoint_url=self.aws_endpoint)
