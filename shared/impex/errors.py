@@ -22,6 +22,18 @@ class BadRequest(ImpexError):
     code = "bad_request"
 
 
+class BodyTooLarge(ImpexError):
+    """The request body is larger than impex reads."""
+
+    code = "body_too_large"
+
+
+class ItemTooLarge(ImpexError):
+    """What the request would store is over DynamoDB's 400 KB item limit."""
+
+    code = "item_too_large"
+
+
 class InvalidInput(ImpexError):
     """The request was read but its content is not acceptable (unknown field, bad schema)."""
 

@@ -152,7 +152,10 @@ def test_fuzz_found_utf16_without_a_byte_order_mark_is_a_file_problem(tmp_path):
 
 
 NUMBERS = b"a,b\n" + b"".join(f"{i},{i * 7919 % 100003}\n".encode() for i in range(50_000))
-CUT_SHORT = gzip.compress(NUMBERS)[: len(gzip.compress(NUMBERS)) // 2]
+# mtime=0: the bytes (and so the test ids) must not depend on the second they were made in, or two
+# pytest-xdist workers collect different tests.
+CUT_SHORT = gzip.compress(NUMBERS, mtime=0)[: len(gzip.compress(NUMBERS, mtime=0)) // 2]
+SMALL = gzip.compress(b"a,b\n1,2\n", mtime=0)
 
 
 @pytest.mark.parametrize(
@@ -160,8 +163,9 @@ CUT_SHORT = gzip.compress(NUMBERS)[: len(gzip.compress(NUMBERS)) // 2]
     [
         b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",  # found by `make fuzz`
         CUT_SHORT,
-        gzip.compress(b"a,b\n1,2\n")[:20] + b"\xff" * 64 + gzip.compress(b"a,b\n1,2\n")[20:],  # corrupt
+        SMALL[:20] + b"\xff" * 64 + SMALL[20:],  # corrupt
     ],
+    ids=["empty-deflate", "cut-short", "corrupt"],
 )
 def test_fuzz_found_corrupt_or_truncated_gzip_is_a_file_problem(tmp_path, data):
     # Found by `make fuzz`: zlib.error (not an OSError) escaped from a gzip whose blocks are invalid.

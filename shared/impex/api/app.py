@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
 from impex import __version__
+from impex.api.body import parse_json_body
 from impex.api.dependencies import ApiDependencies, api_dependencies
 from impex.api.errors import register_error_handlers
 from impex.api.routes import datasets, jobs, transfers
@@ -26,7 +27,7 @@ OPENAPI_OPTIONS: dict[str, Any] = {
 
 def build_app(dependencies: ApiDependencies) -> APIGatewayHttpResolver:
     """The resolver with every route under /api/import-export, bound to ``dependencies``."""
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body)
     app.dependency_overrides[api_dependencies] = lambda: dependencies
     register_error_handlers(app, tenant_claim=dependencies.tenant_claim)
     for router in (transfers.router, jobs.router, datasets.router):

@@ -16,11 +16,22 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from impex.api.auth import tenant_of
 from impex.api.models import ErrorBody
-from impex.errors import BadRequest, Conflict, ImpexError, InvalidInput, NotFound, Unauthenticated
+from impex.errors import (
+    BadRequest,
+    BodyTooLarge,
+    Conflict,
+    ImpexError,
+    InvalidInput,
+    ItemTooLarge,
+    NotFound,
+    Unauthenticated,
+)
 from impex.observability import logger
 
 _STATUS_BY_ERROR: list[tuple[type[ImpexError], HTTPStatus]] = [
     (BadRequest, HTTPStatus.BAD_REQUEST),
+    (BodyTooLarge, HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
+    (ItemTooLarge, HTTPStatus.UNPROCESSABLE_ENTITY),
     (InvalidInput, HTTPStatus.UNPROCESSABLE_ENTITY),
     (Unauthenticated, HTTPStatus.UNAUTHORIZED),
     (NotFound, HTTPStatus.NOT_FOUND),

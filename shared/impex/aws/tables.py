@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from impex.aws.attributes import MAX_ITEM_BYTES, item_size, to_attribute
+from impex.errors import ItemTooLarge
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
@@ -77,8 +80,16 @@ class DocumentTable:
         return to_plain(item) if item else None
 
     def put(self, item: dict[str, Any], *, condition: Expression) -> bool:
-        """Put the item if the condition holds; False when it did not (nothing changed)."""
-        request = _with_expression({"Item": to_dynamo(item)}, condition, "ConditionExpression")
+        """Put the item if the condition holds; False when it did not (nothing changed). An item over
+        DynamoDB's 400 KB limit raises ItemTooLarge, before any request (DynamoDB would refuse it)."""
+        stored = to_dynamo(item)
+        size = item_size({name: to_attribute(value) for name, value in stored.items()})
+        if size > MAX_ITEM_BYTES:
+            raise ItemTooLarge(
+                f"this would store {size // 1024:,} KB in one record, more than DynamoDB's 400 KB item limit",
+                details={"limit": "itemBytes", "max": MAX_ITEM_BYTES, "size": size},
+            )
+        request = _with_expression({"Item": stored}, condition, "ConditionExpression")
         return self._conditional(lambda: self._table.put_item(**request)) is not None
 
     def update(
