@@ -76,8 +76,11 @@ class Source:
         fraction: Callable[[], float],
         resources: ExitStack,
         unknown_keys: Callable[[], tuple[int, list[str]]] | None = None,
+        fraction_at: Callable[[int], float] | None = None,
     ) -> None:
         self.header = header
+        self._fraction_at = fraction_at
+        self._done = 0.0
         self._unknown_keys = unknown_keys
         self._rows = rows
         self.resumable = resumable
@@ -97,12 +100,22 @@ class Source:
                 if skipped % MARK_EVERY == 0:
                     yield progress_mark(row.number, None)
 
-    def estimated_total(self, processed: int) -> int | None:
-        """Exact when the format knows it, otherwise estimated from the bytes read so far."""
+    def estimated_total(self, processed: int, *, position: int | None = None) -> int | None:
+        """Exact when the format knows it; otherwise an estimate: the rows done so far over the
+        share of the file they came from, which is the byte after the last processed row when it
+        is known (``position``), else the bytes read. Read-ahead made the second swing the
+        estimate, so the first is used whenever it exists; and the share done never goes down, so
+        neither does the progress computed from it (processed / total)."""
         if self._total_rows is not None:
             return max(self._total_rows, processed)
-        fraction = self._fraction()
-        return max(processed, int(processed / fraction)) if fraction > 0.01 else None
+        if position is not None and self._fraction_at is not None:
+            fraction = self._fraction_at(position)
+        else:
+            fraction = self._fraction()
+        self._done = max(self._done, min(fraction, 1.0))
+        if self._done <= 0.01 or processed == 0:
+            return None
+        return max(processed, round(processed / self._done))
 
     def take_unknown_keys(self) -> tuple[int, list[str]]:
         """Keys outside the header (JSON Lines) seen since the last call: how many, and a few names."""
@@ -207,23 +220,13 @@ def _open_text(
     body: IO[bytes] = io.BytesIO() if start >= spec.size else reopen(start)
     counted = _CountingStream(body, already=start)
     resources.callback(counted.close)
-    stream: IO[bytes] = (
-        _Inflated(gzip.GzipFile(fileobj=counted))  # type: ignore[assignment]
-        if compressed
-        else io.BufferedReader(counted, CHUNK)
-    )
+    inflated = _Inflated(gzip.GzipFile(fileobj=counted)) if compressed else None
+    stream: IO[bytes] = inflated or io.BufferedReader(counted, CHUNK)  # type: ignore[assignment]
     lines = LineSource(stream, encoding, start_offset=start, terminator=first_lines_terminator(head))
     header = resume.header if start else None
     size = max(spec.size, 1)
     resumable = lines.byte_exact and not compressed
-    reader: JsonLinesReader | DelimitedReader
-    if kind == "jsonl":
-        reader = JsonLinesReader(lines, header=header, rows_done=resume_rows)
-    else:
-        delimiter = spec.options.delimiter or (
-            "\t" if spec.expected.plain is FileFormat.TSV else sniff_delimiter(sample)
-        )
-        reader = DelimitedReader(lines, delimiter, header=header, rows_done=max(resume_rows - 1, 0))
+    reader = _text_reader(kind, lines, spec, sample, header=header, resume_rows=resume_rows)
     return Source(
         reader.header,
         reader.rows,
@@ -231,8 +234,28 @@ def _open_text(
         total_rows=None,
         fraction=lambda: counted.consumed / size,
         resources=resources,
+        fraction_at=_share_of_file(counted, inflated, size),
         unknown_keys=reader.take_unknown_keys if isinstance(reader, JsonLinesReader) else None,
     )
+
+
+def _text_reader(
+    kind: str, lines: LineSource, spec: SourceSpec, sample: str, *, header: list[str] | None, resume_rows: int
+) -> JsonLinesReader | DelimitedReader:
+    if kind == "jsonl":
+        return JsonLinesReader(lines, header=header, rows_done=resume_rows)
+    delimiter = spec.options.delimiter or (
+        "\t" if spec.expected.plain is FileFormat.TSV else sniff_delimiter(sample)
+    )
+    return DelimitedReader(lines, delimiter, header=header, rows_done=max(resume_rows - 1, 0))
+
+
+def _share_of_file(counted: _CountingStream, inflated: _Inflated | None, size: int) -> Callable[[int], float]:
+    """Where a row ends, as a share of the file: its offset over the size, or for gzip over the size
+    it will inflate to at the ratio seen so far (a gzip file's offsets are decompressed bytes)."""
+    if inflated is None:
+        return lambda offset: offset / size
+    return lambda offset: offset * counted.consumed / (size * max(inflated.produced, 1))
 
 
 class _Inflated(io.RawIOBase):
@@ -241,13 +264,16 @@ class _Inflated(io.RawIOBase):
 
     def __init__(self, inner: gzip.GzipFile) -> None:
         self._inner = inner
+        self.produced = 0  # decompressed bytes handed out, for the inflation ratio of estimates
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
         try:
-            return self._inner.read(size)
+            data = self._inner.read(size)
+            self.produced += len(data)
+            return data
         except (gzip.BadGzipFile, zlib.error, EOFError) as error:
             raise FileProblem(f"the gzip data is corrupt or cut short ({error})") from None
 

@@ -79,6 +79,9 @@ class _Run:
     source: Source
     mapping: ColumnMapping
     writer: BatchWriter
+    # The (decompressed) byte after the last row processed, when the reader knows it: progress
+    # estimates use it rather than the bytes read ahead.
+    position: int | None = None
 
 
 class ImportPipeline:
@@ -206,6 +209,7 @@ class ImportPipeline:
                 if position.number > progress.last_row:
                     progress.last_row = position.number
                     progress.offset = position.end_offset if run.source.resumable else None
+                    run.position = position.end_offset
                 _check_tolerance(run.options, progress, before_failing=writer.drain)
                 if deadline.near():
                     writer.drain()
@@ -252,7 +256,7 @@ class ImportPipeline:
             self.jobs.record_progress(
                 run.job.id,
                 processed_rows=progress.processed,
-                total_rows=run.source.estimated_total(progress.processed),
+                total_rows=run.source.estimated_total(progress.processed, position=run.position),
                 checkpoint=progress.as_checkpoint(),
             )
         except JobNotProcessing as gone:
