@@ -341,3 +341,57 @@ def test_a_file_named_like_a_form_variable_imports_under_its_exact_key(importer)
     assert status["status"] == "COMPLETED", status
     assert status["fileName"] == "${filename}"
     assert importer.records()["z@x.io"]["age"] == 5
+
+
+def test_a_dry_run_whose_file_was_swapped_cannot_be_committed(importer, api):
+    # Given a completed dry run
+    checked = (HEADER + "a@x.io,Ann,30,1,yes,2024-01-01\n").encode()
+    dry = importer.run(checked, options={"dryRun": True})
+    assert dry["status"] == "COMPLETED"
+    # When the upload is replaced afterwards (the form was still valid), and the dry run committed
+    key = importer.s3.list_objects_v2(Bucket=importer.bucket, Prefix="uploads/")["Contents"][0]["Key"]
+    importer.s3.put_object(Bucket=importer.bucket, Key=key, Body=(HEADER + "evil@x.io,Eve,1,1,1,\n").encode())
+    response = api.call("POST", f"/jobs/{dry['id']}/commit")
+    # Then the commit is refused, saying why, and nothing was imported
+    assert response.status == 409, response.text
+    assert "uploaded again after dry run" in response.json()["error"]["message"]
+    importer.drain()
+    assert importer.records() == {}
+
+
+def test_a_commit_reads_exactly_the_version_its_dry_run_checked(importer, api):
+    # Given a committed dry run whose file is swapped after the commit was accepted
+    dry = importer.run((HEADER + "a@x.io,Ann,30,1,yes,2024-01-01\n").encode(), options={"dryRun": True})
+    committed = api.call("POST", f"/jobs/{dry['id']}/commit")
+    assert committed.status == 201
+    key = importer.s3.list_objects_v2(Bucket=importer.bucket, Prefix="uploads/")["Contents"][0]["Key"]
+    importer.s3.put_object(Bucket=importer.bucket, Key=key, Body=(HEADER + "evil@x.io,Eve,1,1,1,\n").encode())
+    # When the commit runs
+    importer.drain()
+    final = importer.status(committed.json()["job"]["id"])
+    # Then it imported the checked rows, not the swapped ones
+    assert final["status"] == "COMPLETED", final
+    assert set(importer.records()) == {"a@x.io"}
+
+
+def test_a_replayed_create_never_re_signs_the_form_of_a_started_job(importer, api):
+    # Given an import created with an idempotency key, uploaded and run to completion
+    body = {"dataset": "customers", "fileName": "once.csv"}
+    headers = {"Idempotency-Key": "import-once"}
+    first = api.call("POST", "/imports", body=body, headers=headers)
+    assert first.status == 201 and first.json()["upload"] is not None
+    created = first.json()
+    importer.s3.put_object(
+        Bucket=importer.bucket,
+        Key=created["upload"]["key"],
+        Body=(HEADER + "a@x.io,Ann,30,1,yes,\n").encode(),
+    )
+    from tests.integration.importing import s3_event
+
+    importer.invoke(s3_event(importer.bucket, created["upload"]["key"]))
+    assert importer.status(created["job"]["id"])["status"] == "COMPLETED"
+    # When the same request is replayed
+    replay = api.call("POST", "/imports", body=body, headers=headers)
+    # Then it answers with the same job, and no upload form
+    assert replay.status == 201
+    assert replay.json()["job"]["id"] == created["job"]["id"] and replay.json().get("upload") is None

@@ -161,7 +161,9 @@ class Upload(_Out):
 
 class CreatedImport(_Out):
     job: JobStatusResponse
-    upload: Upload
+    upload: Upload | None = Field(
+        description="the presigned POST for the file; absent when a replayed request finds the job started"
+    )
 
 
 class CreatedExport(_Out):

@@ -153,8 +153,12 @@ class JobService:
         return created
 
     def import_created(self, job: Job) -> CreatedImport:
-        """The 201 body of an import: the job and a fresh presigned POST for its upload."""
+        """The 201 body of an import: the job and a fresh presigned POST for its upload, only while
+        the job is PENDING (a replay for a job that has started gets no form: nothing may replace
+        the file it is reading, or has read)."""
         assert job.file is not None
+        if job.status is not JobStatus.PENDING:
+            return CreatedImport(job=self.status_of(job), upload=None)
         ticket = self.files.presign_upload(
             job.file.key,
             max_bytes=self.limits.max_upload_bytes,
@@ -250,6 +254,7 @@ class JobService:
                 f"dry run {job_id} is {dry_run.status.value}; only a COMPLETED dry run can be committed",
                 details={"status": dry_run.status.value},
             )
+        self._check_unchanged_since(dry_run)
         now = iso(utc_now())
         options = dry_run.import_options.model_copy(update={"dry_run": False, "committed_from": dry_run.id})
         job = dry_run.model_copy(
@@ -313,6 +318,22 @@ class JobService:
             time.sleep(LONG_POLL_INTERVAL_SECONDS)
             job = self.jobs.get_for_tenant(tenant, job_id, job_type)
         return job, etag_of(job)
+
+    def _check_unchanged_since(self, dry_run: Job) -> None:
+        """A commit imports exactly the object its dry run checked: Conflict if the key now holds another."""
+        file = dry_run.file
+        assert file is not None
+        current = self.files.find(file.key, bucket=file.bucket)
+        if current is None:
+            raise Conflict(
+                f"the file dry run {dry_run.id} checked is gone (expired?); upload it again for a new dry run"
+            )
+        if file.version_id is not None and current.version_id != file.version_id:
+            raise Conflict(
+                f"the file was uploaded again after dry run {dry_run.id} checked it; run a new dry run "
+                "of the new file, then commit that",
+                details={"checkedVersion": file.version_id, "currentVersion": current.version_id},
+            )
 
     def _dataset_for_request(self, tenant: str, name: str) -> Dataset:
         try:

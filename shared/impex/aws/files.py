@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from impex.aws.multipart import MultipartUpload
 
 
-_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+# A version id that is not (or no longer) the object's is a 400 to HeadObject, a NoSuchVersion to GetObject.
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion", "400", "InvalidArgument"})
 
 
 def upload_key(tenant: str, job_id: str, file_name: str) -> str:
@@ -58,6 +59,7 @@ class ObjectInfo:
     size: int
     metadata: dict[str, str]
     etag: str
+    version_id: str | None = None  # in a versioned bucket
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,16 @@ class FilesBucket:
             ExpiresIn=ttl_seconds,
         )
 
-    def find(self, key: str, bucket: str | None = None) -> ObjectInfo | None:
-        """Size, user metadata and ETag of an object; None when there is no such object."""
+    def find(
+        self, key: str, bucket: str | None = None, *, version_id: str | None = None
+    ) -> ObjectInfo | None:
+        """Size, user metadata, ETag and version of an object (or of that version of it); None when
+        there is no such object or version."""
+        request: dict[str, Any] = {"Bucket": bucket or self.name, "Key": key}
+        if version_id is not None:
+            request["VersionId"] = version_id
         try:
-            response = self._client.head_object(Bucket=bucket or self.name, Key=key)
+            response = self._client.head_object(**request)
         except ClientError as error:
             if error.response["Error"]["Code"] in _MISSING:
                 return None
@@ -120,13 +128,23 @@ class FilesBucket:
             size=int(response["ContentLength"]),
             metadata=dict(response.get("Metadata", {})),
             etag=response["ETag"],
+            version_id=response.get("VersionId"),
         )
 
     def open(
-        self, key: str, *, start: int = 0, end: int | None = None, bucket: str | None = None
+        self,
+        key: str,
+        *,
+        start: int = 0,
+        end: int | None = None,
+        bucket: str | None = None,
+        version_id: str | None = None,
     ) -> IO[bytes]:
-        """A streaming read of an object, from byte ``start`` (to ``end`` inclusive)."""
+        """A streaming read of an object (or of that version of it), from byte ``start`` (to ``end``
+        inclusive)."""
         request: dict[str, Any] = {"Bucket": bucket or self.name, "Key": key}
+        if version_id is not None:
+            request["VersionId"] = version_id
         if start or end is not None:
             request["Range"] = f"bytes={start}-{'' if end is None else end}"
         return cast(IO[bytes], self._client.get_object(**request)["Body"])

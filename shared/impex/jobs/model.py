@@ -73,6 +73,9 @@ class FileRef(_CamelModel):
     name: str
     size: int | None = None
     content_type: str | None = None
+    # The object version (in the versioned bucket) the job's first read saw; every later read, and
+    # the commit of a dry run, is of exactly that version.
+    version_id: str | None = None
 
 
 class Job(_CamelModel):

@@ -211,6 +211,16 @@ class JobStore:
 
     # --- while a worker runs ---------------------------------------------------------------------------
 
+    def pin_file_version(self, job_id: str, version_id: str) -> None:
+        """Record the upload's version on a PROCESSING job, so every later read is of that version."""
+        changed = self._table.update(
+            {"id": job_id},
+            update=Expression("SET #file.versionId = :version", {"#file": "file"}, {":version": version_id}),
+            condition=Expression("#status = :processing", dict(_STATUS), {":processing": "PROCESSING"}),
+        )
+        if changed is None:
+            raise JobNotProcessing(job_id, self.current_status(job_id))
+
     def record_progress(
         self,
         job_id: str,

@@ -304,6 +304,8 @@ class LocalStack:
             s3.put_public_access_block(
                 Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
             )
+        if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         if "BucketEncryption" in props:
             rules = [
                 {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}

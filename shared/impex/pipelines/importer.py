@@ -174,16 +174,29 @@ class ImportPipeline:
     def _open(self, job: Job, options: ImportOptions, progress: ImportProgress) -> Source:
         assert job.file is not None
         file = job.file
-        info = self.files.find(file.key, bucket=file.bucket)
+        info = self.files.find(file.key, bucket=file.bucket, version_id=file.version_id)
+        if info is None and file.version_id is not None:
+            raise FileProblem(
+                f"the version of {file.name} this job read first (or its dry run checked) no longer exists; "
+                "create a new import"
+            )
         if info is None:
             raise FileProblem(f"the file {file.name} was never uploaded, or has expired; create a new import")
+        version = file.version_id or info.version_id
+        if file.version_id is None and version is not None:
+            try:
+                self.jobs.pin_file_version(job.id, version)
+            except JobNotProcessing as gone:
+                raise Stopped(gone.status) from None
         if info.size == 0:
             raise FileProblem("the file is empty")
         if info.size > self.limits.max_file_bytes:
             raise FileProblem(
                 f"the file is {info.size:,} bytes; the limit is {self.limits.max_file_bytes:,} bytes"
             )
-        head = self.files.open(file.key, start=0, end=HEAD_BYTES - 1, bucket=file.bucket).read()
+        head = self.files.open(
+            file.key, start=0, end=HEAD_BYTES - 1, bucket=file.bucket, version_id=version
+        ).read()
         spec = SourceSpec(
             size=info.size,
             expected=job.format,
@@ -193,7 +206,9 @@ class ImportPipeline:
             archive_limits=self.limits.archive,
         )
         return open_source(
-            head, lambda start: self.files.open(file.key, start=start, bucket=file.bucket), spec
+            head,
+            lambda start: self.files.open(file.key, start=start, bucket=file.bucket, version_id=version),
+            spec,
         )
 
     def _import_rows(self, run: _Run, converter: RowConverter, deadline: Deadline) -> RunOutcome:
