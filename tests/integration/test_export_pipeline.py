@@ -369,3 +369,34 @@ def test_concurrent_exports_through_one_pipeline_keep_their_own_counts(api, stac
     # Then each counts its own rows
     assert store.get(small["id"]).result["rows"] == 9  # S000001 … S000009
     assert store.get(large["id"]).result["rows"] == 3000
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"op": "gte", "value": "a$"},
+        {"op": "lt", "value": "a$"},
+        {"op": "between", "value": ["a", "a]"]},
+        {"op": "begins_with", "value": "a#"},
+        {"op": "begins_with", "value": "a\\"},
+        {"op": "eq", "value": "a\\#b"},
+    ],
+    ids=["gte", "lt", "between", "prefix-hash", "prefix-backslash", "eq"],
+)
+def test_key_filters_are_exact_for_keys_holding_escaped_characters(exporter, condition):
+    # Given keys holding the characters the stored sort key escapes ("#" and "\")
+    keys = ["a", "a!", "a#", "a#b", "a$", "a\\", "a\\#b", "a\\\\", "a]", "a~", "b#"]
+    exporter.seed([{"sku": key, "qty": 1} for key in keys])
+    # When the export filters on the key
+    status = exporter.run(format="jsonl", fields=["sku"], filters=[{"field": "sku", **condition}])
+    # Then exactly the keys that match by their own text come out
+    op, value = condition["op"], condition["value"]
+    matches = {
+        "gte": lambda k: k >= value,
+        "lt": lambda k: k < value,
+        "between": lambda k: value[0] <= k <= value[1],
+        "begins_with": lambda k: k.startswith(value),
+        "eq": lambda k: k == value,
+    }[op]
+    exported = {json.loads(line)["sku"] for line in exporter.download(status).decode().splitlines()}
+    assert exported == {k for k in keys if matches(k)}

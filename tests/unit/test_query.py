@@ -58,6 +58,16 @@ def test_a_filter_on_the_single_text_key_becomes_a_sort_key_condition():
     assert query.values[":v1"] == {"S": "A\\#1"}  # escaped exactly as keys are stored
 
 
+@pytest.mark.parametrize("op", ["lt", "lte", "gt", "gte", "between"])
+def test_a_range_on_the_key_is_matched_on_its_attribute_not_the_escaped_sort_key(op):
+    # The stored sort key escapes "#" and "\\", which does not keep order: a range on it would miss keys
+    value = ["A#1", "B"] if op == "between" else "A#1"
+    query = compiled(layout(), [{"field": "sku", "op": op, "value": value}], ["sku"])
+    assert query.key_condition == "#n0 = :v0"
+    assert "#n1" in query.filter_expression and query.names["#n1"] == "sku"
+    assert {"S": "A#1"} in query.values.values()  # the raw value, compared with the raw key
+
+
 def test_other_filters_become_a_typed_filter_expression():
     filters = [
         {"field": "qty", "op": "between", "value": [1, 5]},

@@ -100,15 +100,21 @@ def compile_query(layout: RecordLayout, filters: Sequence[Filter], fields: list[
     return query
 
 
+# What the stored sort key answers exactly. It is the key's text with "\\" and "#" escaped: the
+# escape is injective and prefix-free, so equality and prefixes carry over, but it does not keep
+# order ("a#" < "a$", yet "a\\#" > "a$"), so ranges are matched on the key's own attribute instead.
+_ESCAPED_KEY_OPS = frozenset({"eq", "begins_with"})
+
+
 def _sort_key_filter(layout: RecordLayout, filters: Sequence[Filter]) -> Filter | None:
-    # The sort key is the key's text: ordered comparisons are only right for a single text-like key.
+    # The sort key is the key's text: only a single text-like key can be conditioned on it.
     keys = layout.dataset.keys
     if len(keys) != 1:
         return None
     key_field = layout.dataset.field(keys[0])
     if key_field is None or key_field.type not in (FieldType.STRING, FieldType.DATE):
         return None
-    return next((f for f in filters if f.field == keys[0] and f.op in KEY_OPS), None)
+    return next((f for f in filters if f.field == keys[0] and f.op in _ESCAPED_KEY_OPS), None)
 
 
 def _condition(
