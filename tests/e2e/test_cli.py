@@ -19,6 +19,14 @@ def put_schema(stack, tenant: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def imported(stack, path, tenant: str, *flags: str) -> dict:
+    """`impex --json import PATH --dataset customers --wait [FLAGS]`: the finished job."""
+    result = stack.cli(
+        "--json", "import", str(path), "--dataset", "customers", "--wait", *flags, tenant=tenant
+    )
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
 def test_the_cli_runs_the_whole_flow(local_stack, tmp_path):
     schema = ROOT / "examples" / "customers.schema.json"
     put = local_stack.cli("datasets", "put", "customers", "--schema", str(schema))
@@ -128,11 +136,7 @@ def test_cli_retry(local_stack, tmp_path):
     put_schema(local_stack, "cli4")
     bad = tmp_path / "bad.csv"
     bad.write_text("no,such,columns\n1,2,3\n")
-    failed = json.loads(
-        local_stack.cli(
-            "--json", "import", str(bad), "--dataset", "customers", "--wait", tenant="cli4"
-        ).stdout
-    )
+    failed = imported(local_stack, bad, "cli4")
     assert (
         failed["status"] == "FAILED"
         and "none of the file's columns (no, such, columns)" in failed["errorMessage"]
@@ -141,3 +145,53 @@ def test_cli_retry(local_stack, tmp_path):
     assert retried.returncode == 0 and json.loads(retried.stdout)["status"] == "PENDING"
     done = local_stack.cli("jobs", "retry", "01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant="cli4")
     assert done.returncode == 1 and "not found" in done.stderr
+
+
+def test_cli_datasets_get_and_delete_with_options_after_the_subcommand(local_stack):
+    put_schema(local_stack, "cli5")
+    shown = local_stack.cli("datasets", "get", "customers", "--json", tenant="cli5")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["name"] == "customers"
+    deleted = local_stack.cli("datasets", "delete", "customers", "--json", tenant="cli5")
+    assert deleted.returncode == 0 and json.loads(deleted.stdout) == {"name": "customers", "deleted": True}
+    gone = local_stack.cli("datasets", "get", "customers", tenant="cli5")
+    assert gone.returncode == 1 and "impex datasets put" in gone.stderr  # the hint names a CLI command
+
+
+def test_cli_row_errors_exit_3_and_say_how_to_get_the_report(local_stack, tmp_path):
+    put_schema(local_stack, "cli6")
+    path = tmp_path / "some-bad.csv"
+    path.write_text(
+        "customerId,email,name,country,orders\nC000001,a@example.com,Ann,NZ,3\nC000002,b@example.com,Bob,AU,many\n"
+    )
+    # When a file with a bad row is imported and waited for
+    result = local_stack.cli("import", str(path), "--dataset", "customers", "--wait", "--json", tenant="cli6")
+    # Then the exit code is 3, and stderr names the command that fetches the report
+    job = json.loads(result.stdout)
+    assert result.returncode == 3, result.stderr
+    assert (job["result"]["written"], job["result"]["failed"]) == (1, 1)
+    command = f"impex jobs download {job['id']} --errors -o errors.csv"
+    assert command in result.stderr
+    report = tmp_path / "errors.csv"
+    saved = local_stack.cli("jobs", "download", job["id"], "--errors", "-o", str(report), tenant="cli6")
+    assert saved.returncode == 0, saved.stderr
+    assert "many" in report.read_text() and report.read_text().startswith("row,error")
+
+
+def test_cli_commits_a_dry_run_and_downloads_an_export(local_stack, tmp_path):
+    put_schema(local_stack, "cli7")
+    path = tmp_path / "good.csv"
+    path.write_text("customerId,email,name,country,orders\nC000001,a@example.com,Ann,NZ,3\n")
+    dry = imported(local_stack, path, "cli7", "--dry-run")
+    assert dry["status"] == "COMPLETED" and dry["result"]["dryRun"] is True
+    committed = local_stack.cli("jobs", "commit", dry["id"], "--wait", "--json", tenant="cli7")
+    assert committed.returncode == 0, committed.stderr
+    assert json.loads(committed.stdout)["result"]["created"] == 1
+    export = json.loads(
+        local_stack.cli("--json", "export", "customers", "--format", "csv", "--wait", tenant="cli7").stdout
+    )
+    target = tmp_path / "out.csv"
+    saved = local_stack.cli("jobs", "download", export["id"], "-o", str(target), tenant="cli7")
+    assert saved.returncode == 0 and "C000001" in target.read_text()
+    watched = local_stack.cli("jobs", "watch", export["id"], "--json", tenant="cli7")
+    assert watched.returncode == 0 and json.loads(watched.stdout)["status"] == "COMPLETED"

@@ -11,7 +11,21 @@ import requests
 
 
 class ApiError(Exception):
-    """An error the API (or the network) returned, as one line a person can read."""
+    """An error the API (or the network) returned, as one line a person can read, with the CLI
+    command that helps (the API's own hints name HTTP calls)."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = _HINTS.get(code or "")
+
+
+_HINTS = {
+    "dataset_not_found": "create it: impex datasets put NAME --schema schema.json (see: impex datasets list)",
+    "job_not_found": "list your jobs: impex jobs list",
+    "not_found": "list your jobs: impex jobs list",
+    "unauthenticated": "pass --token (IMPEX_TOKEN), or for a local stack: impex local token --tenant NAME",
+    "invalid_input": "see what the dataset accepts: impex datasets get NAME",
+}
 
 
 class ImpexClient:
@@ -30,7 +44,7 @@ class ImpexClient:
         except requests.RequestException as error:
             raise ApiError(f"cannot reach {self.base_url}: {type(error).__name__}") from None
         if response.status_code >= 400:
-            raise ApiError(_error_line(response))
+            raise ApiError(_error_line(response), code=_error_code(response))
         if response.status_code in (204, 302) or not response.content:
             return {"status": response.status_code, "location": response.headers.get("Location")}
         return response.json()
@@ -42,6 +56,12 @@ class ImpexClient:
 
     def datasets(self) -> Any:
         return self.request("GET", "/datasets")["datasets"]
+
+    def dataset(self, name: str) -> Any:
+        return self.request("GET", f"/datasets/{name}")
+
+    def delete_dataset(self, name: str) -> Any:
+        return self.request("DELETE", f"/datasets/{name}")
 
     # ---- jobs --------------------------------------------------------------------------------------
 
@@ -107,6 +127,9 @@ class ImpexClient:
     def retry(self, job_id: str) -> Any:
         return self.request("POST", f"/jobs/{job_id}/retry")
 
+    def commit(self, job_id: str) -> Any:
+        return self.request("POST", f"/jobs/{job_id}/commit")
+
     def wait(
         self,
         job_id: str,
@@ -139,7 +162,7 @@ class ImpexClient:
         except requests.RequestException as error:
             raise ApiError(f"cannot reach {self.base_url}: {type(error).__name__}") from None
         if response.status_code != 302:
-            raise ApiError(_error_line(response))
+            raise ApiError(_error_line(response), code=_error_code(response))
         # The presigned URL carries its own authorization: no bearer token there.
         with requests.get(response.headers["Location"], stream=True, timeout=self._timeout) as file:
             if file.status_code != 200:
@@ -149,6 +172,14 @@ class ImpexClient:
                 for chunk in file.iter_content(1024 * 1024):
                     handle.write(chunk)
         return target
+
+
+def _error_code(response: requests.Response) -> str | None:
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    return error.get("code") if isinstance(error, dict) else None
 
 
 def _error_line(response: requests.Response) -> str:
