@@ -404,3 +404,63 @@ def test_a_non_finite_json_number_in_a_filter_is_a_422(api, customers, literal):
     # Then it is refused now, naming the problem, instead of failing the job three times later
     assert response.status == 422, response.text
     assert "not a finite number" in response.json()["error"]["message"]
+
+
+SEED_STATUS_TYPES = {
+    "id": "string",
+    "type": "JobType",
+    "status": "JobStatus",
+    "progress": "integer",
+    "totalRows": "integer",
+    "processedRows": "integer",
+    "errorMessage": "string",
+    "result": "object",
+    "fileUrl": "string",
+    "fileName": "string",
+    "fileSize": "integer",
+    "createdAt": "string",
+    "updatedAt": "string",
+    "startedAt": "string",
+    "completedAt": "string",
+}
+
+
+def _type_of(schema: dict) -> str:
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    if "anyOf" in schema:  # optional: the type, or null (the API leaves such a field out)
+        return next(_type_of(option) for option in schema["anyOf"] if option.get("type") != "null")
+    return schema["type"]
+
+
+def test_every_operation_documents_its_success_response_with_a_full_schema(api):
+    spec = api.call("GET", "/openapi.json", tenant=None).json()
+    schemas = spec["components"]["schemas"]
+    # No component schema is empty
+    assert [name for name, schema in schemas.items() if not schema] == []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            codes = {int(code) for code in operation["responses"]}
+            successes = {code for code in codes if code < 400}
+            assert successes, f"{method} {path} documents no success response"
+            for code in successes - {204, 302, 304}:
+                content = operation["responses"][str(code)]["content"]["application/json"]["schema"]
+                name = content["$ref"].rsplit("/", 1)[-1]
+                assert schemas[name].get("properties"), f"{method} {path} {code}: {name} has no fields"
+            for code in codes - successes:
+                error = operation["responses"][str(code)]["content"]["application/json"]["schema"]
+                assert error == {"$ref": "#/components/schemas/ErrorBody"}
+    # and the status response is exactly the seed's 15 fields, with their types
+    status = schemas["JobStatusResponse"]
+    assert {name: _type_of(field) for name, field in status["properties"].items()} == SEED_STATUS_TYPES
+    assert set(SEED_STATUS_TYPES) == SEED_STATUS_FIELDS
+    assert set(status["required"]) == {
+        "id",
+        "type",
+        "status",
+        "progress",
+        "processedRows",
+        "createdAt",
+        "updatedAt",
+    }
+    assert spec["openapi"].startswith("3.1")

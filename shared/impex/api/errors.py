@@ -120,3 +120,23 @@ def _validation_error(error: RequestValidationError) -> Response[Any]:
     return error_response(
         HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_input", "the request is invalid", problems
     )
+
+
+def success(status: int, description: str, model: Any = None, **headers: str) -> dict[int, OpenAPIResponse]:
+    """A route's success response for the OpenAPI document (with the error responses every route has)."""
+    response: OpenAPIResponse = {"description": description}
+    if model is not None:
+        response["content"] = {"application/json": {"model": model}}
+    if headers:
+        response["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}} for name, text in headers.items()
+        }
+    return {status: response}
+
+
+def documented(*successes: dict[int, OpenAPIResponse]) -> dict[int, OpenAPIResponse]:
+    """The success responses given, and every error response."""
+    merged: dict[int, OpenAPIResponse] = {}
+    for one in successes:
+        merged.update(one)
+    return {**merged, **ERROR_RESPONSES}

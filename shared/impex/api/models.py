@@ -35,6 +35,12 @@ class _Out(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:
+        # Document the fields: the wrap serializer below only leaves out absent values, but pydantic
+        # cannot see through it and would document every response as an empty schema.
+        return handler({key: value for key, value in core_schema.items() if key != "serialization"})
+
     @model_serializer(mode="wrap")
     def _drop_none(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)

@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
 from impex.api.dependencies import Service, Tenant
-from impex.api.errors import ERROR_RESPONSES
+from impex.api.errors import documented, success
 from impex.api.models import CreatedExport, JobList, JobStatusResponse, ProcessResult
 from impex.jobs.model import JobStatus, JobType
 
@@ -16,7 +16,11 @@ router = Router()
 JobId = Annotated[str, Path(max_length=64)]
 
 
-@router.get("/jobs", responses=ERROR_RESPONSES, tags=["jobs"])
+@router.get(
+    "/jobs",
+    responses=documented(success(200, "A page of the tenant's jobs, newest first", JobList)),
+    tags=["jobs"],
+)
 def list_jobs(
     caller: Tenant,
     service: Service,
@@ -29,13 +33,24 @@ def list_jobs(
     return service.list_jobs(caller, job_type=job_type, status=status, limit=limit, cursor=cursor)
 
 
-@router.post("/jobs/process", responses=ERROR_RESPONSES, tags=["jobs"])
+@router.post(
+    "/jobs/process",
+    responses=documented(success(200, "What the tenant's sweep did", ProcessResult)),
+    tags=["jobs"],
+)
 def process_jobs(caller: Tenant, service: Service) -> ProcessResult:
     """The seed's process endpoint, over the caller's jobs."""
     return service.process(caller)
 
 
-@router.get("/jobs/<job_id>/status", responses=ERROR_RESPONSES, tags=["jobs"])
+@router.get(
+    "/jobs/<job_id>/status",
+    responses=documented(
+        success(200, "The job's status", JobStatusResponse, ETag="a validator of the job's visible state"),
+        success(304, "Unchanged since the If-None-Match ETag", ETag="the same validator"),
+    ),
+    tags=["jobs"],
+)
 def job_status(
     caller: Tenant,
     service: Service,
@@ -59,7 +74,13 @@ def job_status(
     )
 
 
-@router.get("/jobs/<job_id>/download", responses=ERROR_RESPONSES, tags=["jobs"])
+@router.get(
+    "/jobs/<job_id>/download",
+    responses=documented(
+        success(302, "A redirect to a fresh presigned URL of the file", Location="the presigned URL")
+    ),
+    tags=["jobs"],
+)
 def download(
     caller: Tenant,
     service: Service,
@@ -71,19 +92,31 @@ def download(
     return Response(status_code=302, headers={"Location": url}, body="")
 
 
-@router.post("/jobs/<job_id>/cancel", responses=ERROR_RESPONSES, tags=["jobs"])
+@router.post(
+    "/jobs/<job_id>/cancel",
+    responses=documented(success(200, "The cancelled job's status", JobStatusResponse)),
+    tags=["jobs"],
+)
 def cancel(caller: Tenant, service: Service, job_id: JobId) -> JobStatusResponse:
     """Cancel a job that has not ended; 409 if it has."""
     return service.cancel(caller, job_id)
 
 
-@router.post("/jobs/<job_id>/retry", responses=ERROR_RESPONSES, tags=["jobs"])
+@router.post(
+    "/jobs/<job_id>/retry",
+    responses=documented(success(200, "The job, PENDING again", CreatedExport)),
+    tags=["jobs"],
+)
 def retry(caller: Tenant, service: Service, job_id: JobId) -> CreatedExport:
     """Re-run a FAILED job from its checkpoint (or from the start); 409 for any other status."""
     return service.export_created(service.retry(caller, job_id))
 
 
-@router.post("/jobs/<job_id>/commit", responses=ERROR_RESPONSES, tags=["jobs"])
+@router.post(
+    "/jobs/<job_id>/commit",
+    responses=documented(success(201, "The import that commits the dry run", CreatedExport)),
+    tags=["jobs"],
+)
 def commit(caller: Tenant, service: Service, job_id: JobId) -> Response[CreatedExport]:
     """Import for real the file a COMPLETED dry run validated (201, a new job); 409 otherwise."""
     job = service.commit(caller, job_id)

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from pydantic import BaseModel
 
 from impex.api.dependencies import ApiDependencies, Dependencies, Tenant
-from impex.api.errors import ERROR_RESPONSES
+from impex.api.errors import documented, success
 from impex.api.models import CreatedExport, CreatedImport, CreateExport, CreateImport
 from impex.jobs.model import Job
 
@@ -18,7 +18,11 @@ router = Router()
 IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key", max_length=255)]
 
 
-@router.post("/imports", responses=ERROR_RESPONSES, tags=["jobs"])
+@router.post(
+    "/imports",
+    responses=documented(success(201, "The import job and its upload form", CreatedImport)),
+    tags=["jobs"],
+)
 def create_import(
     caller: Tenant,
     dependencies: Dependencies,
@@ -31,7 +35,9 @@ def create_import(
     return Response(status_code=201, content_type="application/json", body=service.import_created(job))
 
 
-@router.post("/exports", responses=ERROR_RESPONSES, tags=["jobs"])
+@router.post(
+    "/exports", responses=documented(success(201, "The export job, queued", CreatedExport)), tags=["jobs"]
+)
 def create_export(
     caller: Tenant,
     dependencies: Dependencies,
