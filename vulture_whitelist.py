@@ -64,6 +64,7 @@ _.log_message
 do_DELETE
 do_GET
 do_HEAD
+do_TRACE
 do_OPTIONS
 do_PATCH
 do_POST

@@ -130,3 +130,22 @@ def test_a_refused_token_gets_the_documented_error_shape_with_its_reason(local_s
         assert response.status_code == 401
         body = response.json()
         assert body["error"]["code"] == "unauthenticated" and reason in body["error"]["message"], body
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PATCH"])
+def test_any_method_gets_a_json_answer_from_the_api_not_a_501_page(local_stack: RunningStack, method):
+    response = requests.request(
+        method, f"{local_stack.api}/datasets", headers=local_stack.headers("m"), timeout=10
+    )
+    assert response.status_code == 405 and response.headers["Allow"] == "GET"
+    assert response.headers["Content-Type"] == "application/json"
+
+
+def test_a_content_length_that_is_no_number_is_not_a_dropped_connection(local_stack: RunningStack):
+    host, port = "127.0.0.1", int(local_stack.api.split(":")[2].split("/")[0])
+    path = local_stack.api.split(str(port), 1)[1] + "/openapi.json"
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\nConnection: close\r\n\r\n".encode()
+        )
+        assert connection.recv(12).startswith(b"HTTP/1.")

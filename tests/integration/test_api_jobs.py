@@ -360,6 +360,17 @@ def test_a_tenant_claim_that_cannot_be_a_key_is_a_401(api, tenant):
     assert response.json()["error"]["code"] == "unauthenticated"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("PATCH", "/datasets/x", "DELETE, GET, PUT"), ("TRACE", "/imports", "POST"), ("DELETE", "/jobs", "GET")],
+)
+def test_an_undeclared_method_on_a_known_path_is_a_405_naming_the_allowed_ones(api, method, path, allowed):
+    response = api.call(method, path)
+    assert response.status == 405, response.text
+    assert response.headers["allow"] == allowed
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
 def test_an_unknown_route_is_a_json_404(api):
     response = api.call("GET", "/nothing-here")
     assert response.status == 404

@@ -68,6 +68,12 @@ def error_response(status: HTTPStatus, code: str, message: str, details: Any = N
     )
 
 
+def _methods_for(app: APIGatewayHttpResolver, path: str) -> list[str]:
+    """The methods the resolver has a route for at ``path`` (its route table is Powertools' own)."""
+    routes = getattr(app, "_static_routes", []) + getattr(app, "_dynamic_routes", [])
+    return sorted({route.method for route in routes if route.rule.match(path)})
+
+
 def register_error_handlers(app: APIGatewayHttpResolver, *, tenant_claim: str) -> None:
     """Map every error a route can raise to the one error shape."""
 
@@ -96,7 +102,19 @@ def register_error_handlers(app: APIGatewayHttpResolver, *, tenant_claim: str) -
 
     @app.not_found
     def no_route(_: Exception) -> Response[Any]:
-        return error_response(HTTPStatus.NOT_FOUND, "no_route", f"no route {app.current_event.path}")
+        path = app.current_event.path
+        allowed = _methods_for(app, path)
+        if allowed:
+            # The path exists with other methods: 405 and the Allow header, as HTTP says.
+            response = error_response(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                f"{app.current_event.http_method} is not allowed on {path}; use {', '.join(allowed)}",
+                details={"allowed": allowed},
+            )
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+        return error_response(HTTPStatus.NOT_FOUND, "no_route", f"no route {path}")
 
     @app.exception_handler(Exception)
     def unexpected(_: Exception) -> Response[Any]:

@@ -123,10 +123,15 @@ class LocalGateway:
                     self.wfile.write(body)
 
             def _body(self) -> bytes:
-                length = int(self.headers.get("Content-Length") or 0)
+                declared = self.headers.get("Content-Length") or "0"
+                length = (
+                    int(declared) if declared.isdigit() else 0
+                )  # API Gateway refuses what is not a length
                 return self.rfile.read(length) if length else b""
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+            # Every method API Gateway passes on (a route of ANY gets them all); an unknown one is a
+            # JSON answer from the function, never http.server's 501 page.
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _serve
 
         return Handler
 
