@@ -116,6 +116,8 @@ def test_a_cancel_stops_the_import_within_one_batch(importer, stack):
     status = importer.status(created["job"]["id"])
     assert outcome is RunOutcome.STOPPED and status["status"] == "CANCELLED"
     assert status["result"]["written"] == 10 == len(importer.records())
+    # and the result carries the mapping in use, as a completed job's does
+    assert status["result"]["mapping"]["email"] == "email" and len(status["result"]["mapping"]) > 1
 
 
 def test_progress_is_written_between_batches_never_per_row(importer, stack):

@@ -51,6 +51,8 @@ class ImportProgress:
     unknown_columns: list[str] = field(default_factory=list)
     unknown_keys: int = 0
     unknown_key_sample: list[str] = field(default_factory=list)
+    # The mapping in use once the header is read: a job that is cancelled or fails reports it too.
+    mapping: dict[str, str] | None = None
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict[str, Any] | None) -> ImportProgress:

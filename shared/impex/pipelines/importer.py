@@ -166,6 +166,7 @@ class ImportPipeline:
             cleanup.callback(errors.close)
             writer = BatchWriter(job, options, layout, table, progress, errors)
             cleanup.callback(writer.close)
+            progress.mapping = mapping.used
             run = _Run(job, options, progress, ErrorReport(self.files, job), errors, source, mapping, writer)
             return self._import_rows(
                 run, converter, Deadline(context, self.limits.continuation_reserve_seconds)
@@ -317,7 +318,7 @@ class ImportPipeline:
     def _fail(self, job: Job, progress: ImportProgress, message: str) -> None:
         logger.info("import failed", extra={"reason": message})
         # A job that ended before its header was read has nothing to report but the message.
-        outcome = self._outcome(job, progress, None) if progress.header is not None else None
+        outcome = self._outcome(job, progress, progress.mapping) if progress.header is not None else None
         try:
             self.jobs.fail(job.id, message, outcome=outcome)
         except ImpexError as error:  # e.g. cancelled meanwhile
@@ -328,7 +329,7 @@ class ImportPipeline:
         if status is not JobStatus.CANCELLED:
             logger.info("job left PROCESSING while running; stopping", extra={"status": str(status)})
             return
-        self.jobs.record_cancelled_outcome(job.id, self._outcome(job, progress, None))
+        self.jobs.record_cancelled_outcome(job.id, self._outcome(job, progress, progress.mapping))
         logger.info("import cancelled", extra={"written": progress.written})
 
     def _retry_or_fail(self, job: Job, error: Exception) -> RunOutcome:
