@@ -101,3 +101,11 @@ def test_a_dataset_definition_over_400_kb_is_a_422(api):
     assert response.status == 422, response.text[:300]
     assert response.json()["error"]["code"] == "item_too_large"
     assert api.call("GET", "/datasets/huge").status == 404
+
+
+def test_the_body_limit_counts_utf8_bytes_not_characters(api, customers):
+    # Given 400,000 four-byte characters: well under the limit in characters, over it in bytes
+    raw = '{"dataset": "customers", "fileName": "' + "\U0001f600" * 400_000 + '"}'
+    response = api.call("POST", "/imports", raw_body=raw)
+    assert response.status == 413, response.text[:200]
+    assert response.json()["error"]["details"]["limit"] == "bodyBytes"

@@ -82,3 +82,22 @@ def test_a_key_with_a_form_variable_is_never_signed():
     client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="A", aws_secret_access_key="s")
     with pytest.raises(ValueError, match="POST form variable"):
         FilesBucket(client, "b").presign_upload("uploads/a/b/${filename}", max_bytes=1, ttl_seconds=60)
+
+
+def head_failing_with(code: str):
+    from botocore.stub import Stubber
+
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="A", aws_secret_access_key="s")
+    stubber = Stubber(client)
+    stubber.add_client_error("head_object", service_error_code=code, http_status_code=int(code))
+    stubber.activate()
+    return FilesBucket(client, "b")
+
+
+def test_a_400_to_a_versioned_head_is_a_missing_version_but_otherwise_an_error():
+    from botocore.exceptions import ClientError
+
+    assert head_failing_with("400").find("uploads/k", version_id="v1") is None
+    with pytest.raises(ClientError):
+        head_failing_with("400").find("uploads/k")
+    assert head_failing_with("404").find("uploads/k") is None

@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from impex.aws.multipart import MultipartUpload
 
 
-# A version id that is not (or no longer) the object's is a 400 to HeadObject, a NoSuchVersion to GetObject.
-_MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion", "400", "InvalidArgument"})
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+# A version id that is not (or no longer) the object's is a 400 to HeadObject: missing only when a
+# version was asked for (any other 400 is a real error, not an absent object).
+_MISSING_VERSION = _MISSING | {"400", "InvalidArgument", "NoSuchVersion"}
 
 
 def upload_key(tenant: str, job_id: str, file_name: str) -> str:
@@ -121,7 +123,7 @@ class FilesBucket:
         try:
             response = self._client.head_object(**request)
         except ClientError as error:
-            if error.response["Error"]["Code"] in _MISSING:
+            if error.response["Error"]["Code"] in (_MISSING if version_id is None else _MISSING_VERSION):
                 return None
             raise
         return ObjectInfo(
