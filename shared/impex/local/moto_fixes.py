@@ -1,10 +1,12 @@
 """Make moto behave like the real services where impex depends on it.
 
 DynamoDB applies each item write atomically: a conditional UpdateItem checks and writes in one step,
-so two workers racing to claim a job cannot both win. moto checks and writes in separate steps
-without a lock, so under threads two conditional writes can both pass (seen about once in 30 tries).
-Serialising moto's item writes restores the guarantee our claim logic relies on; it does not make
-an unconditional read-then-write safe, so the race tests still catch such a bug.
+and a read sees an item either before or after a write, never half-way. moto applies an update's
+actions one by one to the stored item, without a lock, so under threads two conditional writes can
+both pass (seen about once in 30 tries) and a GetItem can see a job already COMPLETED whose result
+is not yet set (seen in CI). Serialising moto's DynamoDB requests, the response's serialisation
+included, restores both guarantees; it does not make an unconditional read-then-write safe, so the
+race tests still catch such a bug.
 """
 
 from __future__ import annotations
@@ -18,18 +20,18 @@ _PATCHED = False
 
 
 def make_item_writes_atomic() -> None:
-    """Wrap moto's DynamoDB item writes in one lock (idempotent)."""
+    """Run each moto DynamoDB request, its serialised response included, under one lock (idempotent)."""
     global _PATCHED
     if _PATCHED:
         return
-    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
+    original = DynamoHandler.call_action
 
-        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with _LOCK:
-                return __original(self, *args, **kwargs)
+    @functools.wraps(original)
+    def locked(self: Any) -> Any:
+        with _LOCK:
+            return original(self)
 
-        setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
+    DynamoHandler.call_action = locked  # type: ignore[method-assign]
     _PATCHED = True
