@@ -96,10 +96,10 @@ class HookedJobStore(JobStore):
         self._on_progress = on_progress
         self._active_view = active_view
 
-    def current_status(self, job_id: str) -> JobStatus | None:
+    def stop_signal(self, job_id: str) -> JobStatus | None:
         if self._before_status_check is not None:
             self._before_status_check(job_id)
-        return super().current_status(job_id)
+        return super().stop_signal(job_id)
 
     def record_progress(self, job_id: str, **fields: Any) -> None:
         if self._on_progress is not None:

@@ -114,8 +114,8 @@ def test_cli_cancel(local_stack):
         ).stdout
     )
     cancelled = local_stack.cli("--json", "jobs", "cancel", created["id"], tenant="cli3")
-    if cancelled.returncode == 0:
-        assert json.loads(cancelled.stdout)["status"] == "CANCELLED"
+    if cancelled.returncode == 0:  # ended by the cancel, or (a cancel too late) by its last batch
+        assert json.loads(cancelled.stdout)["status"] in ("CANCELLED", "COMPLETED")
     else:  # it finished first: a 409 as one line
         assert "cannot become CANCELLED" in cancelled.stderr
 

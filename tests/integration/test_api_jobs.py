@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 from urllib.parse import parse_qs, urlparse
 
 import boto3
@@ -297,10 +299,35 @@ def test_cancel_ends_a_pending_job(api, customers, jobs):
     assert stored.status is JobStatus.CANCELLED and stored.completed_at and stored.expires_at
 
 
-def test_cancel_ends_a_processing_job(api, customers, jobs):
+def test_cancel_of_a_processing_job_asks_its_worker_to_end_it(api, customers, jobs):
+    # Given an export a worker holds
     job_id = create_export(api)["job"]["id"]
     jobs.claim(job_id)
-    assert api.call("POST", f"/jobs/{job_id}/cancel").json()["status"] == "CANCELLED"
+    # When it is cancelled
+    response = api.call("POST", f"/jobs/{job_id}/cancel")
+    # Then the answer is 202 with the job as it is, and the worker is told to stop
+    assert response.status == 202 and response.json()["status"] == "PROCESSING"
+    assert jobs.stop_signal(job_id) is JobStatus.CANCELLED
+
+
+def test_cancel_can_wait_for_the_worker_to_end_the_job(api, customers, jobs):
+    # Given an export a worker holds, which ends the job once it sees the cancel
+    job_id = create_export(api)["job"]["id"]
+    jobs.claim(job_id)
+
+    def worker() -> None:
+        while jobs.stop_signal(job_id) is not JobStatus.CANCELLED:
+            time.sleep(0.05)
+        jobs.end_cancelled(job_id, JobOutcome(result={"rows": 0}, processed_rows=0))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    # When it is cancelled with waitSeconds
+    response = api.call("POST", f"/jobs/{job_id}/cancel", query={"waitSeconds": "10"})
+    thread.join()
+    # Then the answer is the ended job
+    assert response.status == 200 and response.json()["status"] == "CANCELLED"
+    assert response.json()["result"] == {"rows": 0}
 
 
 def test_cancelling_a_finished_job_is_a_409(api, customers):

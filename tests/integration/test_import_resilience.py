@@ -120,6 +120,40 @@ def test_a_cancel_stops_the_import_within_one_batch(importer, stack):
     assert status["result"]["mapping"]["email"] == "email" and len(status["result"]["mapping"]) > 1
 
 
+def test_a_cancelled_import_ends_with_exact_counts_and_every_row_error_so_far(importer, stack):
+    # Given 100 rows, every fifth one bad, written 10 a batch, and a cancel during the third batch
+    lines = [HEADER] + [
+        f"p{i}@x.io,P{i},{'old' if i % 5 == 0 else 30},1,yes,2024-01-01\n" for i in range(100)
+    ]
+    created = importer.create()
+    boto3.client("s3").put_object(
+        Bucket=importer.bucket, Key=created["upload"]["key"], Body="".join(lines).encode()
+    )
+    store, puts = job_store(stack, 1), []
+
+    def put_then_cancel(put_many, items):
+        put_many(items)
+        puts.append(len(items))
+        if len(puts) == 3:
+            importer.api.call("POST", f"/jobs/{created['job']['id']}/cancel")
+
+    settings = ImporterSettings(batch_rows=10)
+    pipeline = wiring.import_pipeline(settings, records=hooked_records(around_put=put_then_cancel))
+    # When it runs
+    assert pipeline.run(store.claim(created["job"]["id"])) is RunOutcome.STOPPED
+    # Then the job is CANCELLED by its worker in one write, with counts that match the table and the
+    # error report, and its mapping
+    status = importer.status(created["job"]["id"])
+    result = status["result"]
+    assert status["status"] == "CANCELLED" and status["updatedAt"] == status["completedAt"]
+    assert result["written"] == sum(puts) == len(importer.records())
+    assert status["processedRows"] == result["written"] + result["failed"] == 10 * len(puts)
+    assert result["failed"] == len(puts) * 2 and result["mapping"]["age"] == "age"
+    report = store.get(created["job"]["id"]).error_report
+    body = boto3.client("s3").get_object(Bucket=report.bucket, Key=report.key)["Body"].read().decode()
+    assert len(body.splitlines()) == 1 + result["failed"]
+
+
 def test_progress_is_written_between_batches_never_per_row(importer, stack):
     # Given a pipeline that writes 50 rows a batch and may record progress after any batch
     created, expected, store, settings = uploaded_job(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import suppress
 
 import boto3
 import pytest
@@ -132,15 +133,20 @@ def test_progress_is_recorded_with_a_heartbeat(store):
     assert job.heartbeat_at > claimed.heartbeat_at
 
 
-def test_progress_never_moves_a_job_out_of_a_terminal_state(store):
+def test_a_cancel_request_stops_the_workers_progress_writes(store):
+    # Given a running job whose cancel was requested
     new_job(store)
     store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
-    store.cancel("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant="acme")
+    requested = store.cancel("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant="acme")
+    # When its worker records progress
     with pytest.raises(JobNotProcessing) as raised:
         store.record_progress("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", processed_rows=10)
+    # Then it is told to stop as cancelled, and the job is unchanged: still the worker's to end
     assert raised.value.status is JobStatus.CANCELLED
+    assert store.stop_signal("01JDZ8Q4N6X3V2C8Y7T5R9K1MB") is JobStatus.CANCELLED
     job = store.get("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
-    assert job.status is JobStatus.CANCELLED and job.processed_rows == 0
+    assert job.status is JobStatus.PROCESSING and job.processed_rows == 0
+    assert job == requested and job.cancel_requested_at
 
 
 def test_the_active_index_finds_stale_jobs_only(store):
@@ -213,18 +219,125 @@ def test_a_completion_records_the_outcome_and_full_progress(store):
     assert done.error_report == report
 
 
-def test_what_a_worker_knows_is_added_to_a_cancelled_job_and_to_no_other(store):
-    # Given one job cancelled while its worker ran, and one still running
-    for job_id in ("01JDZ8Q4N6X3V2C8Y7T5R9K000", "01JDZ8Q4N6X3V2C8Y7T5R9K001"):
+def test_a_job_no_worker_started_is_cancelled_at_once(store):
+    # Given a PENDING job that never ran
+    new_job(store)
+    # When it is cancelled
+    cancelled = store.cancel("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant="acme")
+    # Then it is CANCELLED, ended and expiring
+    assert cancelled.status is JobStatus.CANCELLED and cancelled.completed_at and cancelled.expires_at
+    assert cancelled.cancel_requested_at is None
+
+
+def test_a_pending_job_with_a_checkpoint_waits_for_its_worker_to_end_it(store):
+    # Given a job handed over to a continuation, with a checkpoint of what it did
+    new_job(store)
+    store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    store.record_progress("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", processed_rows=5, checkpoint={"written": 5})
+    store.hand_over("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    # When it is cancelled, then claimed by its continuation
+    requested = store.cancel("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", tenant="acme")
+    claimed = store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", new_attempt=False)
+    # Then the cancel is a request the continuation sees, and it ends the job with its counts
+    assert requested.status is JobStatus.PENDING and requested.cancel_requested_at
+    assert claimed is not None and store.stop_signal(claimed.id) is JobStatus.CANCELLED
+    ended = store.end_cancelled(claimed.id, JobOutcome(result={"written": 5}, processed_rows=5))
+    assert ended.status is JobStatus.CANCELLED and ended.result == {"written": 5}
+    assert ended.checkpoint is None and ended.completed_at == ended.updated_at
+
+
+def test_a_worker_cannot_end_a_job_cancelled_that_nobody_cancelled(store, stack):
+    new_job(store)
+    store.claim("01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    before = raw_item(stack, "01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    with pytest.raises(IllegalTransition):
+        store.end_cancelled("01JDZ8Q4N6X3V2C8Y7T5R9K1MB", JobOutcome(result={"written": 1}))
+    assert raw_item(stack, "01JDZ8Q4N6X3V2C8Y7T5R9K1MB") == before
+
+
+def _ended(store: JobStore, status: JobStatus) -> str:
+    """A job that ended in ``status`` the way it happens: a worker claimed it first."""
+    job_id = "01JDZ8Q4N6X3V2C8Y7T5R9K1MB"
+    new_job(store, job_id)
+    store.claim(job_id)
+    store.record_progress(job_id, processed_rows=3, checkpoint={"written": 3})
+    if status is JobStatus.COMPLETED:
+        store.complete(job_id, JobOutcome(result={"written": 3}, processed_rows=3))
+    elif status is JobStatus.FAILED:
+        store.fail(job_id, "broken", outcome=JobOutcome(result={"written": 3}))
+    else:
+        store.cancel(job_id, tenant="acme")
+        store.end_cancelled(job_id, JobOutcome(result={"written": 3}, processed_rows=3))
+    return job_id
+
+
+EVERY_WRITE = {
+    "claim": lambda s, j: s.claim(j),
+    "continuation claim": lambda s, j: s.claim(j, new_attempt=False),
+    "progress": lambda s, j: s.record_progress(j, processed_rows=9, total_rows=9, checkpoint={"w": 9}),
+    "pin version": lambda s, j: s.pin_file_version(j, "v2"),
+    "touch pending": lambda s, j: s.touch(j, JobStatus.PENDING),
+    "touch processing": lambda s, j: s.touch(j, JobStatus.PROCESSING),
+    "hand over": lambda s, j: s.hand_over(j),
+    "complete": lambda s, j: s.complete(j, JobOutcome(result={"written": 9}, processed_rows=9)),
+    "fail": lambda s, j: s.fail(j, "late", outcome=JobOutcome(result={"written": 9})),
+    "requeue": lambda s, j: s.requeue(j, reason="late"),
+    "cancel": lambda s, j: s.cancel(j, tenant="acme"),
+    "end cancelled": lambda s, j: s.end_cancelled(j, JobOutcome(result={"written": 9})),
+}
+
+
+@pytest.mark.parametrize("status", [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED])
+@pytest.mark.parametrize("write", sorted(EVERY_WRITE))
+def test_nothing_changes_a_terminal_job(store, stack, status, write):
+    # Given a job that ended
+    job_id = _ended(store, status)
+    before = raw_item(stack, job_id)
+    # When any write but a retry is tried on it (refused, or a no-op like a claim that lost)
+    with suppress(IllegalTransition):
+        EVERY_WRITE[write](store, job_id)
+    # Then the item is exactly as it was: no status, counter or updatedAt moved
+    assert raw_item(stack, job_id) == before
+
+
+def test_only_a_retry_reopens_a_failed_job(store):
+    job_id = _ended(store, JobStatus.FAILED)
+    reopened = store.retry(job_id, tenant="acme", max_attempts=3)
+    assert reopened.status is JobStatus.PENDING and reopened.completed_at is None
+
+
+def test_the_first_ending_of_a_racing_job_is_final(store, stack):
+    # Given running jobs, each raced by a worker's progress and completion, a cancel (and the worker's
+    # ending of it), a failure and the sweeper's requeue, all at once
+    for round_ in range(12):
+        job_id = f"01JDZ8Q4N6X3V2C8Y7T5R9K{round_:03d}"
         new_job(store, job_id)
         store.claim(job_id)
-    cancelled = store.cancel("01JDZ8Q4N6X3V2C8Y7T5R9K000", tenant="acme")
-    # When each worker records its outcome as a cancelled job's
-    for job_id in ("01JDZ8Q4N6X3V2C8Y7T5R9K000", "01JDZ8Q4N6X3V2C8Y7T5R9K001"):
-        store.record_cancelled_outcome(job_id, JobOutcome(result={"written": 3}, processed_rows=3))
-    # Then only the cancelled one carries it, and stays CANCELLED
-    ended = store.get("01JDZ8Q4N6X3V2C8Y7T5R9K000")
-    assert ended.status is JobStatus.CANCELLED and ended.result == {"written": 3}
-    assert ended.processed_rows == 3 and ended.completed_at == cancelled.completed_at
-    running = store.get("01JDZ8Q4N6X3V2C8Y7T5R9K001")
-    assert running.status is JobStatus.PROCESSING and running.result is None
+        endings: list[Job] = []
+        start = threading.Barrier(6)
+
+        def attempt(
+            write: str, job_id: str = job_id, endings: list[Job] = endings, start: threading.Barrier = start
+        ) -> None:
+            start.wait()
+            for _ in range(3):
+                try:
+                    changed = EVERY_WRITE[write](store, job_id)
+                except (IllegalTransition, JobNotFound):
+                    continue
+                if isinstance(changed, Job) and changed.status.is_terminal:
+                    endings.append(changed)
+
+        racers = ["progress", "complete", "cancel", "end cancelled", "fail", "requeue"]
+        threads = [threading.Thread(target=attempt, args=(write,)) for write in racers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # Then exactly one write ended it, and the item is what that write left, to the updatedAt
+        final = store.get(job_id)
+        if final.status.is_terminal:
+            assert len(endings) == 1, [e.status for e in endings]
+            assert final == endings[0] and final.updated_at == final.completed_at
+        else:
+            assert endings == []

@@ -233,6 +233,27 @@ def test_a_cancelled_job_is_never_resurrected(importer, store, stack, api):
     assert importer.records() == {}
 
 
+def test_a_cancel_requested_of_a_dead_worker_ends_through_the_sweeper(importer, store, stack, api):
+    # Given an import whose worker checkpointed, was asked to cancel, and died before it saw the request
+    created = importer.create()
+    boto3.client("s3").put_object(
+        Bucket=importer.bucket, Key=created["upload"]["key"], Body=(HEADER + "a@x.io,A,1,1,1,\n").encode()
+    )
+    messages(stack, "ImportQueue")  # lost with the worker
+    job = store.claim(created["job"]["id"])
+    checkpoint = {"created": 0, "header": ["email"], "mapping": {"email": "email"}}
+    store.record_progress(job.id, processed_rows=0, checkpoint=checkpoint)
+    assert api.call("POST", f"/jobs/{job.id}/cancel").status == 202
+    # When the sweeper finds it stuck, and its message reaches a worker
+    assert sweep(now_offset_seconds=301)["actions"] == {"stuck_requeued": 1}
+    importer.drain()
+    # Then that worker ends it CANCELLED from the checkpoint, without importing the file
+    final = store.get(job.id)
+    assert final.status is JobStatus.CANCELLED and final.result["written"] == 0
+    assert final.result["mapping"] == {"email": "email"} and final.attempts == 2
+    assert importer.records() == {}
+
+
 # ---- crash recovery ------------------------------------------------------------------------------
 
 

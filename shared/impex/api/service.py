@@ -240,9 +240,15 @@ class JobService:
 
     # --- actions -----------------------------------------------------------------------------------
 
-    def cancel(self, tenant: str, job_id: str) -> JobStatusResponse:
-        """Cancel a PENDING or PROCESSING job; a worker holding it stops at its next batch."""
-        return self.status_of(self.jobs.cancel(job_id, tenant=tenant))
+    def cancel(self, tenant: str, job_id: str, *, wait_seconds: float = 0) -> Job:
+        """Cancel a PENDING or PROCESSING job. A job a worker may hold ends when the worker stops at its
+        next batch; wait up to ``wait_seconds`` for it to end (it stays as it was if time runs out)."""
+        job = self.jobs.cancel(job_id, tenant=tenant)
+        deadline = time.monotonic() + wait_seconds
+        while not job.status.is_terminal and time.monotonic() < deadline:
+            time.sleep(LONG_POLL_INTERVAL_SECONDS)
+            job = self.jobs.get_for_tenant(tenant, job_id)
+        return job
 
     def commit(self, tenant: str, job_id: str) -> Job:
         """Turn a completed dry run into a real import of the same uploaded file (no second upload)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from impex.cli.client import ApiError, ImpexClient
+from impex.cli.client import TERMINAL, ApiError, ImpexClient
 
 DEFAULT_URL = "http://127.0.0.1:3000/api/import-export"
 _OPS = [
@@ -51,6 +51,8 @@ def _pairs(items: list[str] | None) -> dict[str, str]:
 
 # Exit codes (documented in the README's CLI reference); 2, a usage error, is argparse's own.
 EXIT_OK, EXIT_FAILED, EXIT_ROW_ERRORS = 0, 1, 3
+# How long `jobs cancel` waits for a running job's worker to end it (it stops at its next batch).
+CANCEL_WAIT_SECONDS = 10
 
 
 def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -177,7 +179,7 @@ def _job_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     for name, what in (
         ("status", "show a job's status"),
         ("watch", "follow a job until it ends, with a progress bar"),
-        ("cancel", "cancel a PENDING or PROCESSING job"),
+        ("cancel", "cancel a PENDING or PROCESSING job (waits up to 10 s for its worker to end it)"),
         ("retry", "retry a FAILED job from its checkpoint"),
         ("commit", "import for real the file a COMPLETED dry run checked"),
     ):
@@ -304,7 +306,12 @@ def _jobs(args: argparse.Namespace, client: ImpexClient) -> int:
     elif command == "watch":
         job = _wait(client, client.status(args.job_id), args)
     elif command == "cancel":
-        job = client.cancel(args.job_id)
+        job = client.cancel(args.job_id, wait_seconds=CANCEL_WAIT_SECONDS)
+        if job["status"] not in TERMINAL:
+            print(
+                f"cancel requested; {args.job_id} stops at its next batch (impex jobs watch)",
+                file=sys.stderr,
+            )
     elif command == "commit":
         job = client.commit(args.job_id)["job"]
         if args.wait:

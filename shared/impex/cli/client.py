@@ -9,6 +9,8 @@ from typing import Any
 
 import requests
 
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+
 
 class ApiError(Exception):
     """An error the API (or the network) returned, as one line a person can read, with the CLI
@@ -121,8 +123,8 @@ class ImpexClient:
     def jobs(self, **query: str) -> Any:
         return self.request("GET", "/jobs", params={k: v for k, v in query.items() if v})
 
-    def cancel(self, job_id: str) -> Any:
-        return self.request("POST", f"/jobs/{job_id}/cancel")
+    def cancel(self, job_id: str, *, wait_seconds: float = 0) -> Any:
+        return self.request("POST", f"/jobs/{job_id}/cancel", params={"waitSeconds": str(wait_seconds)})
 
     def retry(self, job_id: str) -> Any:
         return self.request("POST", f"/jobs/{job_id}/retry")
@@ -144,7 +146,7 @@ class ImpexClient:
             status = self.status(job_id)
             if on_progress:
                 on_progress(status)
-            if status["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+            if status["status"] in TERMINAL:
                 return status
             if time.monotonic() > deadline:
                 raise ApiError(f"job {job_id} is still {status['status']} after {timeout:.0f}s")

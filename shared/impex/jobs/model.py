@@ -103,6 +103,8 @@ class Job(_CamelModel):
     heartbeat_at: str | None = None
     checkpoint: dict[str, Any] | None = None
     last_error: str | None = None
+    # Set by a cancel of a job a worker may hold; the worker ends it CANCELLED with what it did.
+    cancel_requested_at: str | None = None
 
     created_at: str
     updated_at: str

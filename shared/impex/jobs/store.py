@@ -2,6 +2,11 @@
 
 Callers say what happened (claim, record progress, complete, fail, requeue, cancel, retry...); this
 module alone knows the item's attribute names and how each change is written.
+
+Terminal means terminal: every write is conditional on a non-terminal status, so once a job is
+COMPLETED, FAILED or CANCELLED nothing changes it (not a counter, not updatedAt) but a retry of a
+FAILED job. A cancel of a job a worker may hold is therefore a request: the worker ends the job
+CANCELLED itself, with its exact counts, mapping and error report, in one conditional write.
 """
 
 from __future__ import annotations
@@ -9,9 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from impex.aws.tables import DocumentTable, Expression
 from impex.clock import iso, utc_now
@@ -33,6 +38,12 @@ _CHANGE_BY_TARGET = {
 }
 _STATUS = {"#status": "status"}
 _ONLY_PROCESSING = frozenset({JobStatus.PROCESSING})
+# A worker's writes while it runs: the job is still PROCESSING and nobody asked it to stop.
+_STILL_RUNNING = Expression(
+    "#status = :processing AND attribute_not_exists(cancelRequestedAt)",
+    _STATUS,
+    {":processing": "PROCESSING"},
+)
 
 
 class JobNotProcessing(IllegalTransition):
@@ -64,6 +75,7 @@ class _Change:
     tenant: str | None = None
     expected_heartbeat: str | None = None
     increment_attempts: bool = False
+    cancel_requested: bool = False  # only if a cancel was requested (a worker ending it CANCELLED)
 
 
 class JobStore:
@@ -88,10 +100,16 @@ class JobStore:
             raise JobNotFound(f"job {job_id} was not found")
         return job
 
-    def current_status(self, job_id: str) -> JobStatus | None:
-        """Just the status (a cheap strongly consistent read): workers check it for a cancel."""
-        item = self._table.get({"id": job_id}, attributes=["status"])
-        return JobStatus(str(item["status"])) if item else None
+    def stop_signal(self, job_id: str) -> JobStatus | None:
+        """What a worker holding the job should do, from one cheap read: PROCESSING to go on, CANCELLED
+        if a cancel was requested, otherwise the status the job left PROCESSING for (None: gone)."""
+        item = self._table.get({"id": job_id}, attributes=["status", "cancelRequestedAt"])
+        if not item:
+            return None
+        status = JobStatus(str(item["status"]))
+        if status is JobStatus.PROCESSING and item.get("cancelRequestedAt"):
+            return JobStatus.CANCELLED
+        return status
 
     def list_for_tenant(
         self,
@@ -216,10 +234,10 @@ class JobStore:
         changed = self._table.update(
             {"id": job_id},
             update=Expression("SET #file.versionId = :version", {"#file": "file"}, {":version": version_id}),
-            condition=Expression("#status = :processing", dict(_STATUS), {":processing": "PROCESSING"}),
+            condition=_STILL_RUNNING,
         )
         if changed is None:
-            raise JobNotProcessing(job_id, self.current_status(job_id))
+            raise JobNotProcessing(job_id, self.stop_signal(job_id))
 
     def record_progress(
         self,
@@ -229,29 +247,31 @@ class JobStore:
         total_rows: int | None = None,
         checkpoint: dict[str, Any] | None = None,
     ) -> None:
-        """Record progress and a heartbeat on a PROCESSING job; raise JobNotProcessing if it is not."""
+        """Record progress and a heartbeat on a PROCESSING job; raise JobNotProcessing if it is not, or
+        if a cancel was requested (its status then says CANCELLED)."""
         now = iso(utc_now())
         sets = ["processedRows = :processed", "updatedAt = :now", "heartbeatAt = :now"]
         values: dict[str, Any] = {":processed": processed_rows, ":now": now}
         if total_rows is not None:
-            progress = 100 if total_rows == 0 else min(99, processed_rows * 100 // max(total_rows, 1))
+            # 100 only once the job is COMPLETED: a running job is at most 99 % done.
+            progress = min(99, processed_rows * 100 // max(total_rows, 1))
             sets += ["totalRows = :total", "progress = :progress"]
             values[":total"], values[":progress"] = total_rows, progress
         if checkpoint is not None:
             sets.append("checkpoint = :checkpoint")
             values[":checkpoint"] = checkpoint
         changed = self._table.update(
-            {"id": job_id},
-            update=Expression("SET " + ", ".join(sets), {}, values),
-            condition=Expression("#status = :processing", dict(_STATUS), {":processing": "PROCESSING"}),
+            {"id": job_id}, update=Expression("SET " + ", ".join(sets), {}, values), condition=_STILL_RUNNING
         )
         if changed is None:
-            raise JobNotProcessing(job_id, self.current_status(job_id))
+            raise JobNotProcessing(job_id, self.stop_signal(job_id))
         if self._events is not None:
             self._publish(Job.model_validate(changed), "progress")
 
     def touch(self, job_id: str, status: JobStatus) -> None:
         """Refresh the heartbeat of a job still in ``status`` (after re-sending its message)."""
+        if status.is_terminal:
+            raise ValueError("a terminal job is never touched")
         self._table.update(
             {"id": job_id},
             update=Expression("SET heartbeatAt = :now", {}, {":now": iso(utc_now())}),
@@ -306,8 +326,34 @@ class JobStore:
         return self._apply(job_id, change)
 
     def cancel(self, job_id: str, *, tenant: str) -> Job:
-        """The tenant's PENDING or PROCESSING job -> CANCELLED; its worker stops at its next batch."""
-        return self._apply(job_id, _Change(JobStatus.CANCELLED, tenant=tenant))
+        """Cancel the tenant's PENDING or PROCESSING job: a job no worker has started -> CANCELLED at
+        once; any other gets a cancel request, and its worker ends it CANCELLED at its next batch."""
+        untouched = _Change(JobStatus.CANCELLED, allowed_from=frozenset({JobStatus.PENDING}), tenant=tenant)
+        try:
+            return self._apply(job_id, untouched, extra_condition="attribute_not_exists(checkpoint)")
+        except IllegalTransition:
+            pass  # started before (a checkpoint), or PROCESSING: a worker must end it with its counts
+        request = Expression(
+            "SET cancelRequestedAt = if_not_exists(cancelRequestedAt, :now)", {}, {":now": iso(utc_now())}
+        )
+        names = {**_STATUS, "#tenant": "tenant"}
+        values = {":tenant": tenant, ":pending": "PENDING", ":processing": "PROCESSING"}
+        changed = self._table.update(
+            {"id": job_id},
+            update=request,
+            condition=Expression("#status IN (:pending, :processing) AND #tenant = :tenant", names, values),
+        )
+        if changed is None:
+            self._raise_refused(job_id, JobStatus.CANCELLED, tenant)
+        job = Job.model_validate(changed)
+        self._publish(job, "cancel_requested")
+        return job
+
+    def end_cancelled(self, job_id: str, outcome: JobOutcome) -> Job:
+        """A cancel-requested PROCESSING job -> CANCELLED with what its worker did, in one write."""
+        change = _Change(JobStatus.CANCELLED, allowed_from=_ONLY_PROCESSING, cancel_requested=True)
+        change.sets.update({**_outcome_fields(outcome), "checkpoint": None})
+        return self._apply(job_id, change)
 
     def retry(self, job_id: str, *, tenant: str, max_attempts: int) -> Job:
         """The tenant's FAILED job -> PENDING, as a new attempt from its checkpoint."""
@@ -315,30 +361,14 @@ class JobStore:
             JobStatus.PENDING,
             allowed_from=frozenset({JobStatus.FAILED}),
             sets={"errorMessage": None, "maxAttempts": max_attempts},
-            removes=("expiresAt", "completedAt"),
+            removes=("expiresAt", "completedAt", "cancelRequestedAt"),
             tenant=tenant,
         )
         return self._apply(job_id, change)
 
-    def record_cancelled_outcome(self, job_id: str, outcome: JobOutcome) -> None:
-        """Add what a worker knows (result, error report) to a job a cancel already ended."""
-        fields = _outcome_fields(outcome)
-        names = dict(_STATUS)
-        values: dict[str, Any] = {":now": iso(utc_now())}
-        sets = ["updatedAt = :now"]
-        for index, (name, value) in enumerate(fields.items()):
-            names[f"#f{index}"] = name
-            values[f":f{index}"] = value
-            sets.append(f"#f{index} = :f{index}")
-        self._table.update(
-            {"id": job_id},
-            update=Expression("SET " + ", ".join(sets), {}, values),
-            condition=Expression("#status = :status", names, {":status": JobStatus.CANCELLED.value}),
-        )
-
     # --- plumbing --------------------------------------------------------------------------------------
 
-    def _apply(self, job_id: str, change: _Change) -> Job:
+    def _apply(self, job_id: str, change: _Change, *, extra_condition: str | None = None) -> Job:
         """Move a job to ``change.target`` if its status allows it; otherwise raise, changing nothing."""
         target = change.target
         sources = ALLOWED_SOURCES[target]
@@ -346,18 +376,25 @@ class JobStore:
             sources = change.allowed_from & sources
         update = self._update_of(change)
         condition = _condition_of(sources, change)
+        if extra_condition is not None:
+            condition = replace(condition, text=f"{condition.text} AND {extra_condition}")
         changed = self._table.update({"id": job_id}, update=update, condition=condition)
         if changed is None:
-            current = self.get(job_id)
-            if current is None or (change.tenant is not None and current.tenant != change.tenant):
-                raise JobNotFound(f"job {job_id} was not found")
-            raise IllegalTransition(
-                f"job {job_id} is {current.status.value} and cannot become {target.value}",
-                details={"status": current.status.value},
-            )
+            self._raise_refused(job_id, target, change.tenant)
         job = Job.model_validate(changed)
         self._publish(job, _CHANGE_BY_TARGET[target])
         return job
+
+    def _raise_refused(self, job_id: str, target: JobStatus, tenant: str | None) -> NoReturn:
+        """Say why a conditional change did not apply: the job is gone (or another tenant's), or its
+        status does not allow it."""
+        current = self.get(job_id)
+        if current is None or (tenant is not None and current.tenant != tenant):
+            raise JobNotFound(f"job {job_id} was not found")
+        raise IllegalTransition(
+            f"job {job_id} is {current.status.value} and cannot become {target.value}",
+            details={"status": current.status.value},
+        )
 
     def _update_of(self, change: _Change) -> Expression:
         target = change.target
@@ -424,6 +461,8 @@ def _condition_of(sources: frozenset[JobStatus], change: _Change) -> Expression:
         names["#tenant"] = "tenant"
         values[":tenant"] = change.tenant
         text += " AND #tenant = :tenant"
+    if change.cancel_requested:
+        text += " AND attribute_exists(cancelRequestedAt)"
     if change.expected_heartbeat is not None:
         # Only if no worker has shown a sign of life since the caller looked (the sweeper's guard).
         values[":heartbeat"] = change.expected_heartbeat

@@ -126,9 +126,7 @@ class ExportPipeline:
         except Stopped as stopped:
             self._clean_up(run)
             if stopped.status is JobStatus.CANCELLED:
-                result = ExportResult(rows=run.rows, format=job.format).as_dict()
-                self.jobs.record_cancelled_outcome(job.id, JobOutcome(result=result))
-                logger.info("export cancelled; partial file removed")
+                self._end_cancelled(run)
             return RunOutcome.STOPPED
         except (InvalidInput, DatasetNotFound, FileProblem) as problem:
             self._clean_up(run)
@@ -146,6 +144,8 @@ class ExportPipeline:
         plan = self._plan(job)
         checkpoint = job.checkpoint or {}
         run.rows = int(checkpoint.get("rows", 0))
+        if job.cancel_requested_at is not None:
+            raise Stopped(JobStatus.CANCELLED)  # cancelled between invocations: end it, read no more
         upload, writer = self._open(run, plan)
         deadline = Deadline(context, self._limits.continuation_reserve_seconds)
         table = self._records(plan.layout.table_name)
@@ -216,8 +216,18 @@ class ExportPipeline:
         )
         return upload, writer
 
+    def _end_cancelled(self, run: _ExportRun) -> None:
+        """End a cancel-requested export CANCELLED with the rows it had read (its file is removed)."""
+        result = ExportResult(rows=run.rows, format=run.job.format).as_dict()
+        try:
+            self.jobs.end_cancelled(run.job.id, JobOutcome(result=result, processed_rows=run.rows))
+        except IllegalTransition as error:  # the sweeper took it back meanwhile; the next worker ends it
+            logger.info("could not end the cancelled job", extra={"reason": str(error)})
+            return
+        logger.info("export cancelled; partial file removed")
+
     def _check_still_processing(self, job: Job) -> None:
-        status = self.jobs.current_status(job.id)
+        status = self.jobs.stop_signal(job.id)
         if status is not JobStatus.PROCESSING:
             raise Stopped(status)
 
@@ -282,9 +292,9 @@ class ExportPipeline:
         try:
             self.jobs.complete(job.id, outcome)
         except IllegalTransition:
-            # Cancelled at the last moment: the file must not outlive the job.
+            # Taken back meanwhile (the sweeper): the file must not outlive this run; the next one writes it.
             self.files.delete([job.file.key])
-            raise Stopped(self.jobs.current_status(job.id)) from None
+            raise Stopped(self.jobs.stop_signal(job.id)) from None
         metrics.add_metric(name="ExportsCompleted", unit="Count", value=1)
         metrics.add_metric(name="ExportDurationSeconds", unit="Seconds", value=job_duration(job))
         metrics.add_metric(name="RowsExported", unit="Count", value=run.rows)

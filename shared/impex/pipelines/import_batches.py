@@ -184,9 +184,9 @@ class BatchWriter:
         else:
             self._record(rejected)
 
-    def watch(self, current_status: Callable[[], JobStatus | None]) -> None:
+    def watch(self, stop_signal: Callable[[], JobStatus | None]) -> None:
         """Check the job's status after the batch in flight (a cancel is seen before the next batch)."""
-        self._status = self._stage.submit(current_status)
+        self._status = self._stage.submit(stop_signal)
 
     def drain(self) -> None:
         """Wait for the batch in flight (re-raising its failure) and count what it did; raise Stopped

@@ -115,6 +115,10 @@ class ImportPipeline:
         logger.append_keys(job_id=job.id, tenant=job.tenant)
         started = time.monotonic()
         progress = ImportProgress.from_checkpoint(job.checkpoint)
+        if job.cancel_requested_at is not None:
+            # Cancelled between invocations (a continuation, a requeue): end it from the checkpoint.
+            self._after_stop(job, progress, JobStatus.CANCELLED)
+            return RunOutcome.STOPPED
         try:
             with bulk_allocations:
                 outcome = self._run(job, progress, context)
@@ -239,7 +243,7 @@ class ImportPipeline:
                 else:
                     # Checked on the writer thread after this batch's write; seen before the next one
                     # (at once when there was no batch: only blank or skipped records).
-                    writer.watch(lambda: self.jobs.current_status(run.job.id))
+                    writer.watch(lambda: self.jobs.stop_signal(run.job.id))
                     if not batch:
                         writer.drain()
             writer.drain()
@@ -252,6 +256,10 @@ class ImportPipeline:
             with suppress(Stopped):
                 writer.drain()
             self._flush_errors(run)
+            raise
+        except Stopped as stopped:
+            if stopped.status is JobStatus.CANCELLED:
+                self._flush_errors(run)  # the cancelled job's error report has every row error so far
             raise
         self._complete(run)
         return RunOutcome.COMPLETED
@@ -303,13 +311,8 @@ class ImportPipeline:
     def _complete(self, run: _Run) -> None:
         job, progress = run.job, run.progress
         outcome = self._outcome(job, progress, run.mapping.used)
-        try:
-            self.jobs.complete(job.id, replace(outcome, total_rows=progress.processed))
-        except IllegalTransition:
-            if self.jobs.current_status(job.id) is JobStatus.CANCELLED:
-                self.jobs.record_cancelled_outcome(job.id, JobOutcome(result=outcome.result))
-                return
-            raise
+        # A cancel requested after the last batch comes too late: the job is COMPLETED, as it is.
+        self.jobs.complete(job.id, replace(outcome, total_rows=progress.processed))
         metrics.add_metric(name="ImportsCompleted", unit="Count", value=1)
         metrics.add_metric(name="ImportDurationSeconds", unit="Seconds", value=job_duration(job))
         metrics.add_metric(name="RowsImported", unit="Count", value=progress.written)
@@ -329,7 +332,11 @@ class ImportPipeline:
         if status is not JobStatus.CANCELLED:
             logger.info("job left PROCESSING while running; stopping", extra={"status": str(status)})
             return
-        self.jobs.record_cancelled_outcome(job.id, self._outcome(job, progress, progress.mapping))
+        try:
+            self.jobs.end_cancelled(job.id, self._outcome(job, progress, progress.mapping))
+        except IllegalTransition as error:  # the sweeper took it back meanwhile; the next worker ends it
+            logger.info("could not end the cancelled job", extra={"reason": str(error)})
+            return
         logger.info("import cancelled", extra={"written": progress.written})
 
     def _retry_or_fail(self, job: Job, error: Exception) -> RunOutcome:

@@ -94,12 +94,30 @@ def download(
 
 @router.post(
     "/jobs/<job_id>/cancel",
-    responses=documented(success(200, "The cancelled job's status", JobStatusResponse)),
+    responses=documented(
+        success(200, "The job has ended: CANCELLED (or it finished before the cancel)", JobStatusResponse),
+        success(202, "Cancel requested: the worker ends it CANCELLED at its next batch", JobStatusResponse),
+    ),
     tags=["jobs"],
 )
-def cancel(caller: Tenant, service: Service, job_id: JobId) -> JobStatusResponse:
-    """Cancel a job that has not ended; 409 if it has."""
-    return service.cancel(caller, job_id)
+def cancel(
+    caller: Tenant,
+    service: Service,
+    job_id: JobId,
+    wait_seconds: Annotated[float, Query(alias="waitSeconds", ge=0, le=25)] = 0,
+) -> Response[JobStatusResponse]:
+    """Cancel a job that has not ended; 409 if it has.
+
+    A job no worker has started is CANCELLED at once (200). A running one is asked to stop: its
+    worker ends it CANCELLED with its exact counts at its next batch; until then the answer is 202
+    with the job as it is. `waitSeconds` (≤ 25) waits for the job to end first.
+    """
+    job = service.cancel(caller, job_id, wait_seconds=wait_seconds)
+    return Response(
+        status_code=200 if job.status.is_terminal else 202,
+        content_type="application/json",
+        body=service.status_of(job),
+    )
 
 
 @router.post(
