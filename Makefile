@@ -25,7 +25,7 @@ PY313 := $(shell for p in $$HOME/.pyenv/versions/3.13*/bin/python3.13 $$(command
 	  [ -x "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$p"; break; }; \
 	done)
 
-.PHONY: help install tools lint test unit integration e2e build run serve bench stress fuzz clean
+.PHONY: help install tools lint test unit integration e2e build run serve bench stress fuzz contract clean
 
 help:
 	@echo "make run    - install, start the local stack and run the demo job"
@@ -35,6 +35,7 @@ help:
 	@echo "make bench  - throughput and memory against named baselines (BENCH_ARGS='--rows 100000')"
 	@echo "make serve  - run the local stack in the foreground (IMPEX_LOCAL_PORT, default 3000)"
 	@echo "make fuzz   - fuzz the readers and conversion for 10 CPU minutes (FUZZ_SECONDS=660)"
+	@echo "make contract - Schemathesis against the local stack, 200 examples per operation (CONTRACT_EXAMPLES)"
 
 $(VENV)/.installed: requirements/dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -80,6 +81,11 @@ fuzz: install
 
 stress: install
 	IMPEX_STRESS_SEEDS=$${IMPEX_STRESS_SEEDS:-500} $(VENV)/bin/pytest -n 2 tests/integration/test_queue_semantics.py -k killed
+
+# The API contract (Schemathesis against the local stack) with CONTRACT_EXAMPLES per operation
+# (default 200; make test runs 12).
+contract: install
+	IMPEX_CONTRACT_EXAMPLES=$${CONTRACT_EXAMPLES:-200} $(VENV)/bin/pytest -p no:randomly -s tests/e2e/test_contract.py
 
 unit: install
 	$(VENV)/bin/pytest tests/unit

@@ -8,6 +8,8 @@ dead code to remove, not to add here. Each entry says who uses it.
 openapi
 domain_error
 invalid_request
+not_json
+unreadable_form
 key_reused
 key_in_flight
 no_route

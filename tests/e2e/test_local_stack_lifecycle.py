@@ -132,7 +132,7 @@ def test_a_refused_token_gets_the_documented_error_shape_with_its_reason(local_s
         assert body["error"]["code"] == "unauthenticated" and reason in body["error"]["message"], body
 
 
-@pytest.mark.parametrize("method", ["TRACE", "PATCH"])
+@pytest.mark.parametrize("method", ["TRACE", "PATCH", "QUERY", "PROPFIND"])
 def test_any_method_gets_a_json_answer_from_the_api_not_a_501_page(local_stack: RunningStack, method):
     response = requests.request(
         method, f"{local_stack.api}/datasets", headers=local_stack.headers("m"), timeout=10

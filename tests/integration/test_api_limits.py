@@ -109,3 +109,34 @@ def test_the_body_limit_counts_utf8_bytes_not_characters(api, customers):
     response = api.call("POST", "/imports", raw_body=raw)
     assert response.status == 413, response.text[:200]
     assert response.json()["error"]["details"]["limit"] == "bodyBytes"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/xml",
+        "multipart/form-data",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+    ],
+)
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/imports"), ("POST", "/exports"), ("PUT", "/datasets/customers")]
+)
+def test_a_body_that_is_not_json_is_a_415_naming_its_type(api, customers, content_type, method, path):
+    # Given a JSON body sent with another Content-Type
+    body = {"dataset": "customers", "fileName": "a.csv", "format": "csv"}
+    # When it is sent
+    response = api.call(method, path, body=body, headers={"Content-Type": content_type})
+    # Then it is refused as not JSON, in the error shape, never a 500
+    assert response.status == 415, response.text
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_media_type" and content_type in error["message"]
+
+
+def test_a_body_that_is_not_json_from_no_tenant_is_a_401_first(api):
+    response = api.call(
+        "POST", "/imports", body={"dataset": "x"}, headers={"Content-Type": "text/plain"}, tenant=None
+    )
+    assert response.status == 401 and response.json()["error"]["code"] == "unauthenticated"

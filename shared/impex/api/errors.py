@@ -7,7 +7,10 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
@@ -48,6 +51,8 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
     401: _error_doc("No usable tenant claim"),
     404: _error_doc("Not found (or not yours)"),
     409: _error_doc("Conflicts with the current state"),
+    413: _error_doc("The request body is over its limit"),
+    415: _error_doc("The request body is not JSON (send Content-Type: application/json)"),
     422: _error_doc("Invalid input"),
 }
 
@@ -81,14 +86,35 @@ def register_error_handlers(app: APIGatewayHttpResolver, *, tenant_claim: str) -
     def domain_error(error: ImpexError) -> Response[Any]:
         return error_response(http_status_for(error), error.code, error.message, error.details)
 
-    @app.exception_handler(RequestValidationError)
-    def invalid_request(error: RequestValidationError) -> Response[Any]:
-        # Powertools validates before dependencies run; an unauthenticated caller still gets its 401 first.
+    def refused_first() -> Response[Any] | None:
+        """The answer that comes before any body problem: 401 for no tenant, then 415 for a body
+        that is not JSON (Powertools would read forms and multipart too; impex takes only JSON)."""
+        # Powertools validates before dependencies run, so the 401 is given here too.
         try:
             tenant_of(app.current_event, tenant_claim)
         except Unauthenticated as unauthenticated:
             return error_response(HTTPStatus.UNAUTHORIZED, unauthenticated.code, unauthenticated.message)
-        return _validation_error(error)
+        content_type = (app.current_event.headers.get("content-type") or "").strip()
+        if content_type and not content_type.lower().startswith("application/json"):
+            return error_response(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                f"the body must be JSON (Content-Type: application/json), not {content_type[:100]}",
+            )
+        return None
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(error: RequestValidationError) -> Response[Any]:
+        return refused_first() or _validation_error(error)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def not_json(error: RequestUnsupportedContentType) -> Response[Any]:
+        return refused_first() or unexpected(error)
+
+    @app.exception_handler(ValueError)
+    def unreadable_form(error: ValueError) -> Response[Any]:
+        # Powertools' form and multipart readers raise ValueError for a body they cannot split.
+        return refused_first() or unexpected(error)
 
     @app.exception_handler(IdempotencyValidationError)
     def key_reused(_: IdempotencyValidationError) -> Response[Any]:
@@ -117,7 +143,7 @@ def register_error_handlers(app: APIGatewayHttpResolver, *, tenant_claim: str) -
         return error_response(HTTPStatus.NOT_FOUND, "no_route", f"no route {path}")
 
     @app.exception_handler(Exception)
-    def unexpected(_: Exception) -> Response[Any]:
+    def unexpected(_: BaseException) -> Response[Any]:
         logger.exception("unhandled error")
         return error_response(
             HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "an unexpected error occurred"
@@ -142,7 +168,8 @@ def _validation_error(error: RequestValidationError) -> Response[Any]:
 
 def success(status: int, description: str, model: Any = None, **headers: str) -> dict[int, OpenAPIResponse]:
     """A route's success response for the OpenAPI document (with the error responses every route has)."""
-    response: OpenAPIResponse = {"description": description}
+    # No model: no body. An empty content map says so (Powertools would document the return type).
+    response: OpenAPIResponse = {"description": description, "content": {}}
     if model is not None:
         response["content"] = {"application/json": {"model": model}}
     if headers:

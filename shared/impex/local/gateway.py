@@ -129,9 +129,12 @@ class LocalGateway:
                 )  # API Gateway refuses what is not a length
                 return self.rfile.read(length) if length else b""
 
-            # Every method API Gateway passes on (a route of ANY gets them all); an unknown one is a
-            # JSON answer from the function, never http.server's 501 page.
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _serve
+            # Every method API Gateway passes on (a route of ANY gets them all), including ones
+            # http.server does not know (QUERY...): a JSON answer from the function, never its 501 page.
+            def __getattr__(self, name: str) -> Any:
+                if name.startswith("do_") and name[3:].isalpha():
+                    return self._serve
+                raise AttributeError(name)
 
         return Handler
 
