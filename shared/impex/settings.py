@@ -84,6 +84,8 @@ class ApiSettings(CommonSettings):
     tenant_claim: str = Field(min_length=1)
     max_upload_bytes: int = Field(ge=1, le=5 * 1024**3)
     download_url_ttl_seconds: int = Field(ge=60, le=900)
+    # The shards of a new dataset whose definition does not say (the template's DefaultRecordShards).
+    default_record_shards: int = Field(ge=1, le=100)
 
 
 class ImporterSettings(CommonSettings):

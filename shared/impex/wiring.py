@@ -43,10 +43,11 @@ def job_store(settings: CommonSettings) -> JobStore:
     return JobStore(table, retention_days=settings.job_retention_days, events=events)
 
 
-def dataset_store(settings: CommonSettings) -> DatasetStore:
-    """The datasets table, with the deployment's allow-list of external tables."""
+def dataset_store(settings: CommonSettings, *, default_shards: int = 1) -> DatasetStore:
+    """The datasets table, with the deployment's allow-list of external tables (and the shards of a
+    new dataset, for the api function, which creates them)."""
     table = DocumentTable(clients.dynamodb().Table(settings.datasets_table))
-    return DatasetStore(table, external_tables=settings.external_tables())
+    return DatasetStore(table, external_tables=settings.external_tables(), default_shards=default_shards)
 
 
 def files_bucket(settings: CommonSettings) -> FilesBucket:
@@ -112,7 +113,7 @@ def job_service(settings: ApiSettings) -> JobService:
     tenant_sweeper = sweeper(settings, jobs=jobs)
     return JobService(
         jobs=jobs,
-        datasets=dataset_store(settings),
+        datasets=dataset_store(settings, default_shards=settings.default_record_shards),
         files=files_bucket(settings),
         export_queues=export_queues(settings),
         import_queues=import_queues(settings),

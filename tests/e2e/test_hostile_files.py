@@ -168,4 +168,6 @@ def test_a_pathological_pattern_never_holds_up_another_request(hostile_stack):
     assert status["status"] == "COMPLETED", status
     assert (status["result"]["written"], status["result"]["failed"]) == (0, 30_000)
     assert seen_processing >= 3, "the requests did not overlap the import: not a test of it"
-    assert max(latencies) < 1.0, f"a request took {max(latencies):.2f} s while the import ran"
+    # A backtracking engine would take 2^2000 steps on one cell (Python's re holds the GIL, so every
+    # request would wait for ever); 5 s leaves room for a loaded machine and still tells them apart.
+    assert max(latencies) < 5.0, f"a request took {max(latencies):.2f} s while the import ran"

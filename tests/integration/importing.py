@@ -111,19 +111,28 @@ class Importer:
         report = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
         return list(csv.reader(io.StringIO(report)))
 
+    def partitions(self, tenant: str = "acme", dataset: str = "customers") -> list[str]:
+        """The dataset's record partitions, as the API describes the dataset."""
+        response = self.api.call("GET", f"/datasets/{dataset}", tenant=tenant)
+        assert response.status == 200, response.text
+        shards = response.json()["shards"]
+        base = f"{tenant}#{dataset}"
+        return [base] if shards == 1 else [f"{base}#{shard}" for shard in range(shards)]
+
     def records(self, tenant: str = "acme", dataset: str = "customers") -> dict[str, dict[str, Any]]:
         """The dataset's records in the RecordsTable, by sort key, as plain values."""
         from boto3.dynamodb.conditions import Key
 
         table = boto3.resource("dynamodb").Table(self.stack.physical["RecordsTable"])
         items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"{tenant}#{dataset}")}
-        while True:
-            page = table.query(**kwargs)
-            items += page["Items"]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for partition in self.partitions(tenant, dataset):
+            kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(partition)}
+            while True:
+                page = table.query(**kwargs)
+                items += page["Items"]
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return {
             item["sk"]: {k: v for k, v in item.items() if k not in {"pk", "sk", "_job", "_row"}}
             for item in items

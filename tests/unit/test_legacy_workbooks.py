@@ -303,3 +303,20 @@ def test_an_xls_whose_sector_chain_loops_is_refused_before_the_reader_follows_it
     # When it is measured, Then it is refused as damaged, naming the loop
     with pytest.raises(FileProblem, match="sector chains loops"):
         check_footprint(path, WorkbookKind.XLS, None, BUDGET)
+
+
+def test_fuzz_found_a_row_record_before_the_sheet_data_does_not_hide_the_cells_after_it(tmp_path):
+    # Found by the fuzz slice of `make test`: an .xlsb whose BrtBeginSheet was overwritten into a
+    # 1-byte row record. The scan stopped there; the reader skipped it, read the cells after it and
+    # reserved their 870,000-row x 3,650-column range: 101 GB, and the process aborted.
+    far = {(0, 0): "id", (870_216, 3_651): 1.5, (3, 1): True}
+    records = xlsb_sheet_records(far)
+    sheet = biff12_record(0x00, b"\x00") + records[len(biff12_record(0x81)) :]
+    path = tmp_path / "upload"
+    path.write_bytes(xlsb_bytes({}, sheet_records=sheet))
+    # When it is measured, Then the range is seen, and refused, before the reader allocates it
+    with pytest.raises(FileProblem, match="spans 3,178,"):
+        check_footprint(path, WorkbookKind.XLSB, None, BUDGET)
+    outcome, detail, peak_mb = open_in_a_fresh_process(path)
+    assert outcome == "problem" and "delete the stray cells" in str(detail)
+    assert peak_mb < 140, f"refusing it still peaked at {peak_mb} MB"

@@ -201,13 +201,15 @@ class DatasetOut(_Out):
     keys: list[str]
     target: dict[str, Any] | None = None
     description: str | None = None
+    shards: int
     created_at: str
     updated_at: str
 
     @classmethod
     def from_dataset(cls, dataset: Dataset) -> DatasetOut:
-        """The stored dataset as the API shows it (no tenant)."""
+        """The stored dataset as the API shows it (no tenant; a dataset from before sharding has 1)."""
         data = dataset.model_dump(by_alias=True, mode="json", exclude_none=True)
+        data["shards"] = dataset.shard_count
         return cls.model_validate({k: v for k, v in data.items() if k != "tenant"})
 
 

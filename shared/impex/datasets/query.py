@@ -19,16 +19,21 @@ _COMPARE = {"eq": "=", "ne": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">=
 
 @dataclass
 class CompiledQuery:
-    """The parameters of a Query (or Scan) for one export."""
+    """The parameters of a Query (or Scan) for one export: for a sharded dataset, one Query per
+    record partition, the same but for the partition key's value."""
 
     key_condition: str | None = None
     filter_expression: str | None = None
     names: dict[str, str] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     projection: str | None = None
+    # The RecordsTable partitions to read (empty for an allow-listed table) and the placeholder of
+    # the partition key's value in the key condition.
+    partitions: list[str] = field(default_factory=list)
+    partition_value: str | None = None
 
-    def request(self) -> dict[str, Any]:
-        """Keyword arguments for the low-level client's query/scan."""
+    def request(self, partition: str | None = None) -> dict[str, Any]:
+        """Keyword arguments for the low-level client's query/scan (of ``partition``, if sharded)."""
         request: dict[str, Any] = {}
         if self.key_condition:
             request["KeyConditionExpression"] = self.key_condition
@@ -40,6 +45,8 @@ class CompiledQuery:
             request["ExpressionAttributeNames"] = self.names
         if self.values:
             request["ExpressionAttributeValues"] = self.values
+        if partition is not None and self.partition_value is not None:
+            request["ExpressionAttributeValues"] = {**self.values, self.partition_value: {"S": partition}}
         return request
 
     @property
@@ -72,13 +79,7 @@ def compile_query(layout: RecordLayout, filters: Sequence[Filter], fields: list[
     remaining = list(filters)
     keys: list[str] = []
     if layout.external is None:
-        keys.append(f"{names.name('pk')} = {names.value({'S': layout.partition})}")
-        sort_filter = _sort_key_filter(layout, remaining)
-        if sort_filter is not None:
-            remaining.remove(sort_filter)
-            keys.append(
-                _condition(names, "sk", sort_filter, lambda v: {"S": _escape(key_text(v))}, layout, True)
-            )
+        keys = _records_key_conditions(query, names, layout, remaining)
     else:
         partition = next(
             (f for f in remaining if f.field == layout.external.partition_key and f.op == "eq"), None
@@ -96,8 +97,30 @@ def compile_query(layout: RecordLayout, filters: Sequence[Filter], fields: list[
     conditions = [_condition(names, f.field, f, None, layout, False) for f in remaining]
     if conditions:
         query.filter_expression = " AND ".join(conditions)
-    query.projection = ", ".join(names.name(name) for name in fields)
+    # Several partitions are merged by their sort key, so it is read too.
+    projected = [*fields, "sk"] if len(query.partitions) > 1 else fields
+    query.projection = ", ".join(names.name(name) for name in projected)
     return query
+
+
+def _records_key_conditions(
+    query: CompiledQuery, names: _Names, layout: RecordLayout, remaining: list[Filter]
+) -> list[str]:
+    """The key condition in impex's RecordsTable: the partition (each shard's in turn), and the sort
+    key where a filter allows it (taken out of ``remaining``)."""
+    query.partitions = list(layout.partitions)
+    query.partition_value = names.value({"S": query.partitions[0]})
+    keys = [f"{names.name('pk')} = {query.partition_value}"]
+    sort_filter = _sort_key_filter(layout, remaining)
+    if sort_filter is not None:
+        remaining.remove(sort_filter)
+        keys.append(_condition(names, "sk", sort_filter, lambda v: {"S": _escape(key_text(v))}, layout, True))
+        if sort_filter.op == "eq":
+            # One key lives in one shard: read only that partition.
+            identity = _escape(key_text(_typed(layout, sort_filter)))
+            query.partitions = [layout.partition_of(identity)]
+            query.values[query.partition_value] = {"S": query.partitions[0]}
+    return keys
 
 
 # What the stored sort key answers exactly. It is the key's text with "\\" and "#" escaped: the
@@ -115,6 +138,13 @@ def _sort_key_filter(layout: RecordLayout, filters: Sequence[Filter]) -> Filter 
     if key_field is None or key_field.type not in (FieldType.STRING, FieldType.DATE):
         return None
     return next((f for f in filters if f.field == keys[0] and f.op in _ESCAPED_KEY_OPS), None)
+
+
+def _typed(layout: RecordLayout, condition: Filter) -> Any:
+    """A filter's value as the field's type (as stored)."""
+    dataset_field = layout.dataset.field(condition.field)
+    assert dataset_field is not None
+    return converter_for(dataset_field.model_copy(update={"constraints": None}))(condition.value)
 
 
 def _condition(

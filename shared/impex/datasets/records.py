@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -59,10 +60,20 @@ class RecordLayout:
     def _serializers(self) -> dict[str, Any]:
         return {f.name: _SERIALIZERS.get(f.type, to_attribute) for f in self.dataset.fields}
 
-    @property
-    def partition(self) -> str:
-        """The RecordsTable partition holding this dataset."""
-        return f"{self.dataset.tenant}#{self.dataset.name}"
+    @cached_property
+    def partitions(self) -> list[str]:
+        """The RecordsTable partition keys holding this dataset, shard by shard. One shard keeps the
+        layout of datasets made before sharding (``{tenant}#{dataset}``); more append ``#{shard}``."""
+        base = f"{self.dataset.tenant}#{self.dataset.name}"
+        count = self.dataset.shard_count
+        return [base] if count == 1 else [f"{base}#{shard}" for shard in range(count)]
+
+    def partition_of(self, identity: str) -> str:
+        """The partition key of the record with this identity: a stable hash of it, modulo the shards."""
+        partitions = self.partitions
+        if len(partitions) == 1:
+            return partitions[0]
+        return partitions[zlib.crc32(identity.encode("utf-8", "surrogatepass")) % len(partitions)]
 
     @property
     def key_names(self) -> list[str]:
@@ -83,7 +94,7 @@ class RecordLayout:
     def key(self, identity: str, record: dict[str, Any]) -> dict[str, Any]:
         """The item key for a record whose identity is ``identity``."""
         if self.external is None:
-            return {"pk": {"S": self.partition}, "sk": {"S": identity}}
+            return {"pk": {"S": self.partition_of(identity)}, "sk": {"S": identity}}
         return {name: self._external_key_value(name, record[name]) for name in self.external.key_names}
 
     def item(self, record: dict[str, Any], key: dict[str, Any], job_id: str, row: int) -> dict[str, Any]:

@@ -16,9 +16,12 @@ _EXISTS = Expression("attribute_exists(tenant)", {}, {})
 class DatasetStore:
     """Creates, replaces, reads, lists and deletes a tenant's dataset definitions."""
 
-    def __init__(self, table: DocumentTable, *, external_tables: dict[str, ExternalTable]) -> None:
+    def __init__(
+        self, table: DocumentTable, *, external_tables: dict[str, ExternalTable], default_shards: int = 1
+    ) -> None:
         self._table = table
         self._external = external_tables
+        self._default_shards = default_shards
 
     def get(self, tenant: str, name: str) -> Dataset:
         """The tenant's dataset, or DatasetNotFound."""
@@ -42,8 +45,9 @@ class DatasetStore:
     def put(self, tenant: str, name: str, definition: DatasetDefinition) -> tuple[Dataset, bool]:
         """Create or replace a dataset. Returns it and whether it was created.
 
-        A replacement may change fields, but not the keys or the target table: records already
-        stored under the old identity would become unreachable.
+        A replacement may change fields, but not the keys, the shards or the target table: records
+        already stored under the old identity or partition would become unreachable. A new dataset
+        without ``shards`` gets the deployment's default (an allow-listed table always has one).
         """
         self._check_target(definition)
         now = iso(utc_now())
@@ -59,8 +63,17 @@ class DatasetStore:
                 )
             if existing.target != definition.target:
                 raise DatasetConflict(f"dataset '{name}' cannot move to another table")
+            if definition.shards is not None and definition.shards != existing.shard_count:
+                raise DatasetConflict(
+                    f"dataset '{name}' has {existing.shard_count} shards; shards cannot change once "
+                    "records may exist (create a new dataset and import into it)",
+                    details={"shards": existing.shard_count},
+                )
+            shards = existing.shards
+        else:
+            shards = definition.shards or (1 if definition.target is not None else self._default_shards)
         dataset = Dataset(
-            **definition.model_dump(),
+            **{**definition.model_dump(), "shards": shards},
             tenant=tenant,
             name=name,
             created_at=existing.created_at if existing else now,

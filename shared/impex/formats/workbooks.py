@@ -178,7 +178,9 @@ def check_footprint(path: Path, kind: WorkbookKind, sheet: str | None, budget_by
 _XLSB_ROW = 0x0000
 _XLSB_VALUE_CELLS = frozenset(range(0x0002, 0x000C))  # BrtCellRk … BrtFmlaError (blank cells are skipped)
 _XLSB_BUNDLE_SHEET = 0x009C
+_XLSB_BEGIN_SHEET_DATA = 0x0091
 _XLSB_END_SHEET_DATA = 0x0092
+_XLSB_DIMENSION_BYTES = 16
 _XLSB_MAX_ROW = 0x0010_0000  # the reader stops at a row past Excel's last
 
 
@@ -236,18 +238,23 @@ def _xlsb_footprint(path: Path, sheet: str | None) -> Footprint:
     bounds, row, unpack = _Bounds(), 0, struct.unpack_from
     # The reader reads each record into one buffer that only ever grows, so a record shorter than
     # the field read from it leaves the previous record's bytes there: mirror that, or a truncated
-    # cell record would be a cell the reader places and the scan misses.
-    buffer = bytearray()
+    # cell record would be a cell the reader places and the scan misses. The buffer already holds
+    # the 16 bytes of the sheet's dimension record when cells begin, and cells are only read after
+    # BrtBeginSheetData: a row record before it is no row (fuzz found a 1-byte one that stopped this
+    # scan while the reader went on to allocate 101 GB).
+    buffer = bytearray(_XLSB_DIMENSION_BYTES)
+    in_sheet_data = False
     for kind, body in _biff12_records(data):
-        if kind == _XLSB_END_SHEET_DATA:
-            break
         if len(buffer) < len(body):
             buffer.extend(bytes(len(body) - len(buffer)))
         buffer[: len(body)] = body
+        if not in_sheet_data:
+            in_sheet_data = kind == _XLSB_BEGIN_SHEET_DATA
+            continue
+        if kind == _XLSB_END_SHEET_DATA:
+            break
         if kind != _XLSB_ROW and kind not in _XLSB_VALUE_CELLS:
             continue
-        if len(buffer) < 4:
-            break  # the reader fails on this record: nothing past it is allocated
         (number,) = unpack("<I", buffer)
         if kind == _XLSB_ROW:
             row = number

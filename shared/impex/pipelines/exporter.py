@@ -9,6 +9,7 @@ cannot be appended to, so one export of those formats must finish within one inv
 
 from __future__ import annotations
 
+import heapq
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -235,6 +236,9 @@ class ExportPipeline:
         self, table: RecordTable, query: CompiledQuery, position: dict[str, Any]
     ) -> Iterator[tuple[list[Any], dict[str, Any]]]:
         """Pages of items with the position after each (a LastEvaluatedKey, or one per Scan segment)."""
+        if len(query.partitions) > 1:
+            yield from _merged_pages(table, query, position, self._limits.page_size)
+            return
         request = query.request()
         if query.uses_query:
             start = position.get("lastKey")
@@ -323,6 +327,45 @@ class ExportPipeline:
         self._clean_up(run)
         self._fail(job, failure_message(job, error))
         return RunOutcome.FAILED
+
+
+# Items a merged page holds; and the most a partition's Query page holds while merging (each
+# partition keeps one page in memory).
+MERGED_PAGE_ITEMS = 2500
+MERGE_READ_ITEMS = 1000
+
+
+def _merged_pages(
+    table: RecordTable, query: CompiledQuery, position: dict[str, Any], page_size: int | None
+) -> Iterator[tuple[list[Any], dict[str, Any]]]:
+    """A sharded dataset: each partition's Query, merged by sort key, so the file is in key order as
+    from one partition (a Query returns its partition in sort-key order; str order is UTF-8 byte
+    order, DynamoDB's). The position is the last sort key written from each partition."""
+    after: dict[str, str] = dict(position.get("after") or {})
+    # Each partition supplies about its share of a merged page (twice it, for uneven shards): a
+    # continuation starts every partition afresh, so a bigger read would be read again.
+    wanted = page_size or MERGED_PAGE_ITEMS
+    limit = max(10, min(MERGE_READ_ITEMS, 2 * wanted // len(query.partitions)))
+
+    def partition_items(partition: str) -> Iterator[tuple[str, str, Any]]:
+        request = query.request(partition)
+        start = {"pk": {"S": partition}, "sk": {"S": after[partition]}} if partition in after else None
+        while True:
+            items, start = table.page(request, start_key=start, limit=limit)
+            for item in items:
+                yield item["sk"]["S"], partition, item
+            if start is None:
+                return
+
+    merged = heapq.merge(*(partition_items(p) for p in query.partitions), key=lambda entry: entry[0])
+    page: list[Any] = []
+    for sort_key, partition, item in merged:
+        page.append(item)
+        after[partition] = sort_key
+        if len(page) >= (page_size or MERGED_PAGE_ITEMS):
+            yield page, {"after": dict(after), "done": False}
+            page = []
+    yield page, {"after": dict(after), "done": True}
 
 
 def _scan_pages(
