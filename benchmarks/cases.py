@@ -156,8 +156,16 @@ def _setup(config: dict[str, Any]) -> tuple[Any, Any, Any]:
     dynamodb = boto3.resource("dynamodb")
     jobs = JobStore(DocumentTable(dynamodb.Table(resources["JobsTable"])), retention_days=1)
     datasets = DatasetStore(DocumentTable(dynamodb.Table(resources["DatasetsTable"])), external_tables={})
-    datasets.put("bench", "items", DatasetDefinition.model_validate({"fields": FIELDS, "keys": ["id"]}))
+    shards = int(config.get("shards", 1))
+    definition = {"fields": FIELDS, "keys": ["id"], "shards": shards}
+    datasets.put("bench", _dataset_name(config), DatasetDefinition.model_validate(definition))
     return jobs, datasets, _records_client(config)
+
+
+def _dataset_name(config: dict[str, Any]) -> str:
+    """One dataset per shard count (shards cannot change once a dataset exists)."""
+    shards = int(config.get("shards", 1))
+    return "items" if shards == 1 else f"items-{shards}-shards"
 
 
 def _import_job(config: dict[str, Any], key: str, file_format: str) -> tuple[Any, Any]:
@@ -181,7 +189,7 @@ def _import_job(config: dict[str, Any], key: str, file_format: str) -> tuple[Any
             id=str(ULID()),
             type=JobType.IMPORT,
             tenant="bench",
-            dataset="items",
+            dataset=_dataset_name(config),
             format=FileFormat(file_format),
             file=FileRef(bucket=config["bucket"], key=key, name=Path(key).name),
             created_at=now,
@@ -198,7 +206,7 @@ def _import_job(config: dict[str, Any], key: str, file_format: str) -> tuple[Any
         jobs=jobs,
         datasets=datasets,
         files=FilesBucket(clients.s3("path"), config["bucket"]),
-        records=lambda name: RecordTable(fast, name, max_workers=4),
+        records=lambda name: RecordTable(fast, name, max_workers=int(config.get("max_workers", 4))),
         queues=import_queues(settings),
         limits=ImportLimits(max_file_bytes=5 * 1024**3),
         records_table="records",

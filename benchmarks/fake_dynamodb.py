@@ -2,6 +2,15 @@
 client side: BatchWriteItem accepts everything, BatchGetItem finds nothing, and Query/Scan serve
 pre-built pages of generated records (the bytes are prepared before the clock starts).
 
+With ``--realistic`` it answers as DynamoDB would under load instead (see ``RealLimits``): each
+request waits a latency drawn from a distribution (median 6 ms, a long tail), and capacity is
+metered as DynamoDB meters it: write units by item size (1 KB each) against 1,000 a second per
+partition key and 40,000 per table (the on-demand default), read units (4 KB, strongly
+consistent) against 3,000 per partition key. What a partition cannot take is left unprocessed;
+a request of which nothing can be taken is refused with ProvisionedThroughputExceededException
+and the throttling reason KeyRangeThroughputExceeded (TableWriteThroughputExceeded at the table
+cap), as DynamoDB answers it.
+
 It runs in a process of its own (``python -m benchmarks.fake_dynamodb``), on asyncio with a minimal
 HTTP/1.1 parser, so that its own cost (and moto's, in the parent) does not sit on the measured
 client's critical path. It counts the items it was asked to write, so a run can check that every
@@ -13,9 +22,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import random
 import re
 import subprocess
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +75,117 @@ def build_pages(items: list[dict[str, Any]], per_page: int) -> list[bytes]:
     return pages
 
 
+@dataclass
+class _Bucket:
+    """Capacity units a second, with one second of burst (DynamoDB's per-partition ceiling)."""
+
+    rate: float
+    level: float = -1.0
+    updated: float = 0.0
+
+    def take(self, units: float, now: float) -> bool:
+        if self.level < 0:
+            self.level, self.updated = self.rate, now
+        self.level = min(self.rate, self.level + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.level < units:
+            return False
+        self.level -= units
+        return True
+
+
+@dataclass
+class RealLimits:
+    """DynamoDB's limits, as modelled: latency and capacity."""
+
+    median_ms: float = 6.0
+    sigma: float = 0.45  # lognormal: p90 ~ 10 ms, p99 ~ 17 ms
+    tail_share: float = 0.005  # and one request in 200 waits 50-150 ms (a slow partition, a retry)
+    partition_wcu: float = 1000.0
+    partition_rcu: float = 3000.0
+    table_wcu: float = 40_000.0
+    writes: dict[str, _Bucket] = field(default_factory=dict)
+    reads: dict[str, _Bucket] = field(default_factory=dict)
+    table: _Bucket = field(default_factory=lambda: _Bucket(40_000.0))
+
+    def latency(self) -> float:
+        if random.random() < self.tail_share:
+            return random.uniform(0.05, 0.15)
+        return self.median_ms / 1000 * math.exp(random.gauss(0, self.sigma))
+
+    def write(self, partition: str, units: int, now: float) -> str | None:
+        """None if the write fits; otherwise the throttling reason."""
+        bucket = self.writes.setdefault(partition, _Bucket(self.partition_wcu))
+        if not self.table.take(units, now):
+            return "TableWriteThroughputExceeded"
+        if not bucket.take(units, now):
+            self.table.level += units  # not consumed after all
+            return "KeyRangeThroughputExceeded"
+        return None
+
+    def read(self, partition: str, units: float, now: float) -> bool:
+        return self.reads.setdefault(partition, _Bucket(self.partition_rcu)).take(units, now)
+
+
+def _write_units(item: dict[str, Any]) -> int:
+    """Write capacity units of an item: 1 per KB of its names and values (a close estimate)."""
+    size = sum(len(name) + len(json.dumps(value)) - 8 for name, value in item.items())
+    return max(1, math.ceil(size / 1024))
+
+
+def _throttled(reason: str) -> tuple[int, bytes]:
+    return 400, json.dumps(
+        {
+            "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+            "message": "The level of configured provisioned throughput for the table was exceeded.",
+            "ThrottlingReasons": [
+                {"reason": reason, "resource": "arn:aws:dynamodb:us-east-1:123456789012:table/records"}
+            ],
+        }
+    ).encode()
+
+
 class _Endpoint:
-    def __init__(self, pages: list[bytes]) -> None:
+    def __init__(self, pages: list[bytes], limits: RealLimits | None = None) -> None:
         self.pages = pages
-        self.counts = {"writes": 0, "requests": 0}
+        self.limits = limits
+        self.counts = {"writes": 0, "requests": 0, "throttled_requests": 0, "unprocessed": 0}
+
+    def answer_real(self, operation: str, body: bytes) -> tuple[int, bytes]:
+        """The answer under DynamoDB's limits (``--realistic``)."""
+        assert self.limits is not None
+        now = time.monotonic()
+        if operation == "BatchWriteItem":
+            ((table, requests),) = json.loads(body)["RequestItems"].items()
+            unprocessed, reasons = [], set()
+            for request in requests:
+                item = request["PutRequest"]["Item"]
+                reason = self.limits.write(item["pk"]["S"], _write_units(item), now)
+                if reason is None:
+                    self.counts["writes"] += 1
+                else:
+                    unprocessed.append(request)
+                    reasons.add(reason)
+            self.counts["unprocessed"] += len(unprocessed)
+            if unprocessed and len(unprocessed) == len(requests):
+                self.counts["throttled_requests"] += 1
+                return _throttled(min(reasons))
+            left = {table: unprocessed} if unprocessed else {}
+            return 200, json.dumps({"UnprocessedItems": left}).encode()
+        if operation == "BatchGetItem":
+            ((table, request),) = json.loads(body)["RequestItems"].items()
+            pending = [key for key in request["Keys"] if not self.limits.read(key["pk"]["S"], 1.0, now)]
+            if pending and len(pending) == len(request["Keys"]):
+                self.counts["throttled_requests"] += 1
+                return _throttled("KeyRangeThroughputExceeded")
+            left = {table: {**request, "Keys": pending}} if pending else {}
+            return 200, json.dumps({"Responses": {table: []}, "UnprocessedKeys": left}).encode()
+        self.counts["requests"] -= 1  # answer() counts it again
+        return 200, self.answer(operation, body)
 
     def answer(self, operation: str, body: bytes) -> bytes:
+        if operation == "Stats":
+            return json.dumps(self.counts).encode()
         self.counts["requests"] += 1
         if operation == "BatchWriteItem":
             self.counts["writes"] += body.count(b'"PutRequest"')
@@ -80,8 +198,6 @@ class _Endpoint:
             request = json.loads(body)
             start = int(request.get("ExclusiveStartKey", {}).get("page", {}).get("N", "0"))
             return self.pages[start] if start < len(self.pages) else b'{"Items":[],"Count":0}'
-        if operation == "Stats":
-            return json.dumps(self.counts).encode()
         return b"{}"
 
 
@@ -114,16 +230,29 @@ class _Connection(asyncio.Protocol):
             body = bytes(self.buffer[end + 4 : end + 4 + length])
             del self.buffer[: end + 4 + length]
             operation = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
-            payload = self.endpoint.answer(operation, body)
-            assert self.transport is not None
-            self.transport.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
-            )
+            if self.endpoint.limits is None or operation == "Stats":
+                self._respond(200, self.endpoint.answer(operation, body))
+            else:
+                self.endpoint.counts["requests"] += 1
+                status, payload = self.endpoint.answer_real(operation, body)
+                # Capacity is metered on arrival; the answer comes back after the request's latency.
+                asyncio.get_running_loop().call_later(
+                    self.endpoint.limits.latency(), self._respond, status, payload
+                )
+
+    def _respond(self, status: int, payload: bytes) -> None:
+        assert self.transport is not None
+        if self.transport.is_closing():
+            return
+        reason = b"OK" if status == 200 else b"Bad Request"
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: application/x-amz-json-1.0\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (status, reason, len(payload), payload)
+        )
 
 
-async def _serve(pages: list[bytes]) -> None:
-    endpoint = _Endpoint(pages)
+async def _serve(pages: list[bytes], limits: RealLimits | None) -> None:
+    endpoint = _Endpoint(pages, limits)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: _Connection(endpoint), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -135,7 +264,7 @@ async def _serve(pages: list[bytes]) -> None:
 class FakeDynamoDB:
     """The endpoint in a child process: ``with FakeDynamoDB(page_rows=…) as fake: fake.url``."""
 
-    def __init__(self, page_rows: int = 0, per_page: int = 2500) -> None:
+    def __init__(self, page_rows: int = 0, per_page: int = 2500, *, realistic: bool = False) -> None:
         self._command = [
             sys.executable,
             "-m",
@@ -144,6 +273,7 @@ class FakeDynamoDB:
             str(page_rows),
             "--per-page",
             str(per_page),
+            *(["--realistic"] if realistic else []),
         ]
         self._process: subprocess.Popen[str] | None = None
         self.url = ""
@@ -174,9 +304,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--page-rows", type=int, default=0)
     parser.add_argument("--per-page", type=int, default=2500)
+    parser.add_argument("--realistic", action="store_true", help="DynamoDB's latency and capacity limits")
     args = parser.parse_args()
     pages = build_pages(stored_items(args.page_rows), args.per_page) if args.page_rows else []
-    asyncio.run(_serve(pages))
+    asyncio.run(_serve(pages, RealLimits() if args.realistic else None))
 
 
 if __name__ == "__main__":

@@ -116,7 +116,12 @@ def main() -> None:
         default=0,
         help="also import a file this large (10000000: ~1 GB) for peak RSS; impex only, no baseline",
     )
-    parser.add_argument("--only", choices=["import", "export"])
+    parser.add_argument(
+        "--sharded-rows", type=int, default=30_000, help="rows of the import against DynamoDB's real limits"
+    )
+    parser.add_argument("--shards", type=int, default=16, help="shards of the sharded dataset")
+    parser.add_argument("--max-workers", type=int, default=4, help="requests in flight per record table")
+    parser.add_argument("--only", choices=["import", "export", "sharded"])
     args = parser.parse_args()
 
     import logging
@@ -134,7 +139,11 @@ def main() -> None:
     stack = LocalStack(
         load_template(ROOT / "template.yaml"),
         stack_name="bench",
-        parameters={"JwtIssuer": "https://bench", "JwtAudience": "bench"},
+        parameters={
+            "JwtIssuer": "https://bench",
+            "JwtAudience": "bench",
+            "CorsAllowedOrigins": "https://bench",
+        },
     ).create(session, moto_url)
     bucket = stack.physical["FilesBucket"]
     s3 = session.client("s3", endpoint_url=moto_url)
@@ -201,8 +210,45 @@ def main() -> None:
                             )
                         )
                         print(lines[-1], flush=True)
+        if args.only in (None, "sharded"):
+            lines.append(_sharded_import(args, work, s3, bucket, moto_url, stack.physical))
+            print(lines[-1], flush=True)
     moto.stop()
     print("\n".join(["", "summary:", *lines]))
+
+
+def _sharded_import(
+    args: argparse.Namespace, work: Path, s3: Any, bucket: str, moto: str, resources: Any
+) -> str:
+    """One worker importing the same file into a one-shard and a sharded dataset, against the
+    endpoint with DynamoDB's latency and per-partition caps (the one-shard run is the baseline)."""
+    path = work / "bench-sharded.csv"
+    generate_csv(path, args.sharded_rows, seed=7)
+    key = f"uploads/bench/{path.name}"
+    s3.upload_file(str(path), bucket, key)
+    with FakeDynamoDB(realistic=True) as real:
+        config = {
+            "moto": moto,
+            "fake": real.url,
+            "bucket": bucket,
+            "resources": resources,
+            "key": key,
+            "max_workers": args.max_workers,
+        }
+        one = written_through(real, "import_csv_impex", {**config, "shards": 1}, args.sharded_rows)
+        throttled_one = real.stats()
+        many = written_through(real, "import_csv_impex", {**config, "shards": args.shards}, args.sharded_rows)
+        stats = real.stats()
+    unprocessed_many = stats["unprocessed"] - throttled_one["unprocessed"]
+    return bench_line(
+        "import_csv_sharded",
+        many,
+        one,
+        shards=args.shards,
+        baseline_shards=1,
+        baseline_unprocessed=throttled_one["unprocessed"],
+        unprocessed=unprocessed_many,
+    )
 
 
 if __name__ == "__main__":
