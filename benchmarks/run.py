@@ -121,7 +121,7 @@ def main() -> None:
     )
     parser.add_argument("--shards", type=int, default=16, help="shards of the sharded dataset")
     parser.add_argument("--max-workers", type=int, default=4, help="requests in flight per record table")
-    parser.add_argument("--only", choices=["import", "export", "sharded"])
+    parser.add_argument("--only", choices=["import", "export", "sharded", "api"])
     args = parser.parse_args()
 
     import logging
@@ -212,6 +212,13 @@ def main() -> None:
                         print(lines[-1], flush=True)
         if args.only in (None, "sharded"):
             lines.append(_sharded_import(args, work, s3, bucket, moto_url, stack.physical))
+            print(lines[-1], flush=True)
+        if args.only in (None, "api"):
+            from benchmarks.api import cold_start_line, status_line
+
+            lines.append(cold_start_line(stack.function("ApiFunction").environment, moto_url))
+            print(lines[-1], flush=True)
+            lines.append(status_line())
             print(lines[-1], flush=True)
     moto.stop()
     print("\n".join(["", "summary:", *lines]))

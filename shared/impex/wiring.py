@@ -110,7 +110,6 @@ def job_service(settings: ApiSettings) -> JobService:
     from impex.api.service import ApiLimits, JobService
 
     jobs = job_store(settings)
-    tenant_sweeper = sweeper(settings, jobs=jobs)
     return JobService(
         jobs=jobs,
         datasets=dataset_store(settings, default_shards=settings.default_record_shards),
@@ -122,9 +121,11 @@ def job_service(settings: ApiSettings) -> JobService:
             upload_url_ttl_seconds=settings.upload_url_ttl_seconds,
             download_url_ttl_seconds=settings.download_url_ttl_seconds,
         ),
-        sweep_tenant=lambda tenant, limit: tenant_sweeper.sweep(
-            tenant=tenant, limit_per_type=limit
-        ).message(),
+        # Built on the first POST /jobs/process: no other route needs the sweeper's pipeline code, and
+        # importing it would slow every cold start.
+        sweep_tenant=lambda tenant, limit: (
+            sweeper(settings, jobs=jobs).sweep(tenant=tenant, limit_per_type=limit).message()
+        ),
     )
 
 
