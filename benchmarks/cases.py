@@ -206,7 +206,7 @@ def _import_job(config: dict[str, Any], key: str, file_format: str) -> tuple[Any
         jobs=jobs,
         datasets=datasets,
         files=FilesBucket(clients.s3("path"), config["bucket"]),
-        records=lambda name: RecordTable(fast, name, max_workers=int(config.get("max_workers", 4))),
+        records=lambda name: RecordTable(fast, name, max_workers=int(config.get("max_workers", 16))),
         queues=import_queues(settings),
         limits=ImportLimits(max_file_bytes=5 * 1024**3),
         records_table="records",

@@ -120,7 +120,7 @@ def main() -> None:
         "--sharded-rows", type=int, default=30_000, help="rows of the import against DynamoDB's real limits"
     )
     parser.add_argument("--shards", type=int, default=16, help="shards of the sharded dataset")
-    parser.add_argument("--max-workers", type=int, default=4, help="requests in flight per record table")
+    parser.add_argument("--max-workers", type=int, default=16, help="requests in flight, at most")
     parser.add_argument("--only", choices=["import", "export", "sharded", "api"])
     args = parser.parse_args()
 

@@ -75,7 +75,7 @@ def export_queues(settings: CommonSettings) -> PriorityQueues:
     )
 
 
-def record_tables(max_workers: int = 4) -> RecordTables:
+def record_tables(max_workers: int = 16) -> RecordTables:
     """Record tables by name, on the lean DynamoDB client, each with its own bounded thread pool."""
     return lambda name: RecordTable(clients.dynamodb_fast(), name, max_workers=max_workers)
 

@@ -1,12 +1,15 @@
 """Record items in DynamoDB, in batches: BatchGetItem by 100, BatchWriteItem by 25, bounded concurrency.
 
 moto does not enforce the 25-item BatchWriteItem limit; DynamoDB does, so the chunking is ours.
-Unprocessed items and throttling are retried with exponential backoff and full jitter.
+Unprocessed items and throttling are retried with exponential backoff and full jitter, and the
+requests in flight adapt (InFlightWindow): enough to fill each request's latency, fewer against a
+throttled partition.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +34,41 @@ class WriteFailed(Exception):
     """DynamoDB kept refusing a batch after every retry (a transient failure for the job)."""
 
 
+class InFlightWindow:
+    """How many requests may be in flight: one more per window of requests DynamoDB took whole (up
+    to the cap), half as many after a throttled one (additive increase, multiplicative decrease).
+    With a few milliseconds a request, throughput is what is in flight; against a hot partition,
+    more in flight is only more refusals."""
+
+    def __init__(self, cap: int, *, start: int | None = None) -> None:
+        self.cap = cap
+        self._size = float(start or cap)
+        self._active = 0
+        self._changed = threading.Condition()
+
+    @property
+    def size(self) -> int:
+        """Requests allowed in flight now."""
+        return max(1, int(self._size))
+
+    def acquire(self) -> None:
+        """Wait for room in the window."""
+        with self._changed:
+            while self._active >= self.size:
+                self._changed.wait()
+            self._active += 1
+
+    def release(self, *, throttled: bool) -> None:
+        """A request came back: shrink the window if it was throttled, grow it otherwise."""
+        with self._changed:
+            self._active -= 1
+            if throttled:
+                self._size = max(1.0, self._size / 2)
+            else:
+                self._size = min(float(self.cap), self._size + 1.0 / self.size)
+            self._changed.notify_all()
+
+
 def _key_id(key: dict[str, Any], names: list[str]) -> tuple[Any, ...]:
     """A hashable identity for a low-level key (each key attribute has one type per table)."""
     return tuple([next(iter(key[name].values())) for name in names])
@@ -44,13 +82,14 @@ class RecordTable:
         client: Any,
         table_name: str,
         *,
-        max_workers: int = 4,
+        max_workers: int = 16,
         max_retries: int = 10,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self.table_name = table_name
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="records")
+        self.window = InFlightWindow(max_workers, start=max(1, max_workers // 2))
         self._max_retries = max_retries
         self._sleep = sleep
 
@@ -192,12 +231,19 @@ class RecordTable:
 
     def _call(self, operation: str, **request: Any) -> dict[str, Any]:
         for attempt in range(self._max_retries + 1):
+            self.window.acquire()
+            throttled = True
             try:
-                return getattr(self._client, operation)(**request)  # type: ignore[no-any-return]
+                response: dict[str, Any] = getattr(self._client, operation)(**request)
+                throttled = bool(response.get("UnprocessedItems") or response.get("UnprocessedKeys"))
+                return response
             except ClientError as error:
-                if error.response["Error"]["Code"] not in RETRYABLE or attempt == self._max_retries:
+                throttled = error.response["Error"]["Code"] in RETRYABLE
+                if not throttled or attempt == self._max_retries:
                     raise
-                self._backoff(attempt)
+            finally:
+                self.window.release(throttled=throttled)
+            self._backoff(attempt)
         raise AssertionError("unreachable")
 
     def _backoff(self, attempt: int) -> None:
