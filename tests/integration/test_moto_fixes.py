@@ -7,14 +7,14 @@ import threading
 import boto3
 from moto import mock_aws
 
-from impex.local.moto_fixes import make_item_writes_atomic
+from impex.local.moto_fixes import make_dynamodb_requests_atomic
 
 ATTRIBUTES = 40
 
 
 def test_a_read_never_sees_half_of_an_update():
     # Given moto with the local stack's fix, and a job-like item
-    make_item_writes_atomic()
+    make_dynamodb_requests_atomic()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         client.create_table(

@@ -17,10 +17,10 @@ import pytest
 from impex import wiring
 from impex.aws import clients
 from impex.clock import iso, utc_now
-from impex.jobs.model import JobStatus
+from impex.jobs.model import JobOutcome, JobStatus
 from impex.jobs.store import JobStore
 from impex.local.context import LocalLambdaContext
-from impex.settings import SweeperSettings
+from impex.settings import ExporterSettings, SweeperSettings
 from tests.conftest import load_event
 from tests.fakes import FlakyFilesBucket, HookedJobStore, ThrottlingDynamoDB, hooked_records
 from tests.integration.conftest import job_store, load_function
@@ -371,7 +371,8 @@ def test_long_polling_returns_on_change_and_304_when_nothing_changed(api, put_da
 
 def test_every_state_change_is_published_to_eventbridge(api, put_dataset, stack):
     put_dataset()
-    # Given an export that runs to completion and another that is cancelled
+    # Given an export that runs to completion, one cancelled before it started, and one cancelled
+    # while a worker held it (the worker ends it)
     exporter = load_function("exporter")
     job = api.call("POST", "/exports", body={"dataset": "customers", "format": "csv"}).json()["job"]
     body = messages(stack, "ExportQueue")[0]
@@ -380,10 +381,15 @@ def test_every_state_change_is_published_to_eventbridge(api, put_dataset, stack)
     exporter.lambda_handler(event, LocalLambdaContext("impex-exporter", timeout_seconds=60))
     cancelled = api.call("POST", "/exports", body={"dataset": "customers", "format": "csv"}).json()["job"]
     api.call("POST", f"/jobs/{cancelled['id']}/cancel")
+    running = api.call("POST", "/exports", body={"dataset": "customers", "format": "csv"}).json()["job"]
+    worker = wiring.job_store(ExporterSettings())  # publishing, as the exporter's is
+    worker.claim(running["id"])
+    assert api.call("POST", f"/jobs/{running['id']}/cancel").status == 202
+    worker.end_cancelled(running["id"], JobOutcome(result={"rows": 0}, processed_rows=0))
     # When the example rule's queue is read
     received = []
     sqs = boto3.client("sqs")
-    for _ in range(5):
+    for _ in range(10):
         batch = sqs.receive_message(QueueUrl=stack.physical["JobEventsExampleQueue"], MaxNumberOfMessages=10)
         received += [json.loads(m["Body"]) for m in batch.get("Messages", [])]
     # Then every state change of each job was published, in order
@@ -391,6 +397,12 @@ def test_every_state_change_is_published_to_eventbridge(api, put_dataset, stack)
     changes = [(e["detail"]["jobId"], e["detail"]["change"]) for e in received]
     assert [c for j, c in changes if j == job["id"]] == ["created", "started", "completed"]
     assert [c for j, c in changes if j == cancelled["id"]] == ["created", "cancelled"]
+    assert [c for j, c in changes if j == running["id"]] == [
+        "created",
+        "started",
+        "cancel_requested",
+        "cancelled",
+    ]
 
 
 # ---- fairness ------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ _LOCK = threading.RLock()
 _PATCHED = False
 
 
-def make_item_writes_atomic() -> None:
+def make_dynamodb_requests_atomic() -> None:
     """Run each moto DynamoDB request, its serialised response included, under one lock (idempotent)."""
     global _PATCHED
     if _PATCHED:

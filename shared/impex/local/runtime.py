@@ -26,7 +26,7 @@ import boto3
 from impex.local.auth import LOCAL_AUDIENCE, LOCAL_ISSUER, LocalIssuer, impex_home
 from impex.local.context import LocalLambdaContext
 from impex.local.gateway import LocalGateway, Route
-from impex.local.moto_fixes import make_item_writes_atomic
+from impex.local.moto_fixes import make_dynamodb_requests_atomic
 from impex.local.template import ACCOUNT_ID, REGION, LocalStack, load_template, project_root
 
 log = logging.getLogger("impex.local")
@@ -142,7 +142,7 @@ class LocalImpex:
     def _start(self) -> LocalImpex:
         from moto.server import ThreadedMotoServer
 
-        make_item_writes_atomic()
+        make_dynamodb_requests_atomic()
         # Locally nothing collects metrics; Powertools would warn on every invocation that published none.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
