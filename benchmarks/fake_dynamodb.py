@@ -2,7 +2,8 @@
 client side: BatchWriteItem accepts everything, BatchGetItem finds nothing, and Query/Scan serve
 pre-built pages of generated records (the bytes are prepared before the clock starts).
 
-With ``--realistic`` it answers as DynamoDB would under load instead (see ``RealLimits``): each
+With ``--latency`` each request waits DynamoDB's latency (below) and nothing is refused; with
+``--realistic`` it answers as DynamoDB would under load instead (see ``RealLimits``): each
 request waits a latency drawn from a distribution (median 6 ms, a long tail), and capacity is
 metered as DynamoDB meters it: write units by item size (1 KB each) against 1,000 a second per
 partition key and 40,000 per table (the on-demand default), read units (4 KB, strongly
@@ -107,6 +108,10 @@ class RealLimits:
     writes: dict[str, _Bucket] = field(default_factory=dict)
     reads: dict[str, _Bucket] = field(default_factory=dict)
     table: _Bucket = field(default_factory=lambda: _Bucket(40_000.0))
+    capped: bool = True  # False: latency only (``--latency``), every request taken whole
+
+    def __post_init__(self) -> None:
+        self.table = _Bucket(self.table_wcu)
 
     def latency(self) -> float:
         if random.random() < self.tail_share:
@@ -115,6 +120,8 @@ class RealLimits:
 
     def write(self, partition: str, units: int, now: float) -> str | None:
         """None if the write fits; otherwise the throttling reason."""
+        if not self.capped:
+            return None
         bucket = self.writes.setdefault(partition, _Bucket(self.partition_wcu))
         if not self.table.take(units, now):
             return "TableWriteThroughputExceeded"
@@ -124,6 +131,8 @@ class RealLimits:
         return None
 
     def read(self, partition: str, units: float, now: float) -> bool:
+        if not self.capped:
+            return True
         return self.reads.setdefault(partition, _Bucket(self.partition_rcu)).take(units, now)
 
 
@@ -232,6 +241,12 @@ class _Connection(asyncio.Protocol):
             operation = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
             if self.endpoint.limits is None or operation == "Stats":
                 self._respond(200, self.endpoint.answer(operation, body))
+            elif not self.endpoint.limits.capped:
+                # Latency only: answered as the zero-latency endpoint answers (no parsing, so this
+                # process's own CPU stays off the measured client's two cores), only later.
+                asyncio.get_running_loop().call_later(
+                    self.endpoint.limits.latency(), self._respond, 200, self.endpoint.answer(operation, body)
+                )
             else:
                 self.endpoint.counts["requests"] += 1
                 status, payload = self.endpoint.answer_real(operation, body)
@@ -264,7 +279,9 @@ async def _serve(pages: list[bytes], limits: RealLimits | None) -> None:
 class FakeDynamoDB:
     """The endpoint in a child process: ``with FakeDynamoDB(page_rows=…) as fake: fake.url``."""
 
-    def __init__(self, page_rows: int = 0, per_page: int = 2500, *, realistic: bool = False) -> None:
+    def __init__(
+        self, page_rows: int = 0, per_page: int = 2500, *, realistic: bool = False, latency: bool = False
+    ) -> None:
         self._command = [
             sys.executable,
             "-m",
@@ -274,6 +291,7 @@ class FakeDynamoDB:
             "--per-page",
             str(per_page),
             *(["--realistic"] if realistic else []),
+            *(["--latency"] if latency else []),
         ]
         self._process: subprocess.Popen[str] | None = None
         self.url = ""
@@ -305,9 +323,11 @@ def main() -> None:
     parser.add_argument("--page-rows", type=int, default=0)
     parser.add_argument("--per-page", type=int, default=2500)
     parser.add_argument("--realistic", action="store_true", help="DynamoDB's latency and capacity limits")
+    parser.add_argument("--latency", action="store_true", help="DynamoDB's latency only, no capacity limits")
     args = parser.parse_args()
     pages = build_pages(stored_items(args.page_rows), args.per_page) if args.page_rows else []
-    asyncio.run(_serve(pages, RealLimits() if args.realistic else None))
+    limits = RealLimits() if args.realistic else RealLimits(capped=False) if args.latency else None
+    asyncio.run(_serve(pages, limits))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -67,16 +68,25 @@ def generate_xlsx(path: Path, rows: int) -> None:
 
 
 def run_case(case: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Run one case in a fresh process; with BENCH_PROFILE=dir, impex's cases run under py-spy
+    (on the PATH) and leave their collapsed stacks there (py-spy's raw format)."""
+    command = [sys.executable, "-m", "benchmarks.cases", case, json.dumps(config)]
+    profile_dir = os.environ.get("BENCH_PROFILE")
+    if profile_dir and "impex" in case:
+        label = "-".join([case, *(str(config[k]) for k in ("format", "shards") if k in config)])
+        output_file = f"{profile_dir}/{label}.txt"
+        command = ["py-spy", "record", "-r", "200", "-o", output_file, "-f", "raw", "--", *command]
     output = subprocess.run(
-        [sys.executable, "-m", "benchmarks.cases", case, json.dumps(config)],
+        command,
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
     )
-    if output.returncode != 0:
+    results = [line for line in output.stdout.splitlines() if line.startswith("{")]  # py-spy prints too
+    if not results or (output.returncode != 0 and not profile_dir):  # py-spy may exit 1 after a clean run
         raise SystemExit(f"benchmark case {case} failed:\n{output.stderr[-3000:]}")
-    return json.loads(output.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(results[-1])  # type: ignore[no-any-return]
 
 
 def written_through(fake: FakeDynamoDB, case: str, config: dict[str, Any], rows: int) -> dict[str, Any]:
@@ -121,7 +131,10 @@ def main() -> None:
     )
     parser.add_argument("--shards", type=int, default=16, help="shards of the sharded dataset")
     parser.add_argument("--max-workers", type=int, default=16, help="requests in flight, at most")
-    parser.add_argument("--only", choices=["import", "export", "sharded", "api"])
+    parser.add_argument(
+        "--latency-rows", type=int, default=300_000, help="rows of the import and export against latency"
+    )
+    parser.add_argument("--only", choices=["import", "export", "sharded", "latency", "api"])
     args = parser.parse_args()
 
     import logging
@@ -213,6 +226,8 @@ def main() -> None:
         if args.only in (None, "sharded"):
             lines.append(_sharded_import(args, work, s3, bucket, moto_url, stack.physical))
             print(lines[-1], flush=True)
+        if args.only in (None, "latency"):
+            lines += _latency_cases(args, work, s3, bucket, moto_url, stack.physical)
         if args.only in (None, "api"):
             from benchmarks.api import cold_start_line, status_line
 
@@ -222,6 +237,44 @@ def main() -> None:
             print(lines[-1], flush=True)
     moto.stop()
     print("\n".join(["", "summary:", *lines]))
+
+
+def _latency_line(name: str, slow: dict[str, Any], fast: dict[str, Any], **extra: Any) -> str:
+    rate, zero = slow["rows"] / slow["seconds"], fast["rows"] / fast["seconds"]
+    parts = [
+        f"BENCH {name} rows_per_s={rate:.0f} zero_latency_rows_per_s={zero:.0f} ratio={rate / zero:.2f}",
+        f"rows={slow['rows']} peak_rss_mb={slow['peak_rss_mb']}",
+        *(f"{k}={v}" for k, v in extra.items()),
+    ]
+    return " ".join(parts)
+
+
+def _latency_cases(
+    args: argparse.Namespace, work: Path, s3: Any, bucket: str, moto: str, resources: Any
+) -> list[str]:
+    """The same import and export, one worker, against an endpoint with DynamoDB's request latency
+    (no capacity caps) and against the zero-latency one: what share of its own speed a worker keeps
+    when every request takes milliseconds."""
+    rows = args.latency_rows
+    path = work / "bench-latency.csv"
+    generate_csv(path, rows, seed=11)
+    key = f"uploads/bench/{path.name}"
+    s3.upload_file(str(path), bucket, key)
+    config = {"moto": moto, "bucket": bucket, "resources": resources, "key": key}
+    lines = []
+    with FakeDynamoDB() as zero, FakeDynamoDB(latency=True) as slow:
+        fast = written_through(zero, "import_csv_impex", {**config, "fake": zero.url}, rows)
+        slowed = written_through(slow, "import_csv_impex", {**config, "fake": slow.url}, rows)
+        requests = slow.stats()["requests"]
+    lines.append(_latency_line("import_csv_latency", slowed, fast, requests=requests))
+    print(lines[-1], flush=True)
+    with FakeDynamoDB(page_rows=rows) as zero, FakeDynamoDB(page_rows=rows, latency=True) as slow:
+        fast = run_case("export_impex", {**config, "fake": zero.url, "format": "csv"})
+        slowed = run_case("export_impex", {**config, "fake": slow.url, "format": "csv"})
+        requests = slow.stats()["requests"]
+    lines.append(_latency_line("export_csv_latency", slowed, fast, requests=requests))
+    print(lines[-1], flush=True)
+    return lines
 
 
 def _sharded_import(

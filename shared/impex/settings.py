@@ -98,8 +98,11 @@ class ImporterSettings(CommonSettings):
     max_cell_chars: int = Field(default=32_767, ge=1, le=400_000)
     xlsx_max_uncompressed_bytes: int = Field(default=1024**3, ge=1024**2)
     xlsx_max_compression_ratio: int = Field(default=200, ge=10)
-    write_concurrency: int = Field(default=4, ge=1, le=32)
+    # The most record requests in flight at once (the adaptive window's ceiling), and how many
+    # batches' reads and writes run at once: together they fill DynamoDB's per-request latency.
+    write_concurrency: int = Field(default=16, ge=1, le=32)
     batch_rows: int = Field(default=1000, ge=1, le=100_000)
+    batches_in_flight: int = Field(default=3, ge=1, le=8)
     continuation_reserve_seconds: float = Field(default=60.0, ge=0)
     retry_base_seconds: float = Field(default=5.0, ge=0)
     # How often progress and a heartbeat are written (and the error-report part uploaded).

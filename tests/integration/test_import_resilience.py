@@ -99,9 +99,13 @@ def uploaded_job(importer: Importer, stack, rows: int, **settings: object):
     return created, expected, job_store(stack, 1), ImporterSettings(**settings)
 
 
-def test_a_cancel_stops_the_import_within_one_batch(importer, stack):
-    # Given a pipeline that writes 10 rows per batch, and a cancel that lands during the first batch
-    created, _, store, settings = uploaded_job(importer, stack, rows=100, batch_rows=10)
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_a_cancel_stops_the_import_within_the_batches_in_flight(importer, stack, in_flight):
+    # Given a pipeline that writes 10 rows per batch, with 1 or 3 batches in flight, and a cancel
+    # that lands during the first batch's writes
+    created, _, store, settings = uploaded_job(
+        importer, stack, rows=100, batch_rows=10, batches_in_flight=in_flight
+    )
 
     def put_then_cancel(put_many, items):
         put_many(items)
@@ -112,10 +116,14 @@ def test_a_cancel_stops_the_import_within_one_batch(importer, stack):
     job = store.claim(created["job"]["id"])
     # When it runs
     outcome = pipeline.run(job)
-    # Then it stopped after that batch: CANCELLED, with what was written in its result
+    # Then it stopped before sending a batch after the ones in flight: CANCELLED, with exactly what
+    # was written in its result (with one in flight: that first batch alone)
     status = importer.status(created["job"]["id"])
     assert outcome is RunOutcome.STOPPED and status["status"] == "CANCELLED"
-    assert status["result"]["written"] == 10 == len(importer.records())
+    assert status["result"]["written"] == len(importer.records())
+    assert 10 <= status["result"]["written"] <= 10 * in_flight
+    if in_flight == 1:
+        assert status["result"]["written"] == 10
     # and the result carries the mapping in use, as a completed job's does
     assert status["result"]["mapping"]["email"] == "email" and len(status["result"]["mapping"]) > 1
 

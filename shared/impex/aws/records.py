@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -218,6 +218,12 @@ class RecordTable:
                 call["Segment"], call["TotalSegments"] = segment
             response = self._call("scan", **call)
         return response.get("Items", []), response.get("LastEvaluatedKey")
+
+    def page_later(
+        self, request: dict[str, Any], *, start_key: dict[str, Any] | None = None, limit: int | None = None
+    ) -> Future[tuple[list[Any], Any]]:
+        """One Query/Scan page read on the table's pool, so the caller can work while it arrives."""
+        return self._pool.submit(self.page, request, start_key=start_key, limit=limit)
 
     def pages_in_parallel(
         self, requests: list[tuple[dict[str, Any], dict[str, Any] | None, tuple[int, int] | None]]

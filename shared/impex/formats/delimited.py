@@ -10,7 +10,7 @@ from typing import Any
 from impex.formats.columns import MARK_EVERY, Column, SourceRow, progress_mark
 from impex.formats.errors import FileProblem
 from impex.formats.text import MAX_LINE_BYTES, LineSource, Sink, TextOut
-from impex.formats.values import neutralize, plain_text
+from impex.formats.values import csv_row_encoder
 
 DELIMITERS = (",", ";", "\t", "|")
 
@@ -115,7 +115,7 @@ class CsvWriter:
         self._out = TextOut(sink, compress=compress)
         self._buffer = io.StringIO()
         self._csv = csv.writer(self._buffer, delimiter=delimiter, lineterminator="\r\n")
-        self._neutralize = neutralize_formulas
+        self._encode = csv_row_encoder(columns, neutralize_formulas)
         if not resume:
             if bom:
                 self._out.write("\ufeff")
@@ -124,19 +124,9 @@ class CsvWriter:
 
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Write rows of typed values, in column order."""
-        for row in rows:
-            self._csv.writerow([self._cell(value) for value in row])
+        encode = self._encode
+        self._csv.writerows([encode(row) for row in rows])
         self._flush()
-
-    def _cell(self, value: Any) -> Any:
-        if value is None:
-            return ""
-        if isinstance(value, str):
-            return neutralize(value) if self._neutralize else value
-        text = plain_text(value)
-        if self._neutralize and isinstance(value, dict | list):
-            return neutralize(text)
-        return text
 
     def _flush(self) -> None:
         self._out.write(self._buffer.getvalue())

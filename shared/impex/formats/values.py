@@ -41,6 +41,91 @@ def plain_text(value: Any) -> str:
     return str(value)
 
 
+def csv_cell(value: Any, neutralize_formulas: bool) -> str:
+    """A typed value as the text of a CSV cell (the exact rule; `csv_row_encoder` is its fast path)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return neutralize(value) if neutralize_formulas else value
+    text = plain_text(value)
+    if neutralize_formulas and isinstance(value, dict | list):
+        return neutralize(text)
+    return text
+
+
+def _csv_of_text(neutralize_formulas: bool) -> Encoder:
+    if not neutralize_formulas:
+        return lambda value: value if value.__class__ is str else csv_cell(value, False)
+
+    def encode(value: Any) -> str:
+        if value.__class__ is str:
+            return "'" + value if value.startswith(FORMULA_STARTS) else value
+        return csv_cell(value, True)
+
+    return encode
+
+
+def _csv_of_integer(neutralize_formulas: bool) -> Encoder:
+    return lambda value: str(value) if value.__class__ is int else csv_cell(value, neutralize_formulas)
+
+
+def _csv_of_decimal(neutralize_formulas: bool) -> Encoder:
+    return lambda value: (
+        format(value, "f") if value.__class__ is Decimal else csv_cell(value, neutralize_formulas)
+    )
+
+
+def _csv_of_boolean(neutralize_formulas: bool) -> Encoder:
+    def encode(value: Any) -> str:
+        if value is True:
+            return "true"
+        if value is False:
+            return "false"
+        return csv_cell(value, neutralize_formulas)
+
+    return encode
+
+
+def _csv_of_moment(neutralize_formulas: bool) -> Encoder:
+    def encode(value: Any) -> str:
+        if value.__class__ is datetime and value.tzinfo is UTC:
+            return value.isoformat()[:-6] + "Z"  # the common case, without plain_text's checks
+        if value.__class__ is date:
+            return value.isoformat()
+        return csv_cell(value, neutralize_formulas)
+
+    return encode
+
+
+_CSV_BY_KIND: dict[ColumnKind, Callable[[bool], Encoder]] = {
+    ColumnKind.STRING: _csv_of_text,
+    ColumnKind.INTEGER: _csv_of_integer,
+    ColumnKind.DECIMAL: _csv_of_decimal,
+    ColumnKind.BOOLEAN: _csv_of_boolean,
+    ColumnKind.DATE: _csv_of_moment,
+    ColumnKind.DATETIME: _csv_of_moment,
+}
+
+
+def csv_row_encoder(
+    columns: Sequence[Column], neutralize_formulas: bool
+) -> Callable[[Sequence[Any]], list[str]]:
+    """Encode a row (values in column order) as CSV cell texts: one encoder per column, for the value
+    its kind expects, and `csv_cell` for any other value (the per-row hot path)."""
+
+    def exact(value: Any) -> str:
+        return csv_cell(value, neutralize_formulas)
+
+    encoders = [
+        _CSV_BY_KIND[c.kind](neutralize_formulas) if c.kind in _CSV_BY_KIND else exact for c in columns
+    ]
+
+    def encode(row: Sequence[Any]) -> list[str]:
+        return ["" if value is None else encoder(value) for encoder, value in zip(encoders, row, strict=True)]
+
+    return encode
+
+
 def json_text(value: Any) -> str:
     """JSON text in which decimals keep every digit (json.dumps would round them through float)."""
     if isinstance(value, str):

@@ -14,17 +14,15 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from impex.aws.attributes import from_attribute
 from impex.aws.files import FilesBucket
 from impex.aws.multipart import MultipartUpload
 from impex.aws.queues import JobMessage, PriorityQueues
 from impex.aws.records import RecordTable
-from impex.datasets.model import Dataset, DatasetField, FieldType
+from impex.datasets.decode import row_decoder
+from impex.datasets.model import Dataset, DatasetField
 from impex.datasets.query import CompiledQuery, compile_query
 from impex.datasets.records import RecordLayout
 from impex.datasets.store import DatasetStore
@@ -72,6 +70,7 @@ class _ExportPlan:
     query: CompiledQuery
     writer_options: WriterOptions
     content_type: str
+    decode: Callable[[dict[str, Any]], list[Any]]
 
 
 @dataclass
@@ -153,7 +152,7 @@ class ExportPipeline:
         last_progress = time.monotonic()
         try:
             for items, position in self._pages(table, plan.query, checkpoint.get("position", {})):
-                writer.write_rows([_row(item, plan.fields) for item in items])
+                writer.write_rows([plan.decode(item) for item in items])
                 run.rows += len(items)
                 if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
                     self._progress(job, run.rows)
@@ -187,6 +186,7 @@ class ExportPipeline:
             query=compile_query(layout, options.filters, [f.name for f in fields]),
             writer_options=writer_options,
             content_type=content_type(job.format, writer_options),
+            decode=row_decoder(fields),
         )
 
     def _open(self, run: _ExportRun, plan: _ExportPlan) -> tuple[MultipartUpload, Writer]:
@@ -241,13 +241,10 @@ class ExportPipeline:
             return
         request = query.request()
         if query.uses_query:
-            start = position.get("lastKey")
-            while True:
-                items, last_key = table.page(request, start_key=start, limit=self._limits.page_size)
+            pages = _read_ahead(table, request, position.get("lastKey"), self._limits.page_size)
+            for items, last_key in pages:
                 yield items, {"lastKey": last_key, "done": last_key is None}
-                if last_key is None:
-                    return
-                start = last_key
+            return
         yield from _scan_pages(table, request, position)
 
     def _progress(self, job: Job, rows: int) -> None:
@@ -348,16 +345,12 @@ def _merged_pages(
     limit = max(10, min(MERGE_READ_ITEMS, 2 * wanted // len(query.partitions)))
 
     def partition_items(partition: str) -> Iterator[tuple[str, str, Any]]:
-        request = query.request(partition)
         start = {"pk": {"S": partition}, "sk": {"S": after[partition]}} if partition in after else None
-        while True:
-            items, start = table.page(request, start_key=start, limit=limit)
-            for item in items:
-                yield item["sk"]["S"], partition, item
-            if start is None:
-                return
+        pages = _read_ahead(table, query.request(partition), start, limit)
+        return ((item["sk"]["S"], partition, item) for items, _ in pages for item in items)
 
-    merged = heapq.merge(*(partition_items(p) for p in query.partitions), key=lambda entry: entry[0])
+    # Every partition's first page is asked for now, in parallel, before the merge waits on any.
+    merged = heapq.merge(*[partition_items(p) for p in query.partitions], key=lambda entry: entry[0])
     page: list[Any] = []
     for sort_key, partition, item in merged:
         page.append(item)
@@ -366,6 +359,27 @@ def _merged_pages(
             yield page, {"after": dict(after), "done": False}
             page = []
     yield page, {"after": dict(after), "done": True}
+
+
+def _read_ahead(
+    table: RecordTable, request: dict[str, Any], start: dict[str, Any] | None, limit: int | None
+) -> Iterator[tuple[list[Any], Any]]:
+    """One partition's pages in order, (items, LastEvaluatedKey); the next page is already being read
+    while the caller writes this one, so request latency hides behind the writing. The first page is
+    asked for at once, not at the first next(). At most two pages are held."""
+    pending = table.page_later(request, start_key=start, limit=limit)
+
+    def pages() -> Iterator[tuple[list[Any], Any]]:
+        next_page = pending
+        while True:
+            items, last_key = next_page.result()
+            if last_key is not None:
+                next_page = table.page_later(request, start_key=last_key, limit=limit)
+            yield items, last_key
+            if last_key is None:
+                return
+
+    return pages()
 
 
 def _scan_pages(
@@ -408,24 +422,3 @@ def _writer_options(options: ExportJobOptions, dataset: Dataset) -> WriterOption
         neutralize_formulas=options.neutralize_formulas,
         sheet_name=dataset.name,
     )
-
-
-def _row(item: dict[str, Any], fields: list[DatasetField]) -> list[Any]:
-    return [_typed(item.get(f.name), f.type) for f in fields]
-
-
-def _typed(attribute: dict[str, Any] | None, field_type: FieldType) -> Any:
-    """A stored attribute back as its field's type (dates and datetimes are stored as ISO text)."""
-    if attribute is None:
-        return None
-    value = from_attribute(attribute)
-    try:
-        if field_type is FieldType.INTEGER and isinstance(value, Decimal):
-            return int(value)
-        if field_type is FieldType.DATE and isinstance(value, str):
-            return date.fromisoformat(value)
-        if field_type is FieldType.DATETIME and isinstance(value, str):
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value  # an item written by another app: keep what is there
-    return value

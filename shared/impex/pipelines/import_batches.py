@@ -1,15 +1,21 @@
 """The per-batch work of an import: conversion, duplicate checks, the existence read and the writes.
 
-The pipeline's thread parses and converts rows; one writer thread applies each batch, in order (the
-duplicate checks against earlier batches, the existence read, the writes), so that a batch's I/O
-overlaps the conversion of the next one. Counts and row errors reach the job's progress only on the
-pipeline's thread, in ``drain()``, so nothing else is shared between the two threads.
+The pipeline's thread parses and converts rows. Each batch is then applied in two steps: the
+duplicate check against earlier batches runs on one ordered thread, batch after batch in file order;
+the existence read and the writes run on a small pool, several batches at once, so that with a few
+milliseconds a request the I/O of several batches overlaps the conversion of the next (one batch
+in flight leaves a worker waiting on latency half the time). Batches never share a key once the
+ordered step has dropped later occurrences, so running their I/O at once changes no count. Counts and
+row errors reach the job's progress only on the pipeline's thread, oldest batch first, in
+``drain()`` and ``process()``, so the error report stays in row order and nothing else is shared.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -116,6 +122,22 @@ class _Outcome:
     rejected: list[Rejection] = field(default_factory=list)
 
 
+@dataclass
+class _InFlight:
+    """A batch sent to the writer threads: what it will do, the row errors found before it was sent,
+    and the job-status check that runs after its writes (if one was asked for)."""
+
+    applied: Future[_Outcome]
+    rejected: list[Rejection]
+    status: Future[JobStatus | None] | None = None
+
+
+def _done(outcome: _Outcome) -> Future[_Outcome]:
+    finished: Future[_Outcome] = Future()
+    finished.set_result(outcome)
+    return finished
+
+
 class BatchWriter:
     """Applies batches of rows to the table according to the job's write mode."""
 
@@ -127,6 +149,8 @@ class BatchWriter:
         table: RecordTable,
         progress: ImportProgress,
         errors: ErrorRows,
+        *,
+        batches_in_flight: int = 1,
     ) -> None:
         self.job = job
         self.options = options
@@ -135,10 +159,12 @@ class BatchWriter:
         self.progress = progress
         self.errors = errors
         self._keyed = bool(layout.dataset.keys)
-        self._stage = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer")
-        self._in_flight: tuple[Future[_Outcome], list[Rejection]] | None = None
-        self._status: Future[JobStatus | None] | None = None
-        # Identities seen by this invocation (used on the writer thread only), on disk so memory
+        self._depth = max(1, batches_in_flight)
+        self._ordered = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-order")
+        self._io = ThreadPoolExecutor(max_workers=self._depth, thread_name_prefix="batch-writer")
+        self._checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-status")
+        self._in_flight: deque[_InFlight] = deque()
+        # Identities seen by this invocation (used on the ordered thread only), on disk so memory
         # stays flat for any file size.
         self._seen = SeenKeys()
         names = [f.name for f in layout.dataset.fields] + list(METADATA) + layout.key_names
@@ -177,40 +203,68 @@ class BatchWriter:
                 )
                 continue
             candidates.append(_Candidate(row, record, identity, key, item))
-        self.drain()  # the previous batch is applied first; also surfaces a cancel noticed meanwhile
+        # The oldest batches are applied first, so that at most depth - 1 stay in flight; a cancel
+        # one of them saw after its writes stops here, before this batch is sent.
+        self._settle(keep=self._depth - 1)
         self.progress.processed += len(rows)  # only once this batch will be applied (not if stopped)
         if candidates:
-            self._in_flight = (self._stage.submit(self._apply, candidates), rejected)
+            fresh = self._ordered.submit(self._fresh, candidates)
+            self._in_flight.append(_InFlight(self._io.submit(self._apply, fresh), rejected))
         else:
-            self._record(rejected)
+            self._in_flight.append(_InFlight(_done(_Outcome()), rejected))  # recorded in its turn
 
     def watch(self, stop_signal: Callable[[], JobStatus | None]) -> None:
-        """Check the job's status after the batch in flight (a cancel is seen before the next batch)."""
-        self._status = self._stage.submit(stop_signal)
+        """Check the job's status once the last batch sent has been written; a cancel seen there
+        stops the import before the batch after the ones in flight is sent."""
+        if not self._in_flight or self._in_flight[-1].status is not None:
+            self._in_flight.append(_InFlight(_done(_Outcome()), []))
+        last = self._in_flight[-1]
+        written = last.applied
+
+        def check() -> JobStatus | None:
+            wait([written])  # its failure, if any, is the batch's to raise
+            return stop_signal()
+
+        last.status = self._checks.submit(check)
 
     def drain(self) -> None:
-        """Wait for the batch in flight (re-raising its failure) and count what it did; raise Stopped
-        if the job left PROCESSING meanwhile."""
-        if self._in_flight is not None:
-            (in_flight, rejected), self._in_flight = self._in_flight, None
-            outcome = in_flight.result()
-            progress = self.progress
-            progress.created += outcome.created
-            progress.updated += outcome.updated
-            progress.skipped += outcome.skipped
-            progress.written += outcome.written
-            # In row order, so the error report reads like the file.
-            self._record(sorted(rejected + outcome.rejected, key=lambda rejection: rejection[0].number))
-        if self._status is not None:
-            status_check, self._status = self._status, None
-            status = status_check.result()
-            if status is not JobStatus.PROCESSING:
-                raise Stopped(status)
+        """Wait for every batch in flight (re-raising a failure) and count what they did; raise
+        Stopped if the job left PROCESSING meanwhile."""
+        self._settle(keep=0)
 
     def close(self) -> None:
-        """Stop the writer thread and drop the seen keys."""
-        self._stage.shutdown(wait=True)
+        """Stop the writer threads and drop the seen keys."""
+        self._checks.shutdown(wait=True)
+        self._io.shutdown(wait=True)
+        self._ordered.shutdown(wait=True)
         self._seen.close()
+
+    def _settle(self, keep: int) -> None:
+        """Count the oldest batches in flight, in order, until only ``keep`` remain; raise Stopped
+        (once everything in flight is counted: it lands anyway) if a status check saw the job stop."""
+        while len(self._in_flight) > keep:
+            status = self._count_oldest()
+            if status is not JobStatus.PROCESSING:
+                with suppress(Exception):  # the job is stopping: count what landed, up to a failure
+                    while self._in_flight:
+                        self._count_oldest()
+                raise Stopped(status)
+
+    def _count_oldest(self) -> JobStatus | None:
+        """Wait for the oldest batch in flight and add what it did to the progress; its status check."""
+        oldest = self._in_flight[0]
+        outcome = oldest.applied.result()  # a failure stays at the head: a later drain() raises it again
+        status = oldest.status.result() if oldest.status is not None else JobStatus.PROCESSING
+        self._in_flight.popleft()
+        progress = self.progress
+        progress.created += outcome.created
+        progress.updated += outcome.updated
+        progress.skipped += outcome.skipped
+        progress.written += outcome.written
+        # In row order, so the error report reads like the file.
+        rejected = oldest.rejected + outcome.rejected
+        self._record(sorted(rejected, key=lambda rejection: rejection[0].number))
+        return status
 
     def _record(self, rejected: list[Rejection]) -> None:
         progress = self.progress
@@ -231,10 +285,16 @@ class BatchWriter:
 
     # ---- the writer thread -----------------------------------------------------------------------
 
-    def _apply(self, candidates: list[_Candidate]) -> _Outcome:
+    def _fresh(self, candidates: list[_Candidate]) -> tuple[list[_Candidate], _Outcome]:
+        """The ordered step: drop (as row errors) keys an earlier batch had."""
         outcome = _Outcome()
         if self._keyed:
             candidates = self._first_occurrences(candidates, outcome)
+        return candidates, outcome
+
+    def _apply(self, ordered: Future[tuple[list[_Candidate], _Outcome]]) -> _Outcome:
+        """The I/O step, once the batch is ordered: the existence read and the writes."""
+        candidates, outcome = ordered.result()
         if not candidates:
             return outcome
         existing = self.table.get_many([c.key for c in candidates], projection=self._existence_projection())
