@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from impex.local.template import load_template
 from tests.conftest import ROOT
 
 
+def runtime_python() -> str:
+    """The Lambda runtime's interpreter (python3.13), found as the Makefile finds it for sam build."""
+    candidates = [
+        *sorted(Path.home().glob(".pyenv/versions/3.13*/bin/python3.13")),
+        shutil.which("python3.13"),
+    ]
+    for candidate in filter(None, candidates):
+        if subprocess.run([str(candidate), "-c", "pass"], capture_output=True, check=False).returncode == 0:
+            return str(candidate)
+    raise AssertionError("sam build needs python3.13 (the Lambda runtime); install it (pyenv install 3.13)")
+
+
 def build_layer(artifacts) -> None:
-    """Run the layer's build exactly as sam build does (BuildMethod: makefile, ARTIFACTS_DIR)."""
+    """Run the layer's build exactly as sam build does (BuildMethod: makefile, ARTIFACTS_DIR, the
+    runtime's python3.13 first on PATH)."""
+    path = f"{Path(runtime_python()).parent}{os.pathsep}{os.environ['PATH']}"
     subprocess.run(
         ["make", "--no-print-directory", "-f", "Makefile", "build-ImpexLayer", f"ARTIFACTS_DIR={artifacts}"],
         cwd=ROOT / "shared",
         check=True,
         capture_output=True,
+        env={**os.environ, "PATH": path},
     )
 
 
@@ -33,7 +50,23 @@ def test_the_built_layer_has_no_development_tools(tmp_path):
     # Then it holds the production packages, and neither the local stack nor the CLI
     assert (package / "wiring.py").is_file() and (package / "pipelines" / "importer.py").is_file()
     assert not (package / "local").exists() and not (package / "cli").exists()
-    assert not list(package.rglob("__pycache__"))
+
+
+def test_the_built_layer_ships_the_runtime_s_bytecode_for_every_module(tmp_path):
+    # When the layer is built
+    build_layer(tmp_path)
+    package = tmp_path / "python" / "impex"
+    # Then every module has python3.13 bytecode beside it, and no other interpreter's (no stale caches)
+    sources = sorted(package.rglob("*.py"))
+    compiled = sorted(package.rglob("*.pyc"))
+    assert len(sources) > 40
+    assert len(compiled) == len(sources)
+    for source in sources:
+        bytecode = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+        header = bytecode.read_bytes()[:16]
+        # PEP 552: flags 0b01 = hash-based and unchecked, so Lambda never recompiles (it cannot write)
+        assert int.from_bytes(header[4:8], "little") == 0b01, source
+    assert all(p.name.endswith(".cpython-313.pyc") for p in compiled)
 
 
 def test_every_module_of_the_built_layer_imports_without_the_development_tools(tmp_path):

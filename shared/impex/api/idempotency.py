@@ -7,7 +7,8 @@ IdempotencyTable; the same key with another body is an IdempotencyValidationErro
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -20,20 +21,30 @@ from pydantic import BaseModel
 from impex.jobs.model import Job
 from impex.jobs.store import JobStore
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 
 class IdempotentCreation:
     """Runs a job-creating use case once per (tenant, Idempotency-Key, operation)."""
 
-    def __init__(self, table_name: str, jobs: JobStore) -> None:
+    def __init__(self, table_name: str, jobs: JobStore, client: Callable[[], DynamoDBClient]) -> None:
         self._config = IdempotencyConfig(
             event_key_jmespath="[tenant, key, operation]",
             payload_validation_jmespath="body",
             expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
         )
-        self._persistence = DynamoDBPersistenceLayer(table_name=table_name)
+        self._table_name = table_name
+        self._client = client
         self._jobs = jobs
+
+    @cached_property
+    def _persistence(self) -> DynamoDBPersistenceLayer:
+        # Made on the first request with an Idempotency-Key: no other request needs it, and making
+        # it (and its client) at cold start would cost every cold start.
+        return DynamoDBPersistenceLayer(table_name=self._table_name, boto3_client=self._client())
 
     def create(
         self,

@@ -1,18 +1,54 @@
-"""boto3 clients and resources, configured once per process."""
+"""boto3 clients and resources, configured once per process, each made on its first use.
+
+Making a client reads its service model (JSON) and builds its classes: tens of milliseconds each.
+The api function wires five at cold start; a status request needs one. So each is a stand-in that
+makes the real client when first called, once per process (the workers make theirs on their first
+job, as before).
+"""
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
 import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource, Table
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_sqs.client import SQSClient
+
+Made = TypeVar("Made")
+
+
+class OnFirstUse(Generic[Made]):
+    """Stands in for what ``make()`` returns, and makes it on the first attribute asked of it."""
+
+    def __init__(self, make: Callable[[], Made]) -> None:
+        self._make = make
+        self._made: Made | None = None
+        self._lock = threading.Lock()
+
+    def made(self) -> Made:
+        """The real object, made now if it was not yet (once, whichever thread asks first)."""
+        if self._made is None:
+            with self._lock:
+                if self._made is None:
+                    self._made = self._make()
+        return self._made
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.made(), name)
+
+
+def _on_first_use(make: Callable[[], Made]) -> Made:
+    return cast("Made", OnFirstUse(make))
+
 
 _RETRIES: Config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
@@ -20,7 +56,19 @@ _RETRIES: Config = Config(retries={"mode": "standard", "max_attempts": 5}, conne
 @cache
 def dynamodb() -> DynamoDBServiceResource:
     """The DynamoDB resource for the jobs, datasets and idempotency tables."""
-    return boto3.resource("dynamodb", config=_RETRIES)
+    return _on_first_use(lambda: boto3.resource("dynamodb", config=_RETRIES))
+
+
+def table(name: str) -> Table:
+    """One table of the DynamoDB resource (jobs, datasets), made on first use."""
+    return _on_first_use(lambda: dynamodb().Table(name))
+
+
+@cache
+def dynamodb_client() -> DynamoDBClient:
+    """The low-level DynamoDB client (the idempotency records: Powertools speaks DynamoDB JSON; the
+    resource's own client would serialise its values a second time)."""
+    return _on_first_use(lambda: boto3.client("dynamodb", config=_RETRIES))
 
 
 @cache
@@ -41,22 +89,22 @@ def dynamodb_fast() -> Any:
 def s3(addressing_style: Literal["auto", "virtual", "path"] = "auto") -> S3Client:
     """An S3 client that signs with SigV4 (required for presigned POST policies)."""
     config = _RETRIES.merge(Config(signature_version="s3v4", s3={"addressing_style": addressing_style}))
-    return boto3.client("s3", config=config)
+    return _on_first_use(lambda: boto3.client("s3", config=config))
 
 
 @cache
 def events() -> Any:
     """The EventBridge client."""
-    return boto3.client("events", config=_RETRIES)
+    return _on_first_use(lambda: boto3.client("events", config=_RETRIES))
 
 
 @cache
 def sqs() -> SQSClient:
     """The SQS client."""
-    return boto3.client("sqs", config=_RETRIES)
+    return _on_first_use(lambda: boto3.client("sqs", config=_RETRIES))
 
 
 def reset() -> None:
     """Forget cached clients (after the endpoint or credentials in the environment change)."""
-    for factory in (dynamodb, dynamodb_fast, s3, sqs, events):
+    for factory in (dynamodb, dynamodb_client, dynamodb_fast, s3, sqs, events):
         factory.cache_clear()
