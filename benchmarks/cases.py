@@ -208,7 +208,14 @@ def _import_job(config: dict[str, Any], key: str, file_format: str) -> tuple[Any
         files=FilesBucket(clients.s3("path"), config["bucket"]),
         records=lambda name: RecordTable(fast, name, max_workers=int(config.get("max_workers", 16))),
         queues=import_queues(settings),
-        limits=ImportLimits(max_file_bytes=5 * 1024**3),
+        limits=ImportLimits(
+            max_file_bytes=5 * 1024**3,
+            **(
+                {"batches_in_flight": int(config["batches_in_flight"])}
+                if "batches_in_flight" in config
+                else {}
+            ),
+        ),
         records_table="records",
         external_tables={},
     )

@@ -132,6 +132,9 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=16, help="shards of the sharded dataset")
     parser.add_argument("--max-workers", type=int, default=16, help="requests in flight, at most")
     parser.add_argument(
+        "--batches-in-flight", type=int, default=None, help="import batches in flight (default: impex's)"
+    )
+    parser.add_argument(
         "--latency-rows", type=int, default=300_000, help="rows of the import and export against latency"
     )
     parser.add_argument("--only", choices=["import", "export", "sharded", "latency", "api"])
@@ -165,6 +168,8 @@ def main() -> None:
         work = Path(scratch)
         with FakeDynamoDB() as fake:
             base = {"moto": moto_url, "fake": fake.url, "bucket": bucket, "resources": stack.physical}
+            if args.batches_in_flight is not None:
+                base["batches_in_flight"] = args.batches_in_flight
             if args.only in (None, "import"):
                 for rows, label in ((args.small_rows, "import_csv_small"), (args.rows, "import_csv")):
                     path = work / f"bench-{rows}.csv"

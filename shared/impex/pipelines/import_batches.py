@@ -113,7 +113,7 @@ class _Candidate:
 
 @dataclass
 class _Outcome:
-    """What the writer thread did with one batch (applied to the progress by drain())."""
+    """What the writer threads did with one batch (added to the progress, oldest batch first)."""
 
     created: int = 0
     updated: int = 0
@@ -174,7 +174,7 @@ class BatchWriter:
     # ---- the pipeline's thread -------------------------------------------------------------------
 
     def process(self, rows: list[SourceRow], converter: RowConverter) -> None:
-        """Convert a batch, then hand it to the writer thread (after the previous batch is applied)."""
+        """Convert a batch, then send it to the writer threads (once at most depth - 1 are in flight)."""
         rejected: list[Rejection] = []
         candidates: list[_Candidate] = []
         in_batch: dict[str, int] = {}
@@ -283,7 +283,7 @@ class BatchWriter:
                     }
                 )
 
-    # ---- the writer thread -----------------------------------------------------------------------
+    # ---- the writer threads (ordered step, then I/O) ----------------------------------------------
 
     def _fresh(self, candidates: list[_Candidate]) -> tuple[list[_Candidate], _Outcome]:
         """The ordered step: drop (as row errors) keys an earlier batch had."""
