@@ -119,6 +119,12 @@ def main() -> None:
     parser.add_argument("--xlsx-rows", type=int, default=200_000)
     parser.add_argument("--export-rows", type=int, default=1_000_000)
     parser.add_argument("--small-export-rows", type=int, default=100_000, help="for RSS flatness")
+    parser.add_argument(
+        "--xlsx-large-rows",
+        type=int,
+        default=1_100_000,
+        help="an XLSX export of more rows than a sheet holds (impex only: streaming, peak RSS); 0: none",
+    )
     parser.add_argument("--small-formats", default="csv,parquet", help="formats also run at the small size")
     parser.add_argument(
         "--large-rows",
@@ -218,16 +224,23 @@ def main() -> None:
                     baseline_case = "export_xlsx_baseline" if "xlsx" in formats else "export_csv_baseline"
                     baseline = run_case(baseline_case, base)
                     for fmt in formats:
-                        ours = run_case("export_impex", {**base, "format": fmt})
+                        kept = work / f"export-{rows}.{fmt}"
+                        ours = run_case("export_impex", {**base, "format": fmt, "keep_file": str(kept)})
+                        checks = _xlsx_checks(kept, rows, libreoffice=True) if fmt == "xlsx" else {}
                         lines.append(
                             bench_line(
                                 f"export_{fmt}{suffix}",
                                 ours,
                                 baseline,
                                 file_mb=round(ours.get("bytes", 0) / 1024**2, 1),
+                                **checks,
                             )
                         )
                         print(lines[-1], flush=True)
+                        kept.unlink(missing_ok=True)
+            if args.xlsx_large_rows:
+                lines.append(_xlsx_large(args.xlsx_large_rows, work, moto_url, bucket, stack.physical))
+                print(lines[-1], flush=True)
         if args.only in (None, "sharded"):
             lines.append(_sharded_import(args, work, s3, bucket, moto_url, stack.physical))
             print(lines[-1], flush=True)
@@ -242,6 +255,27 @@ def main() -> None:
             print(lines[-1], flush=True)
     moto.stop()
     print("\n".join(["", "summary:", *lines]))
+
+
+def _xlsx_checks(path: Path, rows: int, *, libreoffice: bool) -> dict[str, Any]:
+    """The exported workbook read back: openpyxl always, LibreOffice (if installed) when asked."""
+    from benchmarks.xlsx_check import check_with_libreoffice, check_with_openpyxl
+
+    checks: dict[str, Any] = {"sheets": check_with_openpyxl(path, rows), "openpyxl": "same"}
+    if libreoffice:
+        checks["libreoffice"] = check_with_libreoffice(path, rows)
+    return checks
+
+
+def _xlsx_large(rows: int, work: Path, moto: str, bucket: str, resources: Any) -> str:
+    """impex alone exporting more rows than one sheet holds, for streaming and peak RSS."""
+    kept = work / "export-large.xlsx"
+    with FakeDynamoDB(page_rows=rows) as fake:
+        config = {"moto": moto, "fake": fake.url, "bucket": bucket, "resources": resources}
+        ours = run_case("export_impex", {**config, "format": "xlsx", "keep_file": str(kept)})
+    checks = _xlsx_checks(kept, rows, libreoffice=False)
+    kept.unlink()
+    return bench_line("export_xlsx_large", ours, None, file_mb=round(ours["bytes"] / 1024**2, 1), **checks)
 
 
 def _latency_line(name: str, slow: dict[str, Any], fast: dict[str, Any], **extra: Any) -> str:

@@ -19,9 +19,9 @@ from impex.formats.delimited import CsvWriter
 from impex.formats.file_format import FileFormat
 from impex.formats.jsonlines import JsonArrayWriter, JsonLinesWriter
 from impex.formats.parquet import ParquetWriter
+from impex.formats.sheet_xml import SheetXmlWriter
 from impex.formats.values import neutralize
 from impex.formats.writers import WriterOptions, open_writer
-from impex.formats.xlsx import XlsxWriter
 
 FIELDS = [
     Column("text", ColumnKind.STRING),
@@ -183,7 +183,7 @@ def test_json_datetimes_are_utc_iso_text(moment, written):
 
 def test_xlsx_cells_are_typed_with_a_bold_frozen_filtered_header(tmp_path):
     path = tmp_path / "out.xlsx"
-    writer = XlsxWriter(str(path), FIELDS)
+    writer = SheetXmlWriter(str(path), FIELDS)
     writer.write_rows([*EDGE_ROWS, ['=HYPERLINK("http://x")', 2, None, None, None, None, None]])
     writer.close()
     sheet = openpyxl.load_workbook(path).active
@@ -205,7 +205,7 @@ def test_xlsx_cells_are_typed_with_a_bold_frozen_filtered_header(tmp_path):
 
 def test_xlsx_starts_a_new_sheet_after_the_row_limit(tmp_path):
     path = tmp_path / "split.xlsx"
-    writer = XlsxWriter(str(path), FIELDS[:1], sheet_name="data", rows_per_sheet=4)
+    writer = SheetXmlWriter(str(path), FIELDS[:1], sheet_name="data", rows_per_sheet=4)
     writer.write_rows([[str(i)] for i in range(7)])
     writer.close()
     book = openpyxl.load_workbook(path)

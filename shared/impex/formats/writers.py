@@ -91,10 +91,10 @@ def open_writer(
     if file_format is FileFormat.JSON:
         return JsonArrayWriter(sink, columns, resume=resume)
     if file_format is FileFormat.XLSX:
-        from impex.formats.xlsx import XlsxWriter
+        from impex.formats.sheet_xml import SheetXmlWriter
 
         path = _spool_path(spool_dir, ".xlsx")
-        book = XlsxWriter(
+        book = SheetXmlWriter(
             str(path), columns, neutralize_formulas=options.neutralize_formulas, sheet_name=options.sheet_name
         )
         return SpooledWriter(book, path, sink)

@@ -1,24 +1,20 @@
-"""Excel (.xlsx): archive safety checks, reading with python-calamine (openpyxl as the fallback), and
-a streaming typed writer (xlsxwriter's constant_memory mode)."""
+"""Excel (.xlsx): archive safety checks and reading with python-calamine (openpyxl as the fallback).
+impex's writer is formats/sheet_xml.py."""
 
 from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from impex.formats.columns import MARK_EVERY, Column, ColumnKind, SourceRow, progress_mark
+from impex.formats.columns import MARK_EVERY, SourceRow, progress_mark
 from impex.formats.errors import FileProblem
-from impex.formats.values import neutralize, plain_text
 from impex.formats.workbooks import MAX_COLUMNS, WorkbookKind
 
 SCAN_CHUNK = 1024 * 1024
-XLSX_MAX_ROWS = 1_048_576  # including the header row
 
 
 @dataclass(frozen=True)
@@ -312,106 +308,3 @@ def _openpyxl_rows(path: Path, sheet: str | None) -> tuple[Iterator[tuple[int, l
             yield number, list(row)
 
     return numbered(), names, int(worksheet.max_row or 0)
-
-
-class XlsxWriter:
-    """Typed cells, a bold frozen header with an autofilter, a new sheet every 1,048,575 rows.
-
-    xlsxwriter's constant_memory mode writes each row as it comes (rows cannot be revisited), into a
-    file under /tmp that is uploaded when the export ends.
-    """
-
-    def __init__(
-        self,
-        path: str,
-        columns: Sequence[Column],
-        *,
-        neutralize_formulas: bool = True,
-        sheet_name: str = "Export",
-        rows_per_sheet: int = XLSX_MAX_ROWS,
-    ) -> None:
-        import xlsxwriter
-
-        self._book = xlsxwriter.Workbook(
-            path,
-            {
-                "constant_memory": True,
-                "strings_to_formulas": False,
-                "strings_to_numbers": False,
-                "strings_to_urls": False,
-            },
-        )
-        self._columns = list(columns)
-        self._rows_per_sheet = rows_per_sheet  # Excel's limit, header included; smaller in tests
-        self._neutralize = neutralize_formulas
-        self._sheet_name = sheet_name[:25]
-        self._bold = self._book.add_format({"bold": True})
-        self._date = self._book.add_format({"num_format": "yyyy-mm-dd"})
-        self._datetime = self._book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
-        self._sheets = 0
-        self._row = 0
-        self._sheet: Any = None
-        self._new_sheet()
-
-    def _new_sheet(self) -> None:
-        self._sheets += 1
-        name = self._sheet_name if self._sheets == 1 else f"{self._sheet_name} {self._sheets}"
-        self._sheet = self._book.add_worksheet(name)
-        for column, spec in enumerate(self._columns):
-            self._sheet.write_string(0, column, spec.name, self._bold)
-            self._sheet.set_column(column, column, max(10, min(40, len(spec.name) + 2)))
-        self._sheet.freeze_panes(1, 0)
-        self._sheet.autofilter(0, 0, self._rows_per_sheet - 1, max(len(self._columns) - 1, 0))
-        self._row = 0
-
-    def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Write rows of typed values, in column order (a new sheet when one is full)."""
-        writers = self._column_writers()
-        for values in rows:
-            if self._row + 1 >= self._rows_per_sheet:
-                self._new_sheet()
-                writers = self._column_writers()
-            self._row += 1
-            row = self._row
-            for column, value in enumerate(values):
-                if value is not None:
-                    writers[column](row, column, value)
-
-    def _column_writers(self) -> list[Any]:
-        """One writer per column, chosen by its kind (values of another type fall back)."""
-        sheet = self._sheet
-
-        def number(row: int, column: int, value: Any) -> None:
-            if isinstance(value, int | Decimal) and not isinstance(value, bool):
-                sheet.write_number(row, column, float(value))
-            else:
-                self._cell(row, column, value)
-
-        def text(row: int, column: int, value: Any) -> None:
-            if isinstance(value, str):
-                sheet.write_string(row, column, neutralize(value) if self._neutralize else value)
-            else:
-                self._cell(row, column, value)
-
-        by_kind = {ColumnKind.INTEGER: number, ColumnKind.DECIMAL: number, ColumnKind.STRING: text}
-        return [by_kind.get(c.kind, self._cell) for c in self._columns]
-
-    def _cell(self, row: int, column: int, value: Any) -> None:
-        sheet = self._sheet
-        if value is None:
-            return
-        if isinstance(value, bool):
-            sheet.write_boolean(row, column, value)
-        elif isinstance(value, int | float | Decimal):
-            sheet.write_number(row, column, float(value))
-        elif isinstance(value, datetime):
-            sheet.write_datetime(row, column, value.astimezone(UTC).replace(tzinfo=None), self._datetime)
-        elif isinstance(value, date):
-            sheet.write_datetime(row, column, datetime(value.year, value.month, value.day), self._date)
-        else:
-            text = value if isinstance(value, str) else plain_text(value)
-            sheet.write_string(row, column, neutralize(text) if self._neutralize else text)
-
-    def close(self) -> None:
-        """Finish the workbook file."""
-        self._book.close()
