@@ -21,6 +21,8 @@ import zipfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
+from math import isfinite
 from typing import IO, Any
 
 from impex.formats.columns import Column, ColumnKind
@@ -31,6 +33,7 @@ MAX_TEXT_UNITS = 32_767  # Excel's longest cell text, in UTF-16 units
 # The styles' cellXfs indexes (see _STYLES).
 _BOLD, _DATE, _DATETIME = 1, 2, 3
 _EXCEL_EPOCH = datetime(1899, 12, 31)
+_EXACT_INTEGERS = 2**53
 _NEEDS_ESCAPE = re.compile("[&<>\x00-\x08\x0b-\x1f\ufffe\uffff]|_x[0-9a-fA-F]{4}_")
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f]")
 _LITERAL_ESCAPE = re.compile("(_x[0-9a-fA-F]{4}_)")
@@ -85,16 +88,30 @@ def text_cell(ref: str, text: str) -> str:
 
 
 def _number(number: float) -> str:
-    if number != number or number in (float("inf"), float("-inf")):
+    if not isfinite(number):
         raise ValueError("a spreadsheet number cannot be NaN or infinite")
     return f"{number:.16G}"
+
+
+def _integer(value: int) -> str:
+    # Below 2**53 an int is exactly its double, and 16 significant digits print it whole: str() is
+    # the same text, without the float.
+    return str(value) if -_EXACT_INTEGERS < value < _EXACT_INTEGERS else _number(float(value))
+
+
+@lru_cache(maxsize=4096)
+def _date_serial(day: date) -> str:
+    # Exports repeat dates (days of a year, not of a millennium): each is worked out once.
+    return _number(serial(day))
 
 
 def serial(moment: datetime | date) -> float:
     """Excel's serial number of a date or a (UTC) datetime, 1900 date system, with Excel's 1900 leap
     year (days after 28 February 1900 count one more)."""
     if isinstance(moment, datetime):
-        if moment.tzinfo is not None:
+        if moment.tzinfo is UTC:
+            moment = moment.replace(tzinfo=None)
+        elif moment.tzinfo is not None:
             moment = moment.astimezone(UTC).replace(tzinfo=None)
         delta = moment - _EXCEL_EPOCH
     else:
@@ -136,11 +153,33 @@ def _cell_writer(kind: ColumnKind, neutralize_formulas: bool) -> Cell:
     if kind in (ColumnKind.INTEGER, ColumnKind.DECIMAL):
 
         def number(ref: str, value: Any) -> str:
-            if value.__class__ is int or value.__class__ is Decimal:
+            if value.__class__ is int:
+                return f'<c r="{ref}"><v>{_integer(value)}</v></c>'
+            if value.__class__ is Decimal:
                 return f'<c r="{ref}"><v>{_number(float(value))}</v></c>'
             return exact(ref, value)
 
         return number
+    if kind is ColumnKind.BOOLEAN:
+
+        def flag(ref: str, value: Any) -> str:
+            if value is True:
+                return f'<c r="{ref}" t="b"><v>1</v></c>'
+            if value is False:
+                return f'<c r="{ref}" t="b"><v>0</v></c>'
+            return exact(ref, value)
+
+        return flag
+    if kind in (ColumnKind.DATE, ColumnKind.DATETIME):
+
+        def moment(ref: str, value: Any) -> str:
+            if value.__class__ is date:
+                return f'<c r="{ref}" s="{_DATE}"><v>{_date_serial(value)}</v></c>'
+            if value.__class__ is datetime:
+                return f'<c r="{ref}" s="{_DATETIME}"><v>{_number(serial(value))}</v></c>'
+            return exact(ref, value)
+
+        return moment
     return exact
 
 
