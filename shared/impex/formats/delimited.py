@@ -125,7 +125,11 @@ class CsvWriter:
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Write rows of typed values, in column order."""
         encode = self._encode
-        self._csv.writerows([encode(row) for row in rows])
+        self.write_cells([encode(row) for row in rows])
+
+    def write_cells(self, rows: Sequence[Sequence[str]]) -> None:
+        """Write rows already encoded as cell texts (neutralised, if they are to be)."""
+        self._csv.writerows(rows)
         self._flush()
 
     def _flush(self) -> None:

@@ -118,9 +118,12 @@ class JsonLinesWriter:
 
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Write rows of typed values, in column order."""
-        lines = [self._encode(row) for row in rows]
-        if lines:
-            self._out.write("\n".join(lines) + "\n")
+        self.write_objects([self._encode(row) for row in rows])
+
+    def write_objects(self, objects: Sequence[str]) -> None:
+        """Write rows already encoded as JSON objects."""
+        if objects:
+            self._out.write("\n".join(objects) + "\n")
 
     def resume_state(self) -> dict[str, Any]:
         """Nothing beyond the bytes already written is needed to carry on."""
@@ -150,9 +153,13 @@ class JsonArrayWriter:
 
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Write rows of typed values, in column order, as objects of the array."""
+        self.write_objects([self._encode(row) for row in rows])
+
+    def write_objects(self, objects: Sequence[str]) -> None:
+        """Write rows already encoded as JSON objects, as elements of the array."""
         parts = []
-        for row in rows:
-            parts.append(("," if self._started else "") + "\n" + self._encode(row))
+        for text in objects:
+            parts.append(("," if self._started else "") + "\n" + text)
             self._started = True
         if parts:
             self._out.write("".join(parts))

@@ -107,18 +107,22 @@ _CSV_BY_KIND: dict[ColumnKind, Callable[[bool], Encoder]] = {
 }
 
 
+def csv_cell_encoder(kind: ColumnKind, neutralize_formulas: bool) -> Encoder:
+    """The CSV text of one column kind's (non-null) values: fast for the type the kind expects,
+    `csv_cell` for any other value."""
+    fast = _CSV_BY_KIND.get(kind)
+    if fast is not None:
+        return fast(neutralize_formulas)
+    return lambda value: csv_cell(value, neutralize_formulas)
+
+
 def csv_row_encoder(
     columns: Sequence[Column], neutralize_formulas: bool
 ) -> Callable[[Sequence[Any]], list[str]]:
     """Encode a row (values in column order) as CSV cell texts: one encoder per column, for the value
     its kind expects, and `csv_cell` for any other value (the per-row hot path)."""
 
-    def exact(value: Any) -> str:
-        return csv_cell(value, neutralize_formulas)
-
-    encoders = [
-        _CSV_BY_KIND[c.kind](neutralize_formulas) if c.kind in _CSV_BY_KIND else exact for c in columns
-    ]
+    encoders = [csv_cell_encoder(c.kind, neutralize_formulas) for c in columns]
 
     def encode(row: Sequence[Any]) -> list[str]:
         return ["" if value is None else encoder(value) for encoder, value in zip(encoders, row, strict=True)]
@@ -188,9 +192,14 @@ _JSON_BY_KIND: dict[ColumnKind, Encoder] = {
 }
 
 
+def json_value_encoder(kind: ColumnKind) -> Encoder:
+    """The JSON text of one column kind's (non-null) values: fast for the type the kind expects."""
+    return _JSON_BY_KIND.get(kind, json_text)
+
+
 def object_encoder(columns: Sequence[Column]) -> Callable[[Sequence[Any]], str]:
     """Encode a row (values in column order) as a JSON object, leaving out nulls: the per-row hot path."""
-    plan = [(_encode_text(c.name) + ":", _JSON_BY_KIND.get(c.kind, json_text)) for c in columns]
+    plan = [(_encode_text(c.name) + ":", json_value_encoder(c.kind)) for c in columns]
 
     def encode(row: Sequence[Any]) -> str:
         pairs = [

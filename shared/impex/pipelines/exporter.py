@@ -21,14 +21,16 @@ from impex.aws.files import FilesBucket
 from impex.aws.multipart import MultipartUpload
 from impex.aws.queues import JobMessage, PriorityQueues
 from impex.aws.records import RecordTable
-from impex.datasets.decode import row_decoder
+from impex.datasets.decode import csv_text_decoder, json_object_decoder, row_decoder
 from impex.datasets.model import Dataset, DatasetField
 from impex.datasets.query import CompiledQuery, compile_query
 from impex.datasets.records import RecordLayout
 from impex.datasets.store import DatasetStore
 from impex.errors import DatasetNotFound, IllegalTransition, ImpexError, InvalidInput
 from impex.formats.columns import Column, ColumnKind
+from impex.formats.delimited import CsvWriter
 from impex.formats.errors import FileProblem
+from impex.formats.jsonlines import JsonArrayWriter, JsonLinesWriter
 from impex.formats.writers import Writer, WriterOptions, content_type, open_writer
 from impex.jobs.model import Job, JobOutcome, JobStatus
 from impex.jobs.options import ExportJobOptions
@@ -151,8 +153,9 @@ class ExportPipeline:
         table = self._records(plan.layout.table_name)
         last_progress = time.monotonic()
         try:
+            write = _item_writer(writer, plan)
             for items, position in self._pages(table, plan.query, checkpoint.get("position", {})):
-                writer.write_rows([plan.decode(item) for item in items])
+                write(items)
                 run.rows += len(items)
                 if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
                     self._progress(job, run.rows)
@@ -359,6 +362,18 @@ def _merged_pages(
             yield page, {"after": dict(after), "done": False}
             page = []
     yield page, {"after": dict(after), "done": True}
+
+
+def _item_writer(writer: Writer, plan: _ExportPlan) -> Callable[[list[Any]], None]:
+    """How a page of stored items reaches the writer: CSV and JSON writers take text made straight
+    from the items (`csv_text_decoder`, `json_object_decoder`), every other writer typed rows."""
+    if isinstance(writer, CsvWriter):
+        cells = csv_text_decoder(plan.fields, plan.writer_options.neutralize_formulas)
+        return lambda items: writer.write_cells([cells(item) for item in items])
+    if isinstance(writer, JsonLinesWriter | JsonArrayWriter):
+        objects = json_object_decoder(plan.fields)
+        return lambda items: writer.write_objects([objects(item) for item in items])
+    return lambda items: writer.write_rows([plan.decode(item) for item in items])
 
 
 def _read_ahead(
