@@ -202,3 +202,25 @@ def test_column_letters_run_past_z():
         "AAA",
         "XFD",
     ]
+
+
+def test_rows_of_long_text_are_flushed_by_size_so_memory_stays_bounded(tmp_path):
+    # Given 1,000 rows of 30,000 characters each (30 MB of text, fewer rows than a flush by count)
+    import tracemalloc
+
+    path = tmp_path / "long.xlsx"
+    writer = SheetXmlWriter(str(path), [Column("note", ColumnKind.STRING)])
+    rows = [[f"{i:05d}" + "x" * 29_995] for i in range(1000)]
+    # When they are written in one call
+    tracemalloc.start()
+    try:
+        writer.write_rows(rows)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    writer.close()
+    # Then the writer held a few megabytes at a time, not the 30 MB of rows, and every row is there
+    assert peak < 20 * 1024**2, peak  # without the size bound: 29 MB
+    sheet = openpyxl.load_workbook(path, read_only=True).active
+    values = [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert len(values) == 1000 and values[-1].startswith("00999") and len(values[-1]) == 30_000

@@ -37,8 +37,10 @@ _EXACT_INTEGERS = 2**53
 _NEEDS_ESCAPE = re.compile("[&<>\x00-\x08\x0b-\x1f\ufffe\uffff]|_x[0-9a-fA-F]{4}_")
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f]")
 _LITERAL_ESCAPE = re.compile("(_x[0-9a-fA-F]{4}_)")
-# Rows are joined and deflated this many at a time.
+# Rows are joined and deflated this many at a time, or sooner once they hold this many characters:
+# a row may carry 400 KB (DynamoDB's largest item), and 2,000 such rows would be 800 MB.
 _FLUSH_ROWS = 2000
+_FLUSH_CHARS = 4 * 1024 * 1024
 
 Cell = Callable[[str, Any], str]
 
@@ -238,7 +240,8 @@ class SheetXmlWriter:
         sheet_name: str = "Export",
         rows_per_sheet: int = XLSX_MAX_ROWS,
     ) -> None:
-        # Level 1: a third faster than zlib's default for ~10% more bytes; sheet XML compresses well.
+        # Level 1: faster than zlib's default for about a fifth more bytes (13.9 MB against 11.4 MB for
+        # the benchmark's 200k rows); sheet XML compresses well either way.
         self._zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
         self._columns = list(columns)
         self._letters = [column_letters(n) for n in range(len(self._columns))]
@@ -249,6 +252,7 @@ class SheetXmlWriter:
         self._member: IO[bytes] | None = None
         self._row = 0
         self._pending: list[str] = []
+        self._pending_chars = 0
         self._closed = False
         self._new_sheet()
 
@@ -267,8 +271,10 @@ class SheetXmlWriter:
                 for (letters, cell), value in zip(plan, values, strict=True)
                 if value is not None
             ]
-            pending.append(f'<row r="{number}">{"".join(cells)}</row>')
-            if len(pending) >= _FLUSH_ROWS:
+            row = f'<row r="{number}">{"".join(cells)}</row>'
+            pending.append(row)
+            self._pending_chars += len(row)
+            if len(pending) >= _FLUSH_ROWS or self._pending_chars >= _FLUSH_CHARS:
                 self._flush()
 
     def close(self) -> None:
@@ -325,6 +331,7 @@ class SheetXmlWriter:
         if self._pending and self._member is not None:
             self._member.write("".join(self._pending).encode())
             self._pending.clear()
+        self._pending_chars = 0
 
     def _write_parts(self) -> None:
         count = len(self._sheet_names)
