@@ -132,3 +132,118 @@ def test_a_kept_alive_connection_the_server_closed_is_replaced(monkeypatch):
     assert answered == [b"POST / HTTP/1.1", b"POST / HTTP/1.1"]
     server.join(timeout=5)
     listener.close()
+
+
+class _ScriptedServer:
+    """A loopback endpoint that answers each request with the next scripted response (raw bytes),
+    and closes a connection after an answer marked to close; it records every request it read."""
+
+    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.answers = list(answers)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            connection, _address = self.listener.accept()
+            self.connections += 1
+            with connection:
+                while self.answers:
+                    request = self._read_request(connection)
+                    if request is None:
+                        break
+                    self.requests.append(request)
+                    answer, close = self.answers.pop(0)
+                    connection.sendall(answer)
+                    if close:
+                        break
+
+    @staticmethod
+    def _read_request(connection: socket.socket) -> bytes | None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
+        while len(body) < length:
+            body += connection.recv(65536)
+        return head + b"\r\n\r\n" + body
+
+    def client(self, monkeypatch) -> RawDynamoDB:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        endpoint = f"http://127.0.0.1:{self.port}"
+        return raw_client_like(boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1"))
+
+    def close(self) -> None:
+        self.thread.join(timeout=5)
+        self.listener.close()
+
+
+def test_chunked_and_close_delimited_answers_are_read_whole(monkeypatch):
+    # Given an endpoint that answers once in chunks (with a trailer), then once with "Connection:
+    # close", then as HTTP/1.0 with no length (the body ends with the connection)
+    server = _ScriptedServer(
+        [
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b'5;ext=1\r\n{"Ite\r\n9\r\nms":[1,2]\r\n1\r\n}\r\n0\r\nx-trailer: y\r\n\r\n',
+                False,
+            ),
+            (b'HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\n{"a":1}\n', True),
+            (b'HTTP/1.0 200 OK\r\n\r\n{"b":2}', True),
+        ]
+    )
+    raw = server.client(monkeypatch)
+    # When three requests are made
+    answers = [raw.describe_limits()]
+    kept_after_chunked = raw._local.connection is not None
+    answers.append(raw.describe_limits())
+    kept_after_close = raw._local.connection is not None
+    answers.append(raw.describe_limits())
+    server.close()
+    # Then each body is read whole, and a closed connection is never reused (two connections: the
+    # chunked answer kept its connection for the second, which closed it)
+    assert answers == [{"Items": [1, 2]}, {"a": 1}, {"b": 2}]
+    assert server.connections == 2
+    assert kept_after_chunked and not kept_after_close
+    # And every request carried its body with its exact length, signed, in one HTTP/1.1 POST
+    for request in server.requests:
+        head, _, body = request.partition(b"\r\n\r\n")
+        assert head.startswith(b"POST / HTTP/1.1\r\n")
+        assert f"content-length: {len(body)}".encode() in head
+        assert b"authorization: AWS4-HMAC-SHA256 Credential=testing/" in head
+        assert b"x-amz-target: DynamoDB_20120810.DescribeLimits" in head
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n{}", "ResponseTooLarge"),
+        (b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n", "ResponseTooLarge"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X-Many: 1\r\n" * 101 + b"\r\n", "ResponseTooLarge"),
+        (b"SMTP ready\r\n\r\n", "BadStatusLine"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "HTTPException"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", "IncompleteRead"),
+    ],
+)
+def test_a_malformed_or_oversized_answer_is_an_error_not_a_hang(monkeypatch, answer, error):
+    # Given an endpoint whose answer is malformed or larger than any DynamoDB answer
+    server = _ScriptedServer([(answer, True)])
+    raw = server.client(monkeypatch)
+    # When a request is made, then it fails with the framing error (it neither hangs nor reads on)
+    with pytest.raises(Exception) as raised:
+        raw.describe_limits()
+    server.close()
+    assert error in {cls.__name__ for cls in type(raised.value).__mro__}

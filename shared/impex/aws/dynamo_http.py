@@ -4,9 +4,9 @@ UpdateItem).
 An import of a million rows makes ~50,000 requests. Through botocore, its model-driven serializer
 and parser, its signer and urllib3's pool cost more than everything else the import does, so this
 client builds and parses bodies with orjson, signs with a SigV4 signer that keeps the day's signing
-key (checked against botocore's signer, byte for byte, in the unit tests), and keeps one
-http.client connection per thread. It speaks the same low-level JSON as the botocore client and
-raises the same ClientError, so RecordTable works with either.
+key (checked against botocore's signer, byte for byte, in the unit tests), and keeps one kept-alive
+HTTP/1.1 connection per thread, each request sent in one write. It speaks the same low-level JSON
+as the botocore client and raises the same ClientError, so RecordTable works with either.
 
 Under moto's in-process mock (unit and integration tests) only botocore's client is intercepted, so
 those tests use the botocore client (DYNAMODB_RAW_HTTP=false); the local stack, the benchmarks and
@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -31,6 +32,10 @@ from botocore.exceptions import ClientError
 _TARGET_PREFIX = "DynamoDB_20120810."
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Bounds no DynamoDB answer comes near (a BatchGetItem answer is at most 16 MB).
+_MAX_LINE = 65_536
+_MAX_HEADERS = 100
+_MAX_BODY = 32 * 1024 * 1024
 
 
 class Credentials(Protocol):
@@ -171,10 +176,8 @@ class RawDynamoDB:
         while True:
             connection, reused = self._connection()
             try:
-                connection.request("POST", "/", body=body, headers=headers)
-                response = connection.getresponse()
-                data = response.read()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                status, data, keep_alive = connection.exchange(body, headers)
+            except (ConnectionClosed, ConnectionResetError, BrokenPipeError):
                 connection.close()
                 self._local.connection = None
                 if reused:
@@ -184,22 +187,131 @@ class RawDynamoDB:
                 connection.close()
                 self._local.connection = None
                 raise
-            if response.will_close:
+            if not keep_alive:
                 connection.close()
                 self._local.connection = None
-            return response.status, data
+            return status, data
 
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+    def _connection(self) -> tuple[_Connection, bool]:
+        connection: _Connection | None = getattr(self._local, "connection", None)
         if connection is not None:
             return connection, True
-        host, port = self._address
-        if self._https:
-            connection = http.client.HTTPSConnection(host, port, timeout=self._timeout, context=self._ssl)
-        else:
-            connection = http.client.HTTPConnection(host, port, timeout=self._timeout)
+        connection = _Connection(self._address, self._timeout, self._ssl)
         self._local.connection = connection
         return connection, False
+
+
+class ConnectionClosed(ConnectionError):
+    """The server closed the connection before it answered (a kept-alive connection it dropped)."""
+
+
+class ResponseTooLarge(ConnectionError):
+    """A status line, header or body beyond what any DynamoDB answer holds."""
+
+
+class _Connection:
+    """One kept-alive HTTP/1.1 connection that sends each request in a single write and reads the
+    answer with a minimal parser.
+
+    http.client writes the head and the body in two system calls and parses headers with the email
+    package; for a 25-item BatchWriteItem that was half of the client's CPU (~220 us a request
+    against ~110 us this way, measured on loopback), and an import makes 50 requests a 1,000 rows.
+    """
+
+    def __init__(self, address: tuple[str, int], timeout: float, tls: ssl.SSLContext | None) -> None:
+        sock = socket.create_connection(address, timeout=timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls is not None:
+                sock = tls.wrap_socket(sock, server_hostname=address[0])
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        self._reader = sock.makefile("rb")
+
+    def exchange(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, bool]:
+        """Send one POST / and read its answer: (status, body, whether the connection stays open)."""
+        head = "POST / HTTP/1.1\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        self._sock.sendall(f"{head}content-length: {len(body)}\r\n\r\n".encode("latin-1") + body)
+        status_line = self._line()
+        if not status_line:
+            raise ConnectionClosed("the server closed the connection without answering")
+        version, _, rest = status_line.partition(b" ")
+        try:
+            status = int(rest[:3])
+        except ValueError:
+            raise http.client.BadStatusLine(status_line.decode("latin-1", "replace")) from None
+        fields = self._fields()
+        keep_alive = version == b"HTTP/1.1"
+        connection = fields.get(b"connection", b"").lower()
+        if connection == b"close":
+            keep_alive = False
+        elif connection == b"keep-alive":
+            keep_alive = True
+        if fields.get(b"transfer-encoding", b"").lower() == b"chunked":
+            return status, self._chunked(), keep_alive
+        length = fields.get(b"content-length")
+        if length is None:
+            return status, self._to_end(), False  # the body runs to the end of the connection
+        try:
+            size = int(length)
+        except ValueError:
+            raise http.client.HTTPException(f"bad content-length: {length!r}") from None
+        return status, self._exactly(size), keep_alive
+
+    def close(self) -> None:
+        """Close the socket."""
+        self._reader.close()
+        self._sock.close()
+
+    def _line(self) -> bytes:
+        line = self._reader.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
+            raise ResponseTooLarge("a response line is longer than 64 KB")
+        return line
+
+    def _fields(self) -> dict[bytes, bytes]:
+        fields: dict[bytes, bytes] = {}
+        for _ in range(_MAX_HEADERS):
+            line = self._line()
+            if line in (b"\r\n", b"\n"):
+                return fields
+            if not line:
+                raise ConnectionClosed("the connection closed in the middle of the response headers")
+            name, _, value = line.partition(b":")
+            fields[name.strip().lower()] = value.strip()
+        raise ResponseTooLarge(f"the response has more than {_MAX_HEADERS} headers")
+
+    def _exactly(self, size: int) -> bytes:
+        if size < 0 or size > _MAX_BODY:
+            raise ResponseTooLarge(f"a response body of {size} bytes")
+        data = self._reader.read(size)
+        if len(data) < size:
+            raise http.client.IncompleteRead(data, size - len(data))
+        return data
+
+    def _to_end(self) -> bytes:
+        data = self._reader.read(_MAX_BODY + 1)
+        if len(data) > _MAX_BODY:
+            raise ResponseTooLarge("a response body larger than 32 MB")
+        return data
+
+    def _chunked(self) -> bytes:
+        body = bytearray()
+        while True:
+            size_line = self._line().split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                raise http.client.HTTPException(f"bad chunk size: {size_line!r}") from None
+            if size == 0:
+                self._fields()  # trailers, then the blank line
+                return bytes(body)
+            if len(body) + size > _MAX_BODY:
+                raise ResponseTooLarge("a response body larger than 32 MB")
+            body += self._exactly(size)
+            self._line()  # the CRLF after each chunk
 
 
 def raw_client_like(botocore_client: Any) -> RawDynamoDB:
