@@ -13,9 +13,12 @@ import heapq
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from impex.aws.files import FilesBucket
 from impex.aws.multipart import MultipartUpload
@@ -333,6 +336,13 @@ class ExportPipeline:
 # partition keeps one page in memory).
 MERGED_PAGE_ITEMS = 2500
 MERGE_READ_ITEMS = 1000
+# Memory, bounded by bytes too: a record may be 400 KB, so counts alone could hold gigabytes. A merged
+# page is handed on at this many bytes of items; the shards' pages (two a shard: the one being merged
+# and the one being read) share the other budget, each shard's Query Limit set from the bytes an item
+# of its last page took (its first page is one item). Measured as the items' DynamoDB JSON, an upper
+# bound of what they hold; a shard's page is at least one item, so S shards hold at least 2 x S items.
+MERGED_PAGE_BYTES = 4 * 1024 * 1024
+MERGE_HELD_BYTES = 16 * 1024 * 1024
 
 
 def _merged_pages(
@@ -346,22 +356,37 @@ def _merged_pages(
     # continuation starts every partition afresh, so a bigger read would be read again.
     wanted = page_size or MERGED_PAGE_ITEMS
     limit = max(10, min(MERGE_READ_ITEMS, 2 * wanted // len(query.partitions)))
+    shard_page_bytes = MERGE_HELD_BYTES // (2 * len(query.partitions))
 
     def partition_items(partition: str) -> Iterator[tuple[str, str, Any]]:
         start = {"pk": {"S": partition}, "sk": {"S": after[partition]}} if partition in after else None
-        pages = _read_ahead(table, query.request(partition), start, limit)
-        return ((item["sk"]["S"], partition, item) for items, _ in pages for item in items)
+        items = _read_ahead_items(table, query.request(partition), start, limit, shard_page_bytes)
+        return ((item["sk"]["S"], partition, item) for item in items)
 
     # Every partition's first page is asked for now, in parallel, before the merge waits on any.
     merged = heapq.merge(*[partition_items(p) for p in query.partitions], key=lambda entry: entry[0])
     page: list[Any] = []
+    page_bytes = 0
     for sort_key, partition, item in merged:
         page.append(item)
+        page_bytes += stored_bytes(item)
         after[partition] = sort_key
-        if len(page) >= (page_size or MERGED_PAGE_ITEMS):
+        if len(page) >= wanted or page_bytes >= MERGED_PAGE_BYTES:
             yield page, {"after": dict(after), "done": False}
-            page = []
+            page, page_bytes = [], 0
     yield page, {"after": dict(after), "done": True}
+
+
+def stored_bytes(item: dict[str, Any]) -> int:
+    """An upper bound of the bytes a stored item takes: its DynamoDB JSON's length."""
+    return len(orjson.dumps(item, default=_binary_as_text))
+
+
+def _binary_as_text(value: Any) -> str:
+    # botocore's client hands binary attributes over as bytes; they count by their length.
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\0" * len(value)
+    raise TypeError(f"{type(value).__name__} is not an attribute value")
 
 
 def _item_writer(writer: Writer, plan: _ExportPlan) -> Callable[[list[Any]], None]:
@@ -395,6 +420,31 @@ def _read_ahead(
                 return
 
     return pages()
+
+
+def _read_ahead_items(
+    table: RecordTable, request: dict[str, Any], start: dict[str, Any] | None, limit: int, page_bytes: int
+) -> Iterator[Any]:
+    """One partition's items in order, its next page read while this one is merged, each page's
+    Limit set to keep it near ``page_bytes`` from what an item of the page before took (the first
+    page is one item). Each item is let go as it is handed on, so at most two pages are held."""
+    # Asked for at once, not at the first next(): every partition's first page is read in parallel.
+    pending = table.page_later(request, start_key=start, limit=1)
+
+    def items() -> Iterator[Any]:
+        next_page: Future[tuple[list[Any], Any]] | None = pending
+        while next_page is not None:
+            page, last_key = next_page.result()
+            next_page = None
+            if last_key is not None:
+                per_item = max(1, sum(stored_bytes(item) for item in page) // max(1, len(page)))
+                next_limit = max(1, min(limit, page_bytes // per_item))
+                next_page = table.page_later(request, start_key=last_key, limit=next_limit)
+            page.reverse()
+            while page:
+                yield page.pop()
+
+    return items()
 
 
 def _scan_pages(
