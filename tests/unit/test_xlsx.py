@@ -68,6 +68,19 @@ def test_empty_rows_are_skipped_and_numbers_kept(tmp_path):
     assert [(r.number, r.cells) for r in reader.rows()] == [(2, [1, None, 3]), (4, [4, 5, 6])]
 
 
+def test_blank_text_cells_are_empty_and_falsy_values_are_not(tmp_path):
+    # Given rows of whitespace-only text, a row with one such cell, and a row of zero and false
+    rows = [["a", "b"], ["  ", "\t\u3000"], ["x", " "], [0, False], ["", "y"]]
+    reader = WorkbookReader(workbook(tmp_path / "w.xlsx", rows))
+    # Then whitespace-only text reads as an empty cell (a row of nothing else is skipped), while
+    # zero and false are values
+    assert [(r.number, r.cells) for r in reader.rows()] == [
+        (3, ["x", None]),
+        (4, [0, False]),
+        (5, [None, "y"]),
+    ]
+
+
 def test_a_named_sheet_is_read_and_an_unknown_one_named(tmp_path):
     path = workbook(tmp_path / "s.xlsx", [["a"], [1]], sheet="Main", extra_sheet="Second")
     assert WorkbookReader(path, sheet="Second").header == ["other"]

@@ -239,16 +239,16 @@ class WorkbookReader:
     def _data_rows(self) -> Iterator[SourceRow]:
         empty = 0
         for number, cells in self._rows:
-            values = [
-                None if cell is None or (cell.__class__ is str and not cell.strip()) else cell
-                for cell in cells
-            ]
-            if values.count(None) == len(values):
-                empty += 1
-                if empty % MARK_EVERY == 0:
-                    yield progress_mark(number, None)
-                continue
-            yield SourceRow(number, values, None)
+            # Most rows have no blank cell: they are handed on as the reader made them; the others
+            # get None for every blank cell (empty, or only whitespace), and are skipped if all are.
+            if None in cells or any(map(_blank_text, cells)):
+                cells = [None if cell is None or _blank_text(cell) else cell for cell in cells]
+                if cells.count(None) == len(cells):
+                    empty += 1
+                    if empty % MARK_EVERY == 0:
+                        yield progress_mark(number, None)
+                    continue
+            yield SourceRow(number, cells, None)
 
 
 # What a reader's failure never is: the process being stopped, or a generator being closed.
@@ -261,6 +261,11 @@ def _unreadable(error: BaseException) -> FileProblem:
 
 def _blank(cell: Any) -> bool:
     return cell is None or (isinstance(cell, str) and not cell.strip())
+
+
+def _blank_text(cell: Any) -> bool:
+    """An empty or whitespace-only text cell (None is checked apart, at C speed)."""
+    return cell.__class__ is str and (not cell or cell.isspace())
 
 
 def _header_text(cell: Any) -> str:
@@ -279,11 +284,8 @@ def _calamine_rows(path: Path, sheet: str | None) -> tuple[Iterator[tuple[int, l
     worksheet = workbook.get_sheet_by_name(sheet) if sheet else workbook.get_sheet_by_index(0)
     start = worksheet.start[0] if worksheet.start else 0
 
-    def numbered() -> Iterator[tuple[int, list[Any]]]:
-        for offset, row in enumerate(worksheet.iter_rows()):
-            yield start + offset + 1, list(row)
-
-    return numbered(), names, int(worksheet.height)
+    # calamine makes a new list for every row: it is handed on as it is, not copied.
+    return enumerate(worksheet.iter_rows(), start=start + 1), names, int(worksheet.height)
 
 
 def _openpyxl_rows(path: Path, sheet: str | None) -> tuple[Iterator[tuple[int, list[Any]]], list[str], int]:
