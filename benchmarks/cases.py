@@ -153,9 +153,9 @@ def _setup(config: dict[str, Any]) -> tuple[Any, Any, Any]:
     from impex.jobs.store import JobStore
 
     resources = config["resources"]
-    dynamodb = boto3.resource("dynamodb")
-    jobs = JobStore(DocumentTable(dynamodb.Table(resources["JobsTable"])), retention_days=1)
-    datasets = DatasetStore(DocumentTable(dynamodb.Table(resources["DatasetsTable"])), external_tables={})
+    dynamodb = boto3.client("dynamodb")
+    jobs = JobStore(DocumentTable(dynamodb, resources["JobsTable"]), retention_days=1)
+    datasets = DatasetStore(DocumentTable(dynamodb, resources["DatasetsTable"]), external_tables={})
     shards = int(config.get("shards", 1))
     definition = {"fields": FIELDS, "keys": ["id"], "shards": shards}
     datasets.put("bench", _dataset_name(config), DatasetDefinition.model_validate(definition))

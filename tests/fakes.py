@@ -91,7 +91,7 @@ class HookedJobStore(JobStore):
         on_progress: Callable[[dict[str, Any]], None] | None = None,
         active_view: list[Job] | None = None,
     ) -> None:
-        super().__init__(DocumentTable(clients.dynamodb().Table(jobs_table)), retention_days=1)
+        super().__init__(DocumentTable(clients.documents(), jobs_table), retention_days=1)
         self._before_status_check = before_status_check
         self._on_progress = on_progress
         self._active_view = active_view

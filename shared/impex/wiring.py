@@ -38,7 +38,7 @@ RecordTables = Callable[[str], RecordTable]
 
 def job_store(settings: CommonSettings) -> JobStore:
     """The jobs table, publishing every change to the job event bus."""
-    table = DocumentTable(clients.table(settings.jobs_table))
+    table = DocumentTable(clients.documents(), settings.jobs_table)
     events = JobEvents(clients.events(), settings.event_bus_name)
     return JobStore(table, retention_days=settings.job_retention_days, events=events)
 
@@ -46,7 +46,7 @@ def job_store(settings: CommonSettings) -> JobStore:
 def dataset_store(settings: CommonSettings, *, default_shards: int = 1) -> DatasetStore:
     """The datasets table, with the deployment's allow-list of external tables (and the shards of a
     new dataset, for the api function, which creates them)."""
-    table = DocumentTable(clients.table(settings.datasets_table))
+    table = DocumentTable(clients.documents(), settings.datasets_table)
     return DatasetStore(table, external_tables=settings.external_tables(), default_shards=default_shards)
 
 

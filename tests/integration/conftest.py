@@ -47,7 +47,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
 
 def job_store(stack: LocalStack, retention_days: int = 1) -> JobStore:
     """The template's jobs table, as the functions see it."""
-    table = DocumentTable(boto3.resource("dynamodb").Table(stack.physical["JobsTable"]))
+    table = DocumentTable(boto3.client("dynamodb"), stack.physical["JobsTable"])
     return JobStore(table, retention_days=retention_days)
 
 

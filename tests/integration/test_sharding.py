@@ -162,7 +162,7 @@ def test_an_allow_listed_table_cannot_be_sharded():
 
 def test_a_new_dataset_without_shards_gets_the_stores_default_and_keeps_it(stack):
     store = DatasetStore(
-        DocumentTable(boto3.resource("dynamodb").Table(stack.physical["DatasetsTable"])),
+        DocumentTable(boto3.client("dynamodb"), stack.physical["DatasetsTable"]),
         external_tables={},
         default_shards=7,
     )

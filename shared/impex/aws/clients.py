@@ -19,7 +19,6 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource, Table
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_sqs.client import SQSClient
 
@@ -54,14 +53,10 @@ _RETRIES: Config = Config(retries={"mode": "standard", "max_attempts": 5}, conne
 
 
 @cache
-def dynamodb() -> DynamoDBServiceResource:
-    """The DynamoDB resource for the jobs, datasets and idempotency tables."""
-    return _on_first_use(lambda: boto3.resource("dynamodb", config=_RETRIES))
-
-
-def table(name: str) -> Table:
-    """One table of the DynamoDB resource (jobs, datasets), made on first use."""
-    return _on_first_use(lambda: dynamodb().Table(name))
+def documents() -> Any:
+    """The client for the jobs and datasets tables (impex.aws.tables), made on first use: the same
+    client as the record batches'."""
+    return _on_first_use(dynamodb_fast)
 
 
 @cache
@@ -76,9 +71,17 @@ def dynamodb_fast() -> Any:
     """The client for record batches: the lean HTTP client (see aws.dynamo_http), or, when
     DYNAMODB_RAW_HTTP=false (moto's in-process mock), botocore's low-level client with parameter
     validation off (we build the requests ourselves) and pooled connections for the writer threads."""
+    raw = os.environ.get("DYNAMODB_RAW_HTTP", "true").lower() != "false"
+    if raw:
+        from impex.aws.dynamo_http import raw_client_from_environment
+
+        # Without botocore's service model (~0.08 s to load) when the endpoint is a plain one.
+        lean = raw_client_from_environment(boto3.Session())
+        if lean is not None:
+            return lean
     config = _RETRIES.merge(Config(parameter_validation=False, max_pool_connections=32))
     client = boto3.client("dynamodb", config=config)
-    if os.environ.get("DYNAMODB_RAW_HTTP", "true").lower() == "false":
+    if not raw:
         return client
     from impex.aws.dynamo_http import raw_client_like
 
@@ -106,5 +109,5 @@ def sqs() -> SQSClient:
 
 def reset() -> None:
     """Forget cached clients (after the endpoint or credentials in the environment change)."""
-    for factory in (dynamodb, dynamodb_client, dynamodb_fast, s3, sqs, events):
+    for factory in (documents, dynamodb_client, dynamodb_fast, s3, sqs, events):
         factory.cache_clear()

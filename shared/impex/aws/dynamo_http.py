@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import os
+import re
 import socket
 import ssl
 import threading
@@ -135,6 +137,7 @@ class RawDynamoDB:
         *,
         timeout: float = 30.0,
     ) -> None:
+        self.endpoint_url = endpoint_url
         url = urlsplit(endpoint_url)
         if url.scheme not in _DEFAULT_PORTS or not url.hostname:
             raise ValueError(f"not an http(s) endpoint: {endpoint_url}")
@@ -312,6 +315,28 @@ class _Connection:
                 raise ResponseTooLarge("a response body larger than 32 MB")
             body += self._exactly(size)
             self._line()  # the CRLF after each chunk
+
+
+# Regions of the commercial partition, whose DynamoDB endpoint is dynamodb.{region}.amazonaws.com.
+_COMMERCIAL_REGION = re.compile(r"(us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d+")
+_VARIANT_SETTINGS = ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT")
+
+
+def raw_client_from_environment(session: Any) -> RawDynamoDB | None:
+    """A RawDynamoDB for the endpoint the environment names (AWS_ENDPOINT_URL_DYNAMODB, then
+    AWS_ENDPOINT_URL) or for a commercial region's standard endpoint, with the session's credentials;
+    None when only botocore's endpoint rules can tell the endpoint (other partitions, FIPS, dual-stack)."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or session.region_name
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint is None:
+        variant = any(os.environ.get(name, "").lower() == "true" for name in _VARIANT_SETTINGS)
+        if variant or not region or not _COMMERCIAL_REGION.fullmatch(region):
+            return None
+        endpoint = f"https://dynamodb.{region}.amazonaws.com"
+    credentials = session.get_credentials()
+    if credentials is None or not region:
+        return None
+    return RawDynamoDB(endpoint, region, credentials.get_frozen_credentials)
 
 
 def raw_client_like(botocore_client: Any) -> RawDynamoDB:
