@@ -1,7 +1,7 @@
 """Keys an import has already seen, kept on disk (/tmp) so memory stays flat whatever the file size.
 
 An in-memory set of a 10M-row file's keys would take gigabytes; SQLite in the Lambda's ephemeral
-storage keeps 64-bit digests as integer primary keys with a small page cache.
+storage keeps 64-bit digests as integer primary keys with a 16 MB page cache.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ class SeenKeys:
         self._db = sqlite3.connect(self._file.name, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
+        # A 16 MB page cache (SQLite's default is 2 MB): digests arrive in random order, so each
+        # batch touches pages all over the table; measured on 1M keys, 5.1 s of lookups and inserts
+        # became 3.3 s (32 and 64 MB gave no more).
+        self._db.execute("PRAGMA cache_size=-16384")
         self._db.execute("CREATE TABLE seen (digest INTEGER PRIMARY KEY, row INTEGER NOT NULL)")
 
     def first_rows(self, digests: list[int]) -> dict[int, int]:
