@@ -9,13 +9,16 @@ import threading
 from collections.abc import Iterator
 
 import boto3
+import botocore.credentials
 import pytest
 import requests
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
+from impex.aws import clients
 from impex.aws.dynamo_http import RawDynamoDB, ResponseTooLarge, raw_client_like
 from impex.aws.records import RecordTable
+from impex.aws.tables import DocumentTable
 
 
 @pytest.fixture
@@ -139,8 +142,8 @@ class _ScriptedServer:
     """A loopback endpoint that answers each request with the next scripted response (raw bytes),
     and closes a connection after an answer marked to close; it records every request it read."""
 
-    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, answers: list[tuple[bytes, bool]], port: int = 0) -> None:
+        self.listener = socket.create_server(("127.0.0.1", port))
         self.port = self.listener.getsockname()[1]
         self.answers = list(answers)
         self.requests: list[bytes] = []
@@ -247,3 +250,99 @@ def test_a_malformed_or_oversized_answer_is_an_error_not_a_hang(monkeypatch, ans
     with pytest.raises(error):
         raw.describe_limits()
     server.close()
+
+
+def _lean(server: _ScriptedServer, retries: int, sleeps: list[float]) -> RawDynamoDB:
+    credentials = botocore.credentials.Credentials("testing", "testing").get_frozen_credentials
+    return RawDynamoDB(
+        f"http://127.0.0.1:{server.port}", "us-east-1", credentials, retries=retries, sleep=sleeps.append
+    )
+
+
+def _answer(status: str, body: bytes) -> bytes:
+    return f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+THROTTLED = _answer(
+    "400 Bad Request", b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"x"}'
+)
+INVALID = _answer("400 Bad Request", b'{"__type":"x#ValidationException","message":"no"}')
+UNAVAILABLE = _answer("503 Service Unavailable", b"<html>busy</html>")
+OK = _answer("200 OK", b'{"Ok":1}')
+
+
+def test_throttles_and_server_errors_are_retried_with_backoff_when_asked():
+    # Given an endpoint that throttles, then answers 503 with a non-JSON body, then answers
+    server = _ScriptedServer([(THROTTLED, False), (UNAVAILABLE, False), (OK, False)])
+    sleeps: list[float] = []
+    # When a client with two retries calls it
+    answer = _lean(server, retries=2, sleeps=sleeps).describe_limits()
+    server.close()
+    # Then the third attempt's answer comes back, after two jittered backoffs, each request signed anew
+    assert answer == {"Ok": 1}
+    assert len(server.requests) == 3 and len(sleeps) == 2 and all(0 <= s <= 2 for s in sleeps)
+
+
+def test_without_retries_a_throttle_reaches_the_caller_as_its_client_error():
+    # Given an endpoint that throttles (record batches adapt to throttles themselves)
+    server = _ScriptedServer([(THROTTLED, False)])
+    sleeps: list[float] = []
+    # When the default client (no retries) calls it, then the caller sees DynamoDB's own error
+    with pytest.raises(ClientError) as raised:
+        _lean(server, retries=0, sleeps=sleeps).describe_limits()
+    server.close()
+    assert raised.value.response["Error"]["Code"] == "ThrottlingException" and sleeps == []
+
+
+def test_retries_end_and_a_request_error_is_not_retried():
+    # Given an endpoint that is unavailable three times in a row, and one that refuses the request
+    busy = _ScriptedServer([(UNAVAILABLE, False)] * 3)
+    refused = _ScriptedServer([(INVALID, False)])
+    sleeps: list[float] = []
+    # Then two retries give up with the 5xx, and a validation error is raised at once
+    with pytest.raises(ClientError) as unavailable:
+        _lean(busy, retries=2, sleeps=sleeps).describe_limits()
+    with pytest.raises(ClientError) as invalid:
+        _lean(refused, retries=2, sleeps=sleeps).describe_limits()
+    busy.close()
+    refused.close()
+    assert unavailable.value.response["Error"]["Code"] == "HTTP503" and len(busy.requests) == 3
+    assert invalid.value.response["Error"]["Code"] == "ValidationException" and len(refused.requests) == 1
+
+
+def test_a_refused_connection_is_retried_until_the_endpoint_answers():
+    # Given a port nobody listens on yet: the endpoint comes up during the first backoff
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    started: list[_ScriptedServer] = []
+    sleeps: list[float] = []
+
+    def come_up(seconds: float) -> None:
+        sleeps.append(seconds)
+        if not started:
+            started.append(_ScriptedServer([(OK, False)], port=port))
+
+    credentials = botocore.credentials.Credentials("testing", "testing").get_frozen_credentials
+    client = RawDynamoDB(f"http://127.0.0.1:{port}", "us-east-1", credentials, retries=2, sleep=come_up)
+    # When it calls, then the refusal was retried once and the answer came
+    assert client.describe_limits() == {"Ok": 1} and len(sleeps) == 1
+    started[0].close()
+
+
+def test_the_jobs_and_datasets_tables_ride_out_a_throttle(monkeypatch):
+    # Given the deployment's documents client on the lean path, and an endpoint that throttles once
+    # and then has the job
+    job = b'{"Item":{"id":{"S":"j-1"},"status":{"S":"PENDING"},"attempts":{"N":"2"}}}'
+    server = _ScriptedServer([(THROTTLED, False), (_answer("200 OK", job), False)])
+    monkeypatch.setenv("DYNAMODB_RAW_HTTP", "true")  # the tests run with botocore's client otherwise
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    clients.reset()
+    table = DocumentTable(clients.documents(), "jobs")
+    # When the job is read, then the throttle was retried and the job came back as a plain document
+    assert table.get({"id": "j-1"}) == {"id": "j-1", "status": "PENDING", "attempts": 2}
+    server.close()
+    assert len(server.requests) == 2 and b'"TableName":"jobs"' in server.requests[1]
+    clients.reset()

@@ -49,14 +49,18 @@ def _on_first_use(make: Callable[[], Made]) -> Made:
     return cast("Made", OnFirstUse(make))
 
 
-_RETRIES: Config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+_RETRIES_PER_CALL = 4
+_RETRIES: Config = Config(
+    retries={"mode": "standard", "max_attempts": _RETRIES_PER_CALL + 1}, connect_timeout=5, read_timeout=30
+)
 
 
 @cache
 def documents() -> Any:
-    """The client for the jobs and datasets tables (impex.aws.tables), made on first use: the same
-    client as the record batches'."""
-    return _on_first_use(dynamodb_fast)
+    """The client for the jobs and datasets tables (impex.aws.tables), made on first use: the lean
+    client, retrying throttles, 5xx and broken connections itself as botocore's standard mode does (4
+    retries), or botocore's client under moto's in-process mock."""
+    return _on_first_use(lambda: _dynamodb_low_level(retries=_RETRIES_PER_CALL))
 
 
 @cache
@@ -71,12 +75,16 @@ def dynamodb_fast() -> Any:
     """The client for record batches: the lean HTTP client (see aws.dynamo_http), or, when
     DYNAMODB_RAW_HTTP=false (moto's in-process mock), botocore's low-level client with parameter
     validation off (we build the requests ourselves) and pooled connections for the writer threads."""
+    return _dynamodb_low_level(retries=0)
+
+
+def _dynamodb_low_level(*, retries: int) -> Any:
     raw = os.environ.get("DYNAMODB_RAW_HTTP", "true").lower() != "false"
     if raw:
         from impex.aws.dynamo_http import raw_client_from_environment
 
         # Without botocore's service model (~0.08 s to load) when the endpoint is a plain one.
-        lean = raw_client_from_environment(boto3.Session())
+        lean = raw_client_from_environment(boto3.Session(), retries=retries)
         if lean is not None:
             return lean
     config = _RETRIES.merge(Config(parameter_validation=False, max_pool_connections=32))
@@ -85,7 +93,7 @@ def dynamodb_fast() -> Any:
         return client
     from impex.aws.dynamo_http import raw_client_like
 
-    return raw_client_like(client)
+    return raw_client_like(client, retries=retries)
 
 
 @cache

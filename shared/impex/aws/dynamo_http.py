@@ -19,10 +19,12 @@ import hashlib
 import hmac
 import http.client
 import os
+import random
 import re
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -136,8 +138,14 @@ class RawDynamoDB:
         credentials: Callable[[], Credentials],
         *,
         timeout: float = 30.0,
+        retries: int = 0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.endpoint_url = endpoint_url
+        # Record batches retry (and adapt their concurrency) themselves, so by default a throttle or
+        # a failure reaches the caller; the jobs and datasets tables' client retries here instead.
+        self._retries = retries
+        self._sleep = sleep
         url = urlsplit(endpoint_url)
         if url.scheme not in _DEFAULT_PORTS or not url.hostname:
             raise ValueError(f"not an http(s) endpoint: {endpoint_url}")
@@ -160,20 +168,29 @@ class RawDynamoDB:
         return call
 
     def call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
-        """One signed JSON request; an error response becomes botocore's ClientError."""
+        """One signed JSON request (retried, with backoff, on throttling, a 5xx or a broken
+        connection, up to ``retries`` times); an error response becomes botocore's ClientError."""
         body = orjson.dumps(request)
-        headers = self._signer.headers(self._credentials(), _TARGET_PREFIX + operation, body)
-        status, data = self._post(body, headers)
-        payload: dict[str, Any] = orjson.loads(data) if data else {}
-        if status >= 300:
-            code = str(payload.get("__type", f"HTTP{status}")).rsplit("#", 1)[-1]
-            message = payload.get("message") or payload.get("Message") or ""
-            error: Any = {
-                "Error": {"Code": code, "Message": message},
-                "ResponseMetadata": {"HTTPStatusCode": status},
-            }
-            raise ClientError(error, operation)
-        return payload
+        for attempt in range(self._retries + 1):
+            last = attempt == self._retries
+            headers = self._signer.headers(self._credentials(), _TARGET_PREFIX + operation, body)
+            try:
+                status, data = self._post(body, headers)
+            except ResponseTooLarge:
+                raise
+            except (OSError, http.client.HTTPException):  # refused, reset, timed out, cut short
+                if last:
+                    raise
+                self._sleep(_backoff_seconds(attempt))
+                continue
+            if status < 300:
+                payload: dict[str, Any] = orjson.loads(data) if data else {}
+                return payload
+            error = _client_error(status, data, operation)
+            if last or not (status >= 500 or error.response["Error"]["Code"] in _RETRYABLE):
+                raise error
+            self._sleep(_backoff_seconds(attempt))
+        raise AssertionError("unreachable")
 
     def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         while True:
@@ -202,6 +219,25 @@ class RawDynamoDB:
         connection = _Connection(self._address, self._timeout, self._ssl)
         self._local.connection = connection
         return connection, False
+
+
+def _client_error(status: int, data: bytes, operation: str) -> ClientError:
+    """botocore's ClientError for an error answer (its body may not even be JSON, from a proxy)."""
+    try:
+        payload = orjson.loads(data) if data else {}
+    except orjson.JSONDecodeError:
+        payload = {}
+    if not isinstance(payload, dict):
+        payload = {}
+    code = str(payload.get("__type", f"HTTP{status}")).rsplit("#", 1)[-1]
+    message = payload.get("message") or payload.get("Message") or ""
+    error: Any = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(error, operation)
+
+
+def _backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with full jitter: up to 50 ms, 100 ms, 200 ms... capped at 2 s."""
+    return random.uniform(0, min(2.0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not crypto
 
 
 class ConnectionClosed(ConnectionError):
@@ -320,9 +356,20 @@ class _Connection:
 # Regions of the commercial partition, whose DynamoDB endpoint is dynamodb.{region}.amazonaws.com.
 _COMMERCIAL_REGION = re.compile(r"(us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d+")
 _VARIANT_SETTINGS = ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT")
+# What DynamoDB answers when a retry may succeed (as botocore's standard retry mode treats them).
+_RETRYABLE = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+    }
+)
 
 
-def raw_client_from_environment(session: Any) -> RawDynamoDB | None:
+def raw_client_from_environment(session: Any, *, retries: int = 0) -> RawDynamoDB | None:
     """A RawDynamoDB for the endpoint the environment names (AWS_ENDPOINT_URL_DYNAMODB, then
     AWS_ENDPOINT_URL) or for a commercial region's standard endpoint, with the session's credentials;
     None when only botocore's endpoint rules can tell the endpoint (other partitions, FIPS, dual-stack)."""
@@ -336,10 +383,10 @@ def raw_client_from_environment(session: Any) -> RawDynamoDB | None:
     credentials = session.get_credentials()
     if credentials is None or not region:
         return None
-    return RawDynamoDB(endpoint, region, credentials.get_frozen_credentials)
+    return RawDynamoDB(endpoint, region, credentials.get_frozen_credentials, retries=retries)
 
 
-def raw_client_like(botocore_client: Any) -> RawDynamoDB:
+def raw_client_like(botocore_client: Any, *, retries: int = 0) -> RawDynamoDB:
     """A RawDynamoDB for the same endpoint, region and credentials as a boto3 DynamoDB client."""
     import boto3
 
@@ -351,4 +398,5 @@ def raw_client_like(botocore_client: Any) -> RawDynamoDB:
         botocore_client.meta.endpoint_url,
         botocore_client.meta.region_name,
         credentials.get_frozen_credentials,
+        retries=retries,
     )
