@@ -73,6 +73,18 @@ def test_a_dataset_may_have_no_keys_for_append_only_data():
         ({"fields": [], "keys": []}, "at least 1"),
         ({"fields": [{"name": "t", "type": "json", "required": True}], "keys": ["t"]}, "keys are"),
         ({"unknown": 1}, "Extra inputs"),
+        (
+            {"fields": [{"name": "a", "type": "decimal", "constraints": {"min": 1e999}}], "keys": []},
+            "finite number",
+        ),
+        (
+            {"fields": [{"name": "a", "type": "decimal", "constraints": {"max": float("nan")}}], "keys": []},
+            "finite number",
+        ),
+        (
+            {"fields": [{"name": "a", "type": "decimal", "constraints": {"enum": [1, -1e999]}}], "keys": []},
+            "finite number",
+        ),
     ],
 )
 def test_a_bad_definition_is_refused_with_a_reason(change, reason):
