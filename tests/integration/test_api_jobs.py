@@ -433,10 +433,14 @@ def test_swagger_ui_is_served(api):
     assert "swagger" in response.text.lower()
 
 
-@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999999"])
-def test_a_non_finite_json_number_in_a_filter_is_a_422(api, customers, literal):
-    # Given a body whose filter value is a bare JSON literal Python's parser turns into nan or inf
-    condition = '{"field": "balance", "op": "gt", "value": ' + literal + "}"
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999999", "[1, NaN]"])
+@pytest.mark.parametrize(("field", "op"), [("balance", "gt"), ("name", "eq")])
+def test_a_non_finite_json_number_in_a_filter_is_a_422(api, customers, literal, field, op):
+    # Given a body whose filter value is a bare JSON literal Python's parser turns into nan or inf,
+    # on a number field and on a text field (whose conversion would take it as the text "inf")
+    if literal.startswith("["):  # a list of an ordinary operand of the field's type, then the literal
+        op, literal = "in", literal.replace("1", '"x"' if field == "name" else "1")
+    condition = '{"field": "' + field + '", "op": "' + op + '", "value": ' + literal + "}"
     raw = '{"dataset": "customers", "format": "csv", "filters": [' + condition + "]}"
     response = api.call("POST", "/exports", raw_body=raw)
     # Then it is refused now, naming the problem, instead of failing the job three times later

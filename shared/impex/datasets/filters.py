@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from decimal import InvalidOperation
 from typing import Any, Protocol
@@ -60,13 +61,22 @@ def _check_filter(dataset: Dataset, condition: Filter, where: str) -> None:
     # 39-digit number would otherwise be accepted now and fail the job at DynamoDB later.
     convert = converter_for(dataset_field.model_copy(update={"constraints": None}))
     for item in _operands(op, value, where):
-        try:
-            parse_literal(field_type, item)
-            convert(item)
-        except CellError as unstorable:
-            raise InvalidInput(f"{where}: {item!r} for '{name}' {unstorable}") from None
-        except (ValueError, TypeError, InvalidOperation, OverflowError):
-            raise InvalidInput(f"{where}: {item!r} is not a valid {field_type} for '{name}'") from None
+        _check_operand(item, name, field_type, convert, where)
+
+
+def _check_operand(item: Any, name: str, field_type: FieldType, convert: Any, where: str) -> None:
+    """Raise InvalidInput unless the operand converts as a stored value of the field would."""
+    if isinstance(item, float) and not math.isfinite(item):
+        # A text field would take it as the text "inf"; the job stores its filters, and DynamoDB
+        # stores no such number.
+        raise InvalidInput(f"{where}: {item!r} for '{name}' is not a finite number")
+    try:
+        parse_literal(field_type, item)
+        convert(item)
+    except CellError as unstorable:
+        raise InvalidInput(f"{where}: {item!r} for '{name}' {unstorable}") from None
+    except (ValueError, TypeError, InvalidOperation, OverflowError):
+        raise InvalidInput(f"{where}: {item!r} is not a valid {field_type} for '{name}'") from None
 
 
 def _operands(op: str, value: Any, where: str) -> list[Any]:
