@@ -3,13 +3,21 @@ its service (issue #14), once per process."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import boto3
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from impex.aws import clients
 from impex.aws.clients import OnFirstUse
-from tests.integration.conftest import ApiClient, load_function
+from tests.integration.conftest import ROOT, ApiClient, load_function
 
 UNKNOWN_JOB = "01JZ3Q6W0000000000000000ZZ"
 
@@ -77,3 +85,96 @@ def test_what_stands_in_for_a_client_makes_it_once_whichever_threads_ask():
         thread.join()
     # Then it was made once, and every thread used it
     assert makes == [1] and seen == ["us-east-1"] * 8
+
+
+# What the Lambda runtime brings besides the layers (python3.13): boto3 and what it needs; and certifi,
+# which botocore imports only if it is there (it falls back to its own CA bundle).
+RUNTIME_DISTRIBUTIONS = {
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "urllib3",
+    "python-dateutil",
+    "six",
+    "certifi",
+}
+
+_PROBE = """
+import importlib.metadata, importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("api_app", {app!r})
+app = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(app)
+class Context:  # what Powertools reads of a Lambda context
+    function_name, memory_limit_in_mb, aws_request_id = "api", 512, "r-1"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:api"
+    def get_remaining_time_in_millis(self): return 30000
+event = json.loads({event!r})
+status = app.lambda_handler(event, Context())["statusCode"]
+by_module = importlib.metadata.packages_distributions()
+used = set()
+for name in list(sys.modules):
+    top = name.split(".")[0]
+    if top in sys.stdlib_module_names or top.startswith("_") or top in ("impex", "api_app"):
+        continue
+    used.update(by_module.get(top, []))  # modules of no distribution (cython_runtime) are no package
+print(json.dumps({{"status": status, "distributions": sorted(used)}}))
+"""
+
+
+def _layer_distributions(requirements: Path) -> set[str]:
+    """The distributions a layer built from ``requirements`` holds: each pinned one and everything it
+    needs (with the extras asked for), as pip installs them."""
+    wanted = [
+        Requirement(line.split("#")[0].strip())
+        for line in requirements.read_text().splitlines()
+        if line.split("#")[0].strip()
+    ]
+    found: set[str] = set()
+    while wanted:
+        requirement = wanted.pop()
+        name = canonicalize_name(requirement.name)
+        extras = requirement.extras
+        if name in found and not extras:
+            continue
+        found.add(name)
+        for needed in importlib.metadata.requires(requirement.name) or []:
+            dependency = Requirement(needed)
+            active = dependency.marker is None or any(
+                dependency.marker.evaluate({"extra": extra}) for extra in (*extras, "")
+            )
+            if active:
+                wanted.append(dependency)
+    return found
+
+
+def test_the_api_imports_only_what_its_layers_and_the_runtime_hold(stack, monkeypatch):
+    # Given the api function's environment and its layers (core + impex; the data layer, with the
+    # heavy format libraries, is the importer's and exporter's only), with the lean DynamoDB client on
+    # (the tests otherwise use botocore's) and an endpoint that refuses connections
+    environment = {
+        **os.environ,
+        **stack.function("ApiFunction").environment,
+        "DYNAMODB_RAW_HTTP": "true",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+    event = json.loads((ROOT / "events" / "api_create_import.json").read_text())
+    path = f"/api/import-export/jobs/{UNKNOWN_JOB}/status"
+    event.update(rawPath=path, body=None)
+    event["requestContext"]["http"].update(method="GET", path=path)
+    probe = _PROBE.format(app=str(ROOT / "functions" / "api" / "app.py"), event=json.dumps(event))
+    # When a fresh interpreter starts the api and serves a status request (which reads the jobs table)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    # Then the request reached the table (and failed on the refused endpoint: a 500, not an import error)
+    assert outcome["status"] == 500
+    # And every third-party distribution it imported is in its layers or the runtime
+    allowed = _layer_distributions(ROOT / "layers" / "core" / "requirements.txt") | RUNTIME_DISTRIBUTIONS
+    used = {canonicalize_name(name) for name in outcome["distributions"]}
+    assert used <= allowed, used - allowed
+    assert "orjson" in used  # the lean client's bodies: why orjson is in the core layer

@@ -187,7 +187,7 @@ class RawDynamoDB:
                 payload: dict[str, Any] = orjson.loads(data) if data else {}
                 return payload
             error = _client_error(status, data, operation)
-            if last or not (status >= 500 or error.response["Error"]["Code"] in _RETRYABLE):
+            if last or not (status >= 500 or error.response["Error"]["Code"] in RETRYABLE):
                 raise error
             self._sleep(_backoff_seconds(attempt))
         raise AssertionError("unreachable")
@@ -356,8 +356,9 @@ class _Connection:
 # Regions of the commercial partition, whose DynamoDB endpoint is dynamodb.{region}.amazonaws.com.
 _COMMERCIAL_REGION = re.compile(r"(us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d+")
 _VARIANT_SETTINGS = ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT")
-# What DynamoDB answers when a retry may succeed (as botocore's standard retry mode treats them).
-_RETRYABLE = frozenset(
+# What DynamoDB answers when a retry may succeed (as botocore's standard retry mode treats them);
+# RecordTable retries and adapts its window on the same codes.
+RETRYABLE = frozenset(
     {
         "ProvisionedThroughputExceededException",
         "ThrottlingException",

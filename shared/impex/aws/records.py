@@ -17,17 +17,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from impex.aws.dynamo_http import RETRYABLE
+
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
-RETRYABLE = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-    }
-)
 
 
 class WriteFailed(Exception):
