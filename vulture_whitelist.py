@@ -95,3 +95,5 @@ _.CharacterDataHandler
 
 # socketserver reads the listen backlog from the class attribute.
 _.request_queue_size
+# pydantic runs the validator.
+_._progress_of_its_chunks

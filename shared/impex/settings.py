@@ -111,6 +111,10 @@ class ImporterSettings(CommonSettings):
     # memory (Lambda sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE, in MB).
     xlsx_memory_budget_bytes: int | None = Field(default=None, ge=1024**2)
     aws_lambda_function_memory_size: int = Field(default=1769, ge=128)
+    # A text import at least this large is split into chunks that up to FANOUT_WORKERS importer
+    # invocations run at once (1 turns fan-out off).
+    fanout_threshold_bytes: int = Field(default=256 * 1024**2, ge=1)
+    fanout_workers: int = Field(default=8, ge=1, le=100)
 
     def sheet_budget_bytes(self) -> int:
         """The memory a workbook's sheet may take once read (XlsxMemoryBudgetBytes, or a quarter of the

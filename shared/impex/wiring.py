@@ -85,6 +85,7 @@ def record_tables(max_workers: int = 16) -> RecordTables:
 
 def sweeper(settings: CommonSettings, *, jobs: JobStore | None = None) -> Sweeper:
     """The sweeper; with a SweeperSettings it also drains the dead-letter queues."""
+    from impex.pipelines.fanout import NO_SPLITTING, FanOutImports
     from impex.pipelines.sweeper import Sweeper
 
     dead_letters = None
@@ -93,10 +94,19 @@ def sweeper(settings: CommonSettings, *, jobs: JobStore | None = None) -> Sweepe
             JobType.IMPORT: DeadLetters(clients.sqs(), settings.import_dead_letter_queue_url),
             JobType.EXPORT: DeadLetters(clients.sqs(), settings.export_dead_letter_queue_url),
         }
+    jobs = jobs or job_store(settings)
+    files = files_bucket(settings)
     return Sweeper(
-        jobs=jobs or job_store(settings),
+        jobs=jobs,
         queues={JobType.IMPORT: import_queues(settings), JobType.EXPORT: export_queues(settings)},
-        files=files_bucket(settings),
+        files=files,
+        # The scheduled sweeper ends fanned-out imports whose last chunk's worker stopped; the API's
+        # sweep (POST /jobs/process) leaves them to it, and needs no write access to reports.
+        fanout=(
+            FanOutImports(jobs=jobs, files=files, queues=import_queues(settings), limits=NO_SPLITTING)
+            if isinstance(settings, SweeperSettings)
+            else None
+        ),
         stuck_after_seconds=settings.stuck_after_seconds,
         upload_ttl_seconds=settings.upload_url_ttl_seconds,
         upload_grace_seconds=settings.upload_grace_seconds,
@@ -152,14 +162,18 @@ def import_pipeline(
 ) -> ImportPipeline:
     """The import pipeline; tests may pass their own adapters (fault injection through the seams)."""
     from impex.formats.xlsx import ArchiveLimits
+    from impex.pipelines.fanout import FanOutImports, FanOutLimits
     from impex.pipelines.importer import ImportLimits, ImportPipeline
 
+    jobs = jobs or job_store(settings)
+    files = files or files_bucket(settings)
+    queues = import_queues(settings)
     return ImportPipeline(
-        jobs=jobs or job_store(settings),
+        jobs=jobs,
         datasets=dataset_store(settings),
-        files=files or files_bucket(settings),
+        files=files,
         records=records or record_tables(settings.write_concurrency),
-        queues=import_queues(settings),
+        queues=queues,
         limits=ImportLimits(
             max_file_bytes=settings.max_upload_bytes,
             max_columns=settings.max_columns,
@@ -178,6 +192,14 @@ def import_pipeline(
         ),
         records_table=settings.records_table,
         external_tables=settings.external_tables(),
+        fanout=FanOutImports(
+            jobs=jobs,
+            files=files,
+            queues=queues,
+            limits=FanOutLimits(
+                threshold_bytes=settings.fanout_threshold_bytes, workers=settings.fanout_workers
+            ),
+        ),
     )
 
 
@@ -193,7 +215,8 @@ def import_trigger(
     pipeline = pipeline or import_pipeline(settings)
     dropped = DroppedFiles(jobs=pipeline.jobs, datasets=pipeline.datasets, files=pipeline.files)
     cap = TenantCap(pipeline.jobs, pipeline.queues, settings.tenant_concurrency)
-    return ImportTrigger(pipeline.jobs, pipeline.run, dropped.start, cap)
+    settle = pipeline.fanout.settle if pipeline.fanout is not None else None
+    return ImportTrigger(pipeline.jobs, pipeline.run, dropped.start, cap, settle_parent=settle)
 
 
 def export_pipeline(

@@ -53,12 +53,17 @@ class RunningStack:
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    home = tmp_path_factory.mktemp("impex-home")
+    yield from running_stack(tmp_path_factory.mktemp("impex-home"))
+
+
+def running_stack(home: Path, **extra_env: str) -> Iterator[RunningStack]:
+    """`impex local serve` on free ports with its home in ``home``, until the generator is closed."""
     env = {
         **os.environ,
         "IMPEX_HOME": str(home),
         "IMPEX_LOCAL_AWS_PORT": "0",
         "IMPEX_LOCAL_SWEEP_SECONDS": "2",
+        **extra_env,
     }
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         env.pop(name, None)

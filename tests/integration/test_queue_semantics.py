@@ -441,6 +441,43 @@ def test_a_tenant_at_its_cap_waits_while_another_tenant_runs(api, put_dataset, s
     assert int(attributes["ApproximateNumberOfMessagesDelayed"]) == 1  # deferred, not dropped
 
 
+def test_a_high_priority_job_the_cap_turned_away_gets_the_next_free_slot(
+    api, put_dataset, stack, store, monkeypatch
+):
+    # Given a tenant at its cap of one running job, with a normal backlog and a high-priority job
+    monkeypatch.setenv("TENANT_CONCURRENCY", "1")
+    put_dataset(tenant="busy")
+    exporter = load_function("exporter")
+
+    def export(priority: str) -> str:
+        body = {"dataset": "customers", "format": "csv", "priority": priority}
+        return api.call("POST", "/exports", tenant="busy", body=body).json()["job"]["id"]  # type: ignore[no-any-return]
+
+    def deliver(job_id: str) -> None:
+        event = copy.deepcopy(load_event("exporter_job_message.json"))
+        event["Records"][0]["body"] = json.dumps({"jobId": job_id, "tenant": "busy"})
+        exporter.lambda_handler(event, LocalLambdaContext("impex-exporter", timeout_seconds=60))
+
+    running = export("normal")
+    store.claim(running)
+    backlog = [export("normal") for _ in range(2)]
+    high = export("high")
+    # When the high-priority job arrives while the cap is full, it is turned away
+    deliver(high)
+    assert store.get(high).status is JobStatus.PENDING
+    # And the slot frees up
+    store.fail(running, "done with it")
+    # Then the backlog's next normal job yields the free slot instead of taking it
+    deliver(backlog[0])
+    assert store.get(backlog[0]).status is JobStatus.PENDING
+    # And the high-priority job takes it when its deferred message comes back
+    deliver(high)
+    assert store.get(high).status is JobStatus.COMPLETED
+    # And once it has run, normal jobs are admitted again
+    deliver(backlog[1])
+    assert store.get(backlog[1]).status is JobStatus.COMPLETED
+
+
 def test_high_priority_exports_go_to_their_own_queue(api, put_dataset, stack):
     put_dataset()
     api.call("POST", "/exports", body={"dataset": "customers", "format": "csv", "priority": "high"})

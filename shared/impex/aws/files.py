@@ -48,6 +48,11 @@ def error_part_key(tenant: str, job_id: str, part: int) -> str:
     return f"errors/{tenant}/{job_id}/parts/{part:05d}.csv"
 
 
+def chunk_key(tenant: str, job_id: str, chunk: int, segment: int) -> str:
+    """Where one segment of a fanned-out import's chunk waits for its worker (expired by lifecycle)."""
+    return f"chunks/{tenant}/{job_id}/{chunk:03d}/{segment:06d}.jsonl.gz"
+
+
 def content_disposition(file_name: str) -> str:
     """An attachment disposition that survives non-ASCII file names."""
     ascii_name = file_name.encode("ascii", "replace").decode().replace('"', "'")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +156,38 @@ class RowConverter:
         if not record.keys() >= self._required_names:
             issues += self._missing_required(record, refused or set())
         return record, issues
+
+    def key_reader(self, keys: list[str]) -> Callable[[list[Any]], dict[str, Any] | None]:
+        """A function giving a row's key field values exactly as ``convert`` makes them, converting
+        nothing else; it returns None when ``convert`` would refuse the row for a key (a missing or
+        unreadable value, a ragged row)."""
+        wanted = set(keys)
+        plan = [step for step in self._plan if step[1] in wanted]
+        defaults = {name: self._defaults[name] for name in keys if name in self._defaults}
+        width, longest = len(self.header), self.max_cell_chars
+
+        def read(cells: list[Any]) -> dict[str, Any] | None:
+            if len(cells) != width:
+                return None
+            values: dict[str, Any] = {}
+            for position, name, converter in plan:
+                value = cells[position]
+                if value is None or (value.__class__ is str and (not value or value.isspace())):
+                    continue
+                if value.__class__ is str and len(value) > longest:
+                    return None
+                try:
+                    values[name] = converter(value)
+                except Exception:
+                    return None
+            for name in keys:
+                if name not in values:
+                    if name not in defaults:
+                        return None
+                    values[name] = defaults[name]
+            return values
+
+        return read
 
     def _missing_required(self, record: dict[str, Any], refused: set[str]) -> list[CellIssue]:
         """Required fields the row leaves empty (a refused value is its field's one error already)."""

@@ -102,6 +102,11 @@ class _BadLine:
     reason: str
 
 
+def bad_line(reason: str) -> _BadLine:
+    """The cell of a record that could not be read, carrying the reason (what rows() yields)."""
+    return _BadLine(reason)
+
+
 def bad_line_reason(cells: list[Any]) -> str | None:
     """The reason a JSON Lines row could not be read, or None for a good row."""
     return cells[0].reason if len(cells) == 1 and isinstance(cells[0], _BadLine) else None

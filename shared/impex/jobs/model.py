@@ -78,6 +78,41 @@ class FileRef(_CamelModel):
     version_id: str | None = None
 
 
+class ChunkRef(_CamelModel):
+    """What makes a job one chunk of a fanned-out import: its parent, its place and its rows."""
+
+    parent_id: str
+    index: int
+    segments: int
+    rows: int
+
+
+class FanOut(_CamelModel):
+    """A fanned-out import's chunks and what each has counted at its last checkpoint."""
+
+    chunks: int
+    total_rows: int
+    # chunk index (as text) -> the chunk's processed and failed rows at its last checkpoint
+    processed: dict[str, int] = Field(default_factory=dict)
+    failed: dict[str, int] = Field(default_factory=dict)
+
+    def others_than(self, chunk: Job) -> tuple[int, int]:
+        """The processed and failed rows of every chunk but this one, as of their last checkpoints."""
+        own = str(chunk.chunk.index) if chunk.chunk is not None else None
+        processed = sum(count for index, count in self.processed.items() if index != own)
+        failed = sum(count for index, count in self.failed.items() if index != own)
+        return processed, failed
+
+    def chunk_ids(self, parent_id: str) -> list[str]:
+        """The ids of the parent's chunk jobs."""
+        return [chunk_job_id(parent_id, index) for index in range(self.chunks)]
+
+
+def chunk_job_id(parent_id: str, index: int) -> str:
+    """The id of a fanned-out import's chunk job (the parent's id, then the chunk's number)."""
+    return f"{parent_id}-{index:03d}"
+
+
 class Job(_CamelModel):
     """A job record as stored in the jobs table (camelCase attribute names)."""
 
@@ -105,6 +140,9 @@ class Job(_CamelModel):
     last_error: str | None = None
     # Set by a cancel of a job a worker may hold; the worker ends it CANCELLED with what it did.
     cancel_requested_at: str | None = None
+    # A fanned-out import (the parent) and its chunks (the children, never listed or shown).
+    fanout: FanOut | None = None
+    chunk: ChunkRef | None = None
 
     created_at: str
     updated_at: str
@@ -120,6 +158,15 @@ class Job(_CamelModel):
             model = ExportJobOptions if str(data.get("type")) == JobType.EXPORT.value else ImportOptions
             data = {**data, "options": model.model_validate(data["options"])}
         return data
+
+    @model_validator(mode="after")
+    def _progress_of_its_chunks(self) -> Job:
+        """A running fanned-out import has done what its chunks have (each as of its checkpoint)."""
+        if self.fanout is not None and not self.status.is_terminal:
+            self.processed_rows = sum(self.fanout.processed.values())
+            self.total_rows = self.fanout.total_rows
+            self.progress = min(99, self.processed_rows * 100 // max(self.fanout.total_rows, 1))
+        return self
 
     @property
     def import_options(self) -> ImportOptions:

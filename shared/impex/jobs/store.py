@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from impex.aws.tables import DocumentTable, Expression
 from impex.clock import iso, utc_now
 from impex.errors import BadRequest, IllegalTransition, JobExists, JobNotFound
-from impex.jobs.model import ALLOWED_SOURCES, Job, JobOutcome, JobStatus, JobType
+from impex.jobs.model import ALLOWED_SOURCES, FanOut, Job, JobOutcome, JobStatus, JobType
 
 if TYPE_CHECKING:
     from impex.aws.events import JobEvents
@@ -98,6 +98,8 @@ class JobStore:
         job = self.get(job_id)
         if job is None or job.tenant != tenant or (job_type is not None and job.type != job_type):
             raise JobNotFound(f"job {job_id} was not found")
+        if job.chunk is not None:  # a fanned-out import's chunk is its parent's business alone
+            raise JobNotFound(f"job {job_id} was not found")
         return job
 
     def stop_signal(self, job_id: str) -> JobStatus | None:
@@ -121,7 +123,7 @@ class JobStore:
         cursor: str | None = None,
     ) -> JobPage:
         """The tenant's jobs newest first, filtered, through the tenant index (never a Scan)."""
-        filters = _job_filter(job_type, status)
+        filters = _job_filter(job_type, status, not_chunks=True)
         start_key: dict[str, Any] | None = _decode_cursor(cursor, tenant) if cursor else None
         jobs: list[Job] = []
         key = Expression("#tenant = :tenant", {"#tenant": "tenant"}, {":tenant": tenant})
@@ -166,8 +168,12 @@ class JobStore:
 
     def count_processing(self, tenant: str) -> int:
         """How many of the tenant's jobs are PROCESSING now (for the per-tenant concurrency cap)."""
+        # A fanned-out import's parent holds no worker while its chunks run; the chunks count.
+        return self._count_active(tenant, _job_filter(None, JobStatus.PROCESSING, not_fanned_out=True))
+
+    def _count_active(self, tenant: str, filters: Expression | None, *, at_least: int | None = None) -> int:
+        """How many of the tenant's active jobs match ``filters`` (counting stops at ``at_least``)."""
         key = Expression("activeTenant = :tenant", {}, {":tenant": tenant})
-        filters = _job_filter(None, JobStatus.PROCESSING)
         count, start_key = 0, None
         while True:
             page = self._table.query(
@@ -179,7 +185,7 @@ class JobStore:
             )
             count += page.count
             start_key = page.last_key
-            if not start_key:
+            if not start_key or (at_least is not None and count >= at_least):
                 return count
 
     def _collect(self, key: Expression, index: str, filters: Expression | None, limit: int) -> list[Job]:
@@ -221,7 +227,11 @@ class JobStore:
 
         A continuation (the same attempt carrying on in a fresh invocation) does not count an attempt.
         """
-        change = _Change(JobStatus.PROCESSING, sets={"errorMessage": None}, increment_attempts=new_attempt)
+        change = _Change(
+            JobStatus.PROCESSING,
+            sets={"errorMessage": None, "deferredAt": None},
+            increment_attempts=new_attempt,
+        )
         try:
             return self._apply(job_id, change)
         except (IllegalTransition, JobNotFound):
@@ -268,6 +278,25 @@ class JobStore:
         if self._events is not None:
             self._publish(Job.model_validate(changed), "progress")
 
+    def defer(self, job_id: str, *, high_priority: bool) -> None:
+        """A PENDING job the tenant cap turned away: refresh its heartbeat (its message was re-sent);
+        a high-priority one is marked, so the tenant's other jobs yield to it until it is claimed."""
+        update = "SET heartbeatAt = :now" + (", deferredAt = :now" if high_priority else "")
+        self._table.update(
+            {"id": job_id},
+            update=Expression(update, {}, {":now": iso(utc_now())}),
+            condition=Expression("#status = :status", dict(_STATUS), {":status": JobStatus.PENDING.value}),
+        )
+
+    def high_priority_deferred(self, tenant: str) -> bool:
+        """Whether a high-priority job of the tenant is waiting after the cap turned it away."""
+        filters = Expression(
+            "#status = :pending AND #priority = :high AND attribute_exists(deferredAt)",
+            {**_STATUS, "#priority": "priority"},
+            {":pending": JobStatus.PENDING.value, ":high": "high"},
+        )
+        return self._count_active(tenant, filters, at_least=1) > 0
+
     def touch(self, job_id: str, status: JobStatus) -> None:
         """Refresh the heartbeat of a job still in ``status`` (after re-sending its message)."""
         if status.is_terminal:
@@ -277,6 +306,50 @@ class JobStore:
             update=Expression("SET heartbeatAt = :now", {}, {":now": iso(utc_now())}),
             condition=Expression("#status = :status", dict(_STATUS), {":status": status.value}),
         )
+
+    def fan_out(self, job_id: str, fanout: FanOut, checkpoint: dict[str, Any]) -> Job:
+        """Record on a PROCESSING import that its rows are split into chunks (their jobs come next)."""
+        now = iso(utc_now())
+        values = {
+            ":fanout": fanout.model_dump(by_alias=True, mode="json"),
+            ":total": fanout.total_rows,
+            ":checkpoint": checkpoint,
+            ":now": now,
+        }
+        changed = self._table.update(
+            {"id": job_id},
+            update=Expression(
+                "SET fanout = :fanout, totalRows = :total, checkpoint = :checkpoint, updatedAt = :now, "
+                "heartbeatAt = :now",
+                {},
+                values,
+            ),
+            condition=_STILL_RUNNING,
+        )
+        if changed is None:
+            raise JobNotProcessing(job_id, self.stop_signal(job_id))
+        return Job.model_validate(changed)
+
+    def record_chunk_progress(self, parent_id: str, index: int, *, processed: int, failed: int) -> Job | None:
+        """Note a chunk's counts (as of its checkpoint) on its PROCESSING parent, which is alive while
+        its chunks are: the parent as it is now, or None once it has left PROCESSING."""
+        now = iso(utc_now())
+        changed = self._table.update(
+            {"id": parent_id},
+            update=Expression(
+                "SET fanout.#processed.#chunk = :processed, fanout.#failed.#chunk = :failed, "
+                "updatedAt = :now, heartbeatAt = :now",
+                {"#processed": "processed", "#failed": "failed", "#chunk": str(index)},
+                {":processed": processed, ":failed": failed, ":now": now},
+            ),
+            condition=Expression("#status = :processing", dict(_STATUS), {":processing": "PROCESSING"}),
+        )
+        if changed is None:
+            return None
+        job = Job.model_validate(changed)
+        if self._events is not None:
+            self._publish(job, "progress")
+        return job
 
     def hand_over(self, job_id: str) -> Job:
         """PROCESSING -> PENDING for a continuation: the same attempt carries on in a fresh invocation."""
@@ -347,7 +420,19 @@ class JobStore:
             self._raise_refused(job_id, JobStatus.CANCELLED, tenant)
         job = Job.model_validate(changed)
         self._publish(job, "cancel_requested")
+        self.cancel_chunks(job)
         return job
+
+    def cancel_chunks(self, parent: Job) -> None:
+        """Pass a fanned-out import's cancel on to its chunks: each not yet started is CANCELLED at
+        once, each running one ends itself CANCELLED with its counts at its next batch."""
+        if parent.fanout is None:
+            return
+        for chunk_id in parent.fanout.chunk_ids(parent.id):
+            try:
+                self.cancel(chunk_id, tenant=parent.tenant)
+            except (IllegalTransition, JobNotFound):
+                continue  # ended already, or not created yet (its parent's worker then cancels it)
 
     def end_cancelled(self, job_id: str, outcome: JobOutcome) -> Job:
         """A cancel-requested PROCESSING job -> CANCELLED with what its worker did, in one write."""
@@ -488,8 +573,18 @@ def _outcome_fields(outcome: JobOutcome | None) -> dict[str, Any]:
     return fields
 
 
-def _job_filter(job_type: JobType | None, status: JobStatus | None) -> Expression | None:
+def _job_filter(
+    job_type: JobType | None,
+    status: JobStatus | None,
+    *,
+    not_chunks: bool = False,
+    not_fanned_out: bool = False,
+) -> Expression | None:
     parts, names, values = [], {}, {}
+    if not_chunks:
+        parts.append("attribute_not_exists(chunk)")
+    if not_fanned_out:
+        parts.append("attribute_not_exists(fanout)")
     if job_type is not None:
         parts.append("#type = :type")
         names["#type"], values[":type"] = "type", job_type.value

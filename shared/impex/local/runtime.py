@@ -67,6 +67,9 @@ class LocalConfig:
         default_factory=lambda: int(os.environ.get("IMPEX_LOCAL_AWS_PORT", str(DEFAULT_AWS_PORT)))
     )
     home: Path = field(default_factory=impex_home)
+    # Invocations each SQS event source runs at once (at most the template's MaximumConcurrency):
+    # a fanned-out import's chunks run in parallel, as on Lambda.
+    concurrency: int = field(default_factory=lambda: int(os.environ.get("IMPEX_LOCAL_CONCURRENCY", "4")))
     sweep_seconds: float | None = field(
         default_factory=lambda: (
             float(os.environ["IMPEX_LOCAL_SWEEP_SECONDS"])
@@ -110,7 +113,7 @@ class LocalImpex:
         self.issuer = LocalIssuer(self.config.home)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lambda")
+        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="lambda")
         self.functions: dict[str, LocalFunction] = {}
         self.stack: LocalStack | None = None
         self._moto: Any = None
@@ -157,6 +160,7 @@ class LocalImpex:
                 "JwtAudience": LOCAL_AUDIENCE,
                 "CorsAllowedOrigins": "http://127.0.0.1,http://localhost",
                 "LogLevel": os.environ.get("IMPEX_LOCAL_LOG_LEVEL", "WARNING"),
+                **template_parameters(os.environ.get("IMPEX_LOCAL_PARAMETERS", "")),
             },
         ).create(boto3.Session(), endpoint_url=self.aws_endpoint)
         for logical_id in self.stack.resources("AWS::Serverless::Function"):
@@ -256,7 +260,9 @@ class LocalImpex:
                 if event["Type"] == "SQS":
                     queue_id = event["Properties"]["Queue"]["Fn::GetAtt"][0]
                     batch = int(event["Properties"].get("BatchSize", 10))
-                    self._thread(f"sqs-{name}", self._poll_queue, logical_id, queue_id, batch)
+                    ceiling = event["Properties"].get("ScalingConfig", {}).get("MaximumConcurrency", 1000)
+                    for poller in range(max(1, min(int(ceiling), self.config.concurrency))):
+                        self._thread(f"sqs-{name}-{poller}", self._poll_queue, logical_id, queue_id, batch)
                 elif event["Type"] in ("Schedule", "ScheduleV2"):
                     expression = (
                         event["Properties"].get("Schedule") or event["Properties"]["ScheduleExpression"]
@@ -317,6 +323,17 @@ class LocalImpex:
                 "detail": {},
             }
             self.functions[function_id].invoke(event, self._pool)
+
+
+def template_parameters(text: str) -> dict[str, str]:
+    """Template parameter overrides from IMPEX_LOCAL_PARAMETERS: ``Name=value`` pairs, comma-separated."""
+    parameters = {}
+    for pair in filter(None, (part.strip() for part in text.split(","))):
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise ValueError(f"IMPEX_LOCAL_PARAMETERS: {pair!r} is not Name=value")
+        parameters[name.strip()] = value.strip()
+    return parameters
 
 
 def _rate_seconds(expression: str) -> float:

@@ -30,6 +30,7 @@ class RunOutcome(StrEnum):
     STOPPED = "stopped"  # the job left PROCESSING meanwhile (a cancel, or the sweeper took it back)
     FAILED = "failed"
     RETRYING = "retrying"  # a transient failure: requeued from the checkpoint after a backoff
+    FANNED_OUT = "fanned_out"  # split into chunk jobs, which carry on in parallel
 
 
 class Stopped(Exception):

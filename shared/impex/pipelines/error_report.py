@@ -49,6 +49,13 @@ class ErrorRows:
         self._handle.close()
 
 
+def report_header(header: list[str]) -> str:
+    """The report's first line: row, error, then the file's column names."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(["row", "error", *(neutralize(name) for name in header)])
+    return buffer.getvalue()
+
+
 class ErrorReport:
     """The error report of one import job, kept as numbered parts until it is assembled."""
 
@@ -68,15 +75,18 @@ class ErrorReport:
         """Join the parts into one CSV under its header (and delete them); None when no row failed."""
         if parts == 0:
             return None
-        buffer = io.StringIO()
-        csv.writer(buffer).writerow(["row", "error", *(neutralize(name) for name in header)])
-        body = bytearray(buffer.getvalue().encode("utf-8"))
+        body = bytearray(report_header(header).encode("utf-8"))
         keys = [error_part_key(self._job.tenant, self._job.id, n) for n in range(parts)]
         for key in keys:
             body += self._files.read_bytes(key)
-        key = error_report_key(self._job.tenant, self._job.id)
-        self._files.put_bytes(key, bytes(body), content_type="text/csv")
+        report = self.store(bytes(body))
         self._files.delete(keys)
+        return report
+
+    def store(self, body: bytes) -> FileRef:
+        """Store the job's whole report (its header line included)."""
+        key = error_report_key(self._job.tenant, self._job.id)
+        self._files.put_bytes(key, body, content_type="text/csv")
         return FileRef(
             bucket=self._files.name,
             key=key,

@@ -102,6 +102,19 @@ class ImportProgress:
         )
 
 
+def tolerance_message(options: ImportOptions, failed: int, processed: int, written: int) -> str | None:
+    """Why an import must stop, when more rows failed than maxErrors / maxErrorRate allow; else None."""
+    done = f"{written} rows were written before it stopped"
+    if options.max_errors is not None and failed > options.max_errors:
+        return f"stopped: {failed} rows failed, more than maxErrors={options.max_errors}; {done}"
+    rate = failed * 100 / processed if processed >= 100 else None
+    if options.max_error_rate is not None and rate is not None and rate > options.max_error_rate:
+        return (
+            f"stopped: {rate:.1f}% of rows failed, more than maxErrorRate={options.max_error_rate}%; {done}"
+        )
+    return None
+
+
 @dataclass(slots=True)
 class _Candidate:
     row: SourceRow

@@ -39,11 +39,22 @@ from impex.pipelines.common import (
     requeue_after_failure,
 )
 from impex.pipelines.error_report import ErrorReport, ErrorRows
-from impex.pipelines.import_batches import BatchWriter, ImportProgress
+from impex.pipelines.fanout import FanOutImports, row_router
+from impex.pipelines.import_batches import BatchWriter, ImportProgress, tolerance_message
 from impex.pipelines.workers import job_duration
 from impex.settings import ExternalTable
 
 RecordTables = Callable[[str], RecordTable]
+# How a chunk's run can end for good (a continuation or a retry carries on later).
+_CHUNK_ENDINGS = frozenset({RunOutcome.COMPLETED, RunOutcome.FAILED, RunOutcome.STOPPED})
+
+
+@dataclass(frozen=True)
+class RowSplit:
+    """What routing rows to chunks needs: the record layout (keys) and the row converter."""
+
+    layout: RecordLayout
+    converter: RowConverter
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,9 @@ class _Run:
     source: Source
     mapping: ColumnMapping
     writer: BatchWriter
+    # For a chunk of a fanned-out import: the other chunks' processed and failed rows, as of their
+    # last checkpoints (the error tolerance is the whole file's).
+    others: tuple[int, int] = (0, 0)
     # The (decompressed) byte after the last row processed, when the reader knows it: progress
     # estimates use it rather than the bytes read ahead.
     position: int | None = None
@@ -102,6 +116,7 @@ class ImportPipeline:
         records_table: str,
         external_tables: dict[str, ExternalTable],
         tmp_dir: Path | None = None,
+        fanout: FanOutImports | None = None,
     ) -> None:
         self.jobs = jobs
         self.datasets = datasets
@@ -112,9 +127,16 @@ class ImportPipeline:
         self._records_table = records_table
         self._external = external_tables
         self._tmp = tmp_dir or Path(tempfile.gettempdir())
+        self.fanout = fanout
 
     def run(self, job: Job, context: RemainingTime | None = None) -> RunOutcome:
         """Run one claimed (PROCESSING) job until it ends, hands over to a continuation, or stops."""
+        outcome = self._run_job(job, context)
+        if job.chunk is not None and self.fanout is not None and outcome in _CHUNK_ENDINGS:
+            self.fanout.settle(job.chunk.parent_id)  # the last chunk to end ends its parent
+        return outcome
+
+    def _run_job(self, job: Job, context: RemainingTime | None) -> RunOutcome:
         logger.append_keys(job_id=job.id, tenant=job.tenant)
         started = time.monotonic()
         progress = ImportProgress.from_checkpoint(job.checkpoint)
@@ -136,7 +158,7 @@ class ImportPipeline:
             return RunOutcome.FAILED
         except Exception as error:
             return self._retry_or_fail(job, error)
-        if outcome is RunOutcome.COMPLETED:
+        if outcome is RunOutcome.COMPLETED and job.chunk is None:
             metrics.add_metric(name="ImportSeconds", unit="Seconds", value=time.monotonic() - started)
         return outcome
 
@@ -148,8 +170,9 @@ class ImportPipeline:
         layout = RecordLayout.for_dataset(
             dataset, records_table=self._records_table, external_tables=self._external
         )
+        parent = self._parent_of(job)
         with ExitStack() as cleanup:
-            source = self._open(job, options, progress)
+            source, size = self._open_chunk(job, parent) if parent else self._open(job, options, progress)
             cleanup.callback(source.close)
             header = progress.header if progress.header is not None else source.header
             if len(header) > self.limits.max_columns:
@@ -167,21 +190,77 @@ class ImportPipeline:
                 day_first=options.day_first,
                 max_cell_chars=self.limits.max_cell_chars,
             )
+            progress.mapping = mapping.used
+            deadline = Deadline(context, self.limits.continuation_reserve_seconds)
+            if self._fans_out(job, progress, size):
+                return self._split(job, progress, source, RowSplit(layout, converter), deadline)
             table = self._records(layout.table_name)
             cleanup.callback(table.close)
             errors = ErrorRows(self._tmp)
             cleanup.callback(errors.close)
+            # A chunk writes as its parent: the records carry the parent's id, as one worker's would.
             writer = BatchWriter(
-                job, options, layout, table, progress, errors, batches_in_flight=self.limits.batches_in_flight
+                parent or job,
+                options,
+                layout,
+                table,
+                progress,
+                errors,
+                batches_in_flight=self.limits.batches_in_flight,
             )
             cleanup.callback(writer.close)
-            progress.mapping = mapping.used
             run = _Run(job, options, progress, ErrorReport(self.files, job), errors, source, mapping, writer)
-            return self._import_rows(
-                run, converter, Deadline(context, self.limits.continuation_reserve_seconds)
-            )
+            if parent is not None and parent.fanout is not None:
+                run.others = parent.fanout.others_than(job)
+            return self._import_rows(run, converter, deadline)
 
-    def _open(self, job: Job, options: ImportOptions, progress: ImportProgress) -> Source:
+    # ---- fanned-out imports ----------------------------------------------------------------------
+
+    def _parent_of(self, chunk: Job) -> Job | None:
+        """A chunk's parent (the job it imports for); Stopped if the parent no longer runs."""
+        if chunk.chunk is None:
+            return None
+        parent = self.jobs.get(chunk.chunk.parent_id)
+        if parent is None or parent.status is not JobStatus.PROCESSING or parent.fanout is None:
+            with suppress(ImpexError):
+                self.jobs.cancel(chunk.id, tenant=chunk.tenant)
+            raise Stopped(JobStatus.CANCELLED)
+        return parent
+
+    def _open_chunk(self, chunk: Job, parent: Job) -> tuple[Source, int]:
+        assert self.fanout is not None
+        header = ImportProgress.from_checkpoint(parent.checkpoint).header
+        if header is None:
+            raise FileProblem("the import was split without its header; retry it")
+        return self.fanout.chunk_source(chunk, header), 0
+
+    def _fans_out(self, job: Job, progress: ImportProgress, size: int) -> bool:
+        return (
+            self.fanout is not None
+            and job.fanout is None
+            and progress.processed == 0
+            and self.fanout.limits.applies(job, size)
+        )
+
+    def _split(
+        self, job: Job, progress: ImportProgress, source: Source, split: RowSplit, deadline: Deadline
+    ) -> RunOutcome:
+        assert self.fanout is not None
+        route = row_router(split.layout, split.converter, self.fanout.limits.workers)
+        if self.fanout.split(
+            job,
+            progress,
+            source,
+            route,
+            deadline=deadline,
+            max_rows=self.limits.max_rows,
+            progress_every_seconds=self.limits.progress_every_seconds,
+        ):
+            return RunOutcome.FANNED_OUT
+        self._continue(job)
+        return RunOutcome.CONTINUED
+
+    def _open(self, job: Job, options: ImportOptions, progress: ImportProgress) -> tuple[Source, int]:
         assert job.file is not None
         file = job.file
         info = self.files.find(file.key, bucket=file.bucket, version_id=file.version_id)
@@ -215,11 +294,12 @@ class ImportPipeline:
             spool_dir=self._tmp,
             archive_limits=self.limits.archive,
         )
-        return open_source(
+        source = open_source(
             head,
             lambda start: self.files.open(file.key, start=start, bucket=file.bucket, version_id=version),
             spec,
         )
+        return source, info.size
 
     def _import_rows(self, run: _Run, converter: RowConverter, deadline: Deadline) -> RunOutcome:
         progress, writer = run.progress, run.writer
@@ -235,7 +315,7 @@ class ImportPipeline:
                     progress.last_row = position.number
                     progress.offset = position.end_offset if run.source.resumable else None
                     run.position = position.end_offset
-                _check_tolerance(run.options, progress, before_failing=writer.drain)
+                _check_tolerance(run.options, progress, run.others, before_failing=writer.drain)
                 if deadline.near():
                     writer.drain()
                     self._checkpoint(run)
@@ -252,8 +332,11 @@ class ImportPipeline:
                     if not batch:
                         writer.drain()
             writer.drain()
+            if run.job.chunk is not None and self.fanout is not None:
+                # The chunk's last counts go on its parent now (its progress, the others' tolerance).
+                run.others = self.fanout.note_progress(run.job, progress)
             # The last batch's row errors are counted only now.
-            _check_tolerance(run.options, progress, before_failing=writer.drain)
+            _check_tolerance(run.options, progress, run.others, before_failing=writer.drain)
             self._flush_errors(run)
         except (FileProblem, InvalidInput, TooManyErrors):
             # The failure's result and error report cover everything done so far: what the batch in
@@ -290,6 +373,8 @@ class ImportPipeline:
             )
         except JobNotProcessing as gone:
             raise Stopped(gone.status) from None
+        if run.job.chunk is not None and self.fanout is not None:
+            run.others = self.fanout.note_progress(run.job, progress)
 
     def _flush_errors(self, run: _Run) -> None:
         """Bring the progress up to date with what is only counted per invocation: the row errors
@@ -306,6 +391,9 @@ class ImportPipeline:
 
     def _outcome(self, job: Job, progress: ImportProgress, mapping: dict[str, str] | None) -> JobOutcome:
         """A job's ending fields, whichever way it ends: the result, the counts and the error report."""
+        if job.chunk is not None:
+            # A chunk's counts and error parts are its parent's to sum and merge when the last ends.
+            return JobOutcome(result=progress.as_checkpoint(), processed_rows=progress.processed)
         report = ErrorReport(self.files, job).assemble(progress.error_parts, progress.header or [])
         return JobOutcome(
             result=progress.result(job.import_options, mapping).as_dict(),
@@ -318,6 +406,8 @@ class ImportPipeline:
         outcome = self._outcome(job, progress, run.mapping.used)
         # A cancel requested after the last batch comes too late: the job is COMPLETED, as it is.
         self.jobs.complete(job.id, replace(outcome, total_rows=progress.processed))
+        if job.chunk is not None:
+            return  # the parent counts as one import, when it ends
         metrics.add_metric(name="ImportsCompleted", unit="Count", value=1)
         metrics.add_metric(name="ImportDurationSeconds", unit="Seconds", value=job_duration(job))
         metrics.add_metric(name="RowsImported", unit="Count", value=progress.written)
@@ -360,23 +450,19 @@ def _written_before_stopping(progress: ImportProgress) -> str:
 
 
 def _check_tolerance(
-    options: ImportOptions, progress: ImportProgress, before_failing: Callable[[], None]
+    options: ImportOptions,
+    progress: ImportProgress,
+    others: tuple[int, int],
+    before_failing: Callable[[], None],
 ) -> None:
-    failed, processed = progress.failed, progress.processed
-    rate = failed * 100 / processed if processed >= 100 else None
-    rate_exceeded = options.max_error_rate is not None and rate is not None and rate > options.max_error_rate
-    count_exceeded = options.max_errors is not None and failed > options.max_errors
-    if not (rate_exceeded or count_exceeded):
+    """Stop once more rows failed than the job allows (in the whole file, for a chunk)."""
+    failed, processed = progress.failed + others[1], progress.processed + others[0]
+    if tolerance_message(options, failed, processed, 0) is None:
         return
     before_failing()  # so the message counts the rows whose writes were still in flight
-    written = f"{progress.written} rows were written before it stopped"
-    if count_exceeded:
-        raise TooManyErrors(
-            f"stopped: {failed} rows failed, more than maxErrors={options.max_errors}; {written}"
-        )
-    raise TooManyErrors(
-        f"stopped: {rate:.1f}% of rows failed, more than maxErrorRate={options.max_error_rate}%; {written}"
-    )
+    message = tolerance_message(options, failed, processed, progress.written)
+    assert message is not None
+    raise TooManyErrors(message)
 
 
 def _batches(

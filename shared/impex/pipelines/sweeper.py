@@ -15,6 +15,7 @@ and with the workers. A cancelled job is terminal and is never touched.
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from impex.errors import ImpexError
 from impex.jobs.model import Job, JobStatus, JobType
 from impex.jobs.store import JobStore
 from impex.observability import logger, metrics
+from impex.pipelines.fanout import FanOutImports
 from impex.pipelines.messages import job_ids_in
 
 DEAD_LETTER_ROUNDS = 10
@@ -69,7 +71,9 @@ class Sweeper:
         upload_grace_seconds: int,
         pending_requeue_after_seconds: int,
         dead_letter_queues: dict[JobType, DeadLetters] | None = None,
+        fanout: FanOutImports | None = None,
     ) -> None:
+        self._fanout = fanout
         self._jobs = jobs
         self._queues = queues
         self._files = files
@@ -112,10 +116,13 @@ class Sweeper:
         return self._jobs.list_active_for_tenant(tenant, status, heartbeat_before=cutoff, limit=limit * 2)
 
     def _recover_stuck(self, job: Job, report: SweepReport) -> None:
+        if job.fanout is not None:
+            self._settle_fanned_out(job, report)
+            return
         quiet_since = job.heartbeat_at or job.updated_at
         try:
             if job.attempts >= job.max_attempts:
-                self._jobs.fail(
+                failed = self._jobs.fail(
                     job.id,
                     _stalled_message(job, quiet_since),
                     last_error=f"stalled: no heartbeat since {quiet_since}",
@@ -123,6 +130,7 @@ class Sweeper:
                     expected_heartbeat=job.heartbeat_at,
                 )
                 report.add("stuck_failed", job)
+                self._settle_parent_of(failed)
                 return
             self._jobs.requeue(
                 job.id,
@@ -182,10 +190,29 @@ class Sweeper:
             f"see the function's logs, then retry it with POST /jobs/{job_id}/retry"
         )
         try:
-            self._jobs.fail(job_id, reason, last_error="dead-lettered", tenant=tenant)
+            failed = self._jobs.fail(job_id, reason, last_error="dead-lettered", tenant=tenant)
         except ImpexError:
             return  # unknown, or already ended (a late message never resurrects a finished job)
         report.add("dead_lettered", job_id)
+        self._settle_parent_of(failed)
+
+    def _settle_fanned_out(self, parent: Job, report: SweepReport) -> None:
+        """A fanned-out import holds no worker itself: its chunks are swept on their own. Quiet means
+        none has checkpointed lately; end it if they have all ended, else look again later."""
+        if self._fanout is None:
+            return
+        self._fanout.settle(parent.id)
+        current = self._jobs.get(parent.id)
+        if current is not None and current.status.is_terminal:
+            report.add("fanned_out_ended", parent)
+            return
+        with suppress(ImpexError):
+            self._jobs.touch(parent.id, JobStatus.PROCESSING)
+
+    def _settle_parent_of(self, job: Job) -> None:
+        """A chunk the sweeper failed: the others stop, and the last to end ends the parent."""
+        if job.chunk is not None and self._fanout is not None:
+            self._fanout.settle(job.chunk.parent_id)
 
 
 def _stalled_message(job: Job, quiet_since: str) -> str:

@@ -36,11 +36,14 @@ class ImportTrigger:
         run: JobRunner,
         start_dropped_file: DroppedFileStarter,
         cap: TenantCap | None = None,
+        *,
+        settle_parent: Callable[[str], None] | None = None,
     ) -> None:
         self._jobs = jobs
         self._run = run
         self._start_dropped_file = start_dropped_file
         self._cap = cap
+        self._settle_parent = settle_parent
 
     def handle_record(self, record: SQSRecord, lambda_context: Any = None) -> None:
         """One SQS record: an S3 notification, or a message naming a job (commit, retry, continuation)."""
@@ -84,6 +87,9 @@ class ImportTrigger:
             return
         if job.status is not JobStatus.PENDING:
             logger.info("job already claimed or finished", extra={"job_id": job_id, "status": job.status})
+            if job.chunk is not None and job.status.is_terminal and self._settle_parent is not None:
+                # A chunk cancelled before it started: its parent may be waiting for it alone.
+                self._settle_parent(job.chunk.parent_id)
             return
         if self._cap is not None and not self._cap.admit(job, continuation=continuation):
             return

@@ -1,0 +1,281 @@
+"""One import, many workers, on moto: a large file is split into chunk jobs that run on their own,
+and the job ends exactly as one worker would have ended it. Each test runs the same file through one
+worker and through a fanned-out import and compares the tables, counts, row errors and reports."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from typing import Any
+
+import boto3
+import pytest
+
+from impex import wiring
+from impex.jobs.model import JobStatus, chunk_job_id
+from impex.pipelines.fanout import FanOutImports
+from impex.settings import ImporterSettings, SweeperSettings
+from tests.integration.conftest import CUSTOMERS, job_store
+from tests.integration.importing import Importer, s3_event, sqs_event
+
+HEADER = "email,name,age,balance,active,signedUp\n"
+CHUNKS = 4
+
+
+class Killed(BaseException):
+    """Lambda's sandbox dying: nothing of impex's runs after it."""
+
+
+def troubled_people(count: int) -> bytes:
+    """People with quoted newlines, duplicates of keys far earlier in the file (so in other
+    batches and, split, the same chunk as their first occurrence), bad ages and ragged rows."""
+    lines = [HEADER]
+    for i in range(count):
+        email = f"p{i - 301}@x.io" if i % 97 == 96 else f"p{i}@x.io"
+        name = f'"P {i}\nsecond line, with a comma"' if i % 13 == 0 else f"P {i}"
+        age = "old" if i % 41 == 40 else str(i % 90)
+        if i % 150 == 149:
+            lines.append(f"{email},{name}\n")  # ragged
+            continue
+        lines.append(f"{email},{name},{age},{i}.5,yes,2024-02-{1 + i % 28:02d}\n")
+    return "".join(lines).encode()
+
+
+@pytest.fixture
+def importer(api, put_dataset, stack, monkeypatch) -> Importer:
+    put_dataset("single", **CUSTOMERS)
+    put_dataset("fanned", **CUSTOMERS)
+    monkeypatch.setenv("BATCH_ROWS", "100")
+    monkeypatch.setenv("RETRY_BASE_SECONDS", "0")
+    return Importer(api, stack)
+
+
+def fan_out(importer: Importer, monkeypatch: pytest.MonkeyPatch, *, workers: int = CHUNKS) -> None:
+    """From now on the importer splits every text file into ``workers`` chunks."""
+    monkeypatch.setenv("FANOUT_THRESHOLD_BYTES", "1")
+    monkeypatch.setenv("FANOUT_WORKERS", str(workers))
+    importer.rewire()
+
+
+def outcome(importer: Importer, status: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """What a person sees of an import: its status fields, row errors, report and the table."""
+    result = dict(status["result"])
+    return {
+        "status": status["status"],
+        "counts": {k: status[k] for k in ("processedRows", "totalRows", "progress")},
+        "result": result,
+        "report": importer.error_report(status["id"]) if status.get("errorReport") else None,
+        "records": importer.records(dataset=dataset),
+    }
+
+
+def deliver_one_chunk(importer: Importer) -> str:
+    """Deliver the first chunk message waiting on the import queue (dropping S3's duplicate events)."""
+    queue = importer.stack.physical["ImportQueue"]
+    while True:
+        messages = importer.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1).get("Messages", [])
+        assert messages, "no chunk message was waiting"
+        message = messages[0]
+        importer.sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        if '"jobId"' in message["Body"]:
+            importer.invoke(sqs_event(message["Body"], message["MessageId"]))
+            return str(json.loads(message["Body"])["jobId"])
+
+
+def chunk_jobs(stack, job_id: str, count: int = CHUNKS) -> list[Any]:
+    store = job_store(stack)
+    return [store.get(chunk_job_id(job_id, index)) for index in range(count)]
+
+
+def test_a_fanned_out_import_ends_exactly_as_one_worker_ends_it(importer, monkeypatch, stack):
+    # Given a file with quoted newlines, duplicates, bad values and ragged rows, imported by one worker
+    content = troubled_people(2400)
+    single = importer.run(content, dataset="single")
+    assert single["status"] == "COMPLETED", single
+    # When the same file is imported again, split into four chunk jobs
+    fan_out(importer, monkeypatch)
+    fanned = importer.run(content, dataset="fanned")
+    # Then it was split (each chunk ran as its own job and has rows)
+    chunks = chunk_jobs(stack, fanned["id"])
+    assert all(c is not None and c.status is JobStatus.COMPLETED and c.chunk.rows > 0 for c in chunks)
+    assert sum(c.chunk.rows for c in chunks) == fanned["totalRows"]
+    # And the table, every count, the first row errors and the error report are the same
+    assert outcome(importer, fanned, "fanned") == outcome(importer, single, "single")
+    assert fanned["result"]["failed"] > 60  # the file's trouble was found, in every chunk
+    assert any("duplicate key" in e["message"] for e in fanned["result"]["firstErrors"])
+    # And the chunks are never listed as jobs of their own
+    listed = importer.api.call("GET", "/jobs", query={"limit": "100"}).json()
+    assert {job["id"] for job in listed["jobs"]} == {single["id"], fanned["id"]}
+    assert importer.api.call("GET", f"/jobs/{chunks[0].id}/status").status == 404
+
+
+def test_gzip_and_json_lines_fan_out_the_same(importer, monkeypatch):
+    # Given a gzip JSON Lines file with typed values, a bad line, unknown keys and a huge integer
+    lines = []
+    for i in range(900):
+        row: dict[str, Any] = {
+            "email": f"p{i % 700}@x.io",
+            "name": f"P {i}",
+            "age": i % 90,
+            "balance": i + 0.25,
+        }
+        if i % 100 == 7:
+            row["extra"] = i
+        if i % 211 == 5:
+            row["age"] = 123456789012345678901234567890
+        lines.append(json.dumps(row))
+    lines[333] = "{not json"
+    content = gzip.compress(("\n".join(lines) + "\n").encode())
+    single = importer.run(content, file_name="people.jsonl.gz", dataset="single", format="jsonl")
+    # When it is split into chunks
+    fan_out(importer, monkeypatch, workers=3)
+    fanned = importer.run(content, file_name="people.jsonl.gz", dataset="fanned", format="jsonl")
+    # Then both end the same
+    assert single["status"] == "COMPLETED", single
+    assert outcome(importer, fanned, "fanned") == outcome(importer, single, "single")
+    assert fanned["result"]["unknownKeys"] == single["result"]["unknownKeys"] > 0
+
+
+def test_the_error_tolerance_counts_every_chunk(importer, monkeypatch, stack):
+    # Given a file whose bad rows are spread so that no chunk alone has more than maxErrors
+    content = troubled_people(2400)
+    fan_out(importer, monkeypatch)
+    # When it is imported with maxErrors below the file's total
+    status = importer.run(content, dataset="fanned", options={"maxErrors": 30})
+    # Then the job failed on the whole file's count, and says what was written
+    assert status["status"] == "FAILED", status
+    assert "more than maxErrors=30" in status["errorMessage"]
+    records = importer.records(dataset="fanned")
+    assert status["result"]["written"] == len(records)
+    assert f"{len(records)} rows were written" in status["errorMessage"]
+    assert status["result"]["failed"] > 30
+    # And no chunk is left running
+    assert all(c.status.is_terminal for c in chunk_jobs(stack, status["id"]))
+
+
+def test_a_cancel_stops_every_chunk(importer, monkeypatch, stack, api):
+    # Given a fanned-out import whose first chunk has run
+    content = troubled_people(2400)
+    fan_out(importer, monkeypatch)
+    created = importer.create(dataset="fanned")
+    job_id = created["job"]["id"]
+    importer.s3.put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
+    importer.invoke(s3_event(importer.bucket, created["upload"]["key"]))
+    first = deliver_one_chunk(importer)
+    assert job_store(stack).get(first).status is JobStatus.COMPLETED
+    # When it is cancelled, and the queue is drained
+    assert api.call("POST", f"/jobs/{job_id}/cancel").status == 202  # requested: workers end it
+    importer.drain()
+    # Then the job is CANCELLED with exactly what was written, and no chunk runs any more
+    status = importer.status(job_id)
+    assert status["status"] == "CANCELLED", status
+    records = importer.records(dataset="fanned")
+    assert 0 < status["result"]["written"] == len(records)
+    assert status["processedRows"] < status["totalRows"] or status["totalRows"] is None
+    assert all(c.status.is_terminal for c in chunk_jobs(stack, job_id))
+
+
+def test_a_killed_chunk_worker_is_swept_and_the_import_ends_as_one_workers(importer, monkeypatch, stack):
+    # Given the file imported by one worker
+    content = troubled_people(2400)
+    single = importer.run(content, dataset="single")
+    # And a fanned-out import of it whose second chunk's worker dies mid-way (no cleanup at all)
+    fan_out(importer, monkeypatch)
+    killed = threading.Event()
+    settings = ImporterSettings()
+    real_tables = wiring.record_tables(settings.write_concurrency)
+
+    def dying_tables(name: str):
+        table = real_tables(name)
+        put_many = table.put_many
+        calls = {"n": 0}
+
+        def put(items):
+            calls["n"] += 1
+            if (
+                calls["n"] == 3
+                and not killed.is_set()
+                and threading.current_thread().name.startswith("batch")
+            ):
+                killed.set()
+                raise Killed()
+            return put_many(items)
+
+        table.put_many = put
+        return table
+
+    importer.rewire(records=dying_tables)
+    created = importer.create(dataset="fanned")
+    job_id = created["job"]["id"]
+    importer.s3.put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
+    importer.invoke(s3_event(importer.bucket, created["upload"]["key"]))
+    with pytest.raises(Killed):
+        importer.drain()
+    assert killed.is_set()
+    importer.drain()  # the other chunks run
+    assert importer.status(job_id)["status"] == "PROCESSING"
+    # When the sweeper finds the chunk's heartbeat stopped, and its requeue is delivered
+    importer.rewire()
+    sweeper = wiring.sweeper(SweeperSettings())
+    report = sweeper.sweep(now="2099-01-01T00:00:00Z")
+    assert report.actions["stuck_requeued"] >= 1
+    importer.drain()
+    # Then the import ends as the single worker's did: the same table, row errors and report; the
+    # rows the dead worker had written since its chunk's last checkpoint are written again, and
+    # counted as updated (as a single worker's replay counts them)
+    fanned = importer.status(job_id)
+    got, want = outcome(importer, fanned, "fanned"), outcome(importer, single, "single")
+    replayed = got["result"].pop("updated")
+    assert 0 < replayed <= got["result"]["created"]
+    got["result"]["created"] += replayed
+    want["result"]["created"] += want["result"].pop("updated")
+    assert got == want
+
+
+def test_a_dead_lettered_chunk_fails_the_job_with_what_was_written(importer, monkeypatch, stack):
+    # Given a fanned-out import split into chunks, none of which has run
+    content = troubled_people(1200)
+    fan_out(importer, monkeypatch)
+    created = importer.create(dataset="fanned")
+    job_id = created["job"]["id"]
+    importer.s3.put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
+    importer.invoke(s3_event(importer.bucket, created["upload"]["key"]))
+    # When one chunk's message ends in the dead-letter queue and the sweeper drains it
+    sqs = boto3.client("sqs")
+    message = json.dumps({"jobId": chunk_job_id(job_id, 2), "tenant": "acme"})
+    sqs.send_message(QueueUrl=stack.physical["ImportDeadLetterQueue"], MessageBody=message)
+    report = wiring.sweeper(SweeperSettings()).sweep()
+    assert report.actions["dead_lettered"] == 1
+    importer.drain()
+    # Then the job failed naming the chunk, and its counts are what the table holds
+    status = importer.status(job_id)
+    assert status["status"] == "FAILED", status
+    assert "chunk 3 of 4 failed" in status["errorMessage"]
+    assert status["result"]["written"] == len(importer.records(dataset="fanned"))
+    assert all(c.status.is_terminal for c in chunk_jobs(stack, job_id))
+
+
+def test_the_sweeper_ends_an_import_whose_last_chunk_worker_stopped_before_ending_it(
+    importer, monkeypatch, stack
+):
+    # Given a fanned-out import whose chunk workers all stop right after ending their chunk
+    content = troubled_people(1200)
+    fan_out(importer, monkeypatch)
+    settle = FanOutImports.settle
+    FanOutImports.settle = lambda self, parent_id: None  # type: ignore[method-assign]
+    try:
+        status = importer.run(content, dataset="fanned")
+    finally:
+        FanOutImports.settle = settle  # type: ignore[method-assign]
+    assert status["status"] == "PROCESSING"
+    assert all(c.status is JobStatus.COMPLETED for c in chunk_jobs(stack, status["id"]))
+    # When the sweeper finds it quiet
+    report = wiring.sweeper(SweeperSettings()).sweep(now="2099-01-01T00:00:00Z")
+    # Then it ends it COMPLETED, with the chunks' summed counts and merged report
+    assert report.actions["fanned_out_ended"] == 1
+    ended = importer.status(status["id"])
+    assert ended["status"] == "COMPLETED", ended
+    assert ended["processedRows"] == ended["totalRows"] == 1200
+    assert ended["result"]["written"] == len(importer.records(dataset="fanned"))
+    assert len(importer.error_report(ended["id"])) == ended["result"]["failed"] + 1
