@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -124,16 +125,18 @@ def import_csv_impex(config: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     pipeline.run(job)
     seconds = time.perf_counter() - started
+    final = _completed(pipeline, job)
+    return {"rows": final.result["rowsTotal"], "seconds": seconds, "failed": final.result["failed"]}
+
+
+def _completed(pipeline: Any, job: Any) -> Any:
+    """The job, which must have ended COMPLETED with a result."""
     final = pipeline.jobs.get(job.id)
-    assert final is not None and final.status.value == "COMPLETED", final
-    return {
-        "rows": final.result["rowsTotal"] if final.result else 0,
-        "seconds": seconds,
-        "failed": final.result["failed"] if final.result else None,
-    }
+    assert final is not None and final.status.value == "COMPLETED" and final.result, final
+    return final
 
 
-def _setup(config: dict[str, Any]) -> tuple[Any, Any, Any]:
+def _setup(config: dict[str, Any], *, define: bool = True) -> tuple[Any, Any, Any]:
     """Point impex at the benchmark's endpoints: the job store, the dataset store, the records client."""
     import os
 
@@ -158,7 +161,8 @@ def _setup(config: dict[str, Any]) -> tuple[Any, Any, Any]:
     datasets = DatasetStore(DocumentTable(dynamodb, resources["DatasetsTable"]), external_tables={})
     shards = int(config.get("shards", 1))
     definition = {"fields": FIELDS, "keys": ["id"], "shards": shards}
-    datasets.put("bench", _dataset_name(config), DatasetDefinition.model_validate(definition))
+    if define:  # a chunk worker imports into the dataset its parent defined
+        datasets.put("bench", _dataset_name(config), DatasetDefinition.model_validate(definition))
     return jobs, datasets, _records_client(config)
 
 
@@ -168,8 +172,42 @@ def _dataset_name(config: dict[str, Any]) -> str:
     return "items" if shards == 1 else f"items-{shards}-shards"
 
 
-def _import_job(config: dict[str, Any], key: str, file_format: str) -> tuple[Any, Any]:
-    jobs, datasets, fast = _setup(config)
+def import_csv_fanout(config: dict[str, Any]) -> dict[str, Any]:
+    """One import fanned out over N worker processes: this process splits the file (N = 1: imports
+    it, unsplit), then N processes each claim and run one chunk job, as N Lambda invocations would."""
+    workers = int(config["workers"])
+    pipeline, job = _import_job(config, config["key"], "csv", fanout_workers=workers)
+    started = time.perf_counter()
+    pipeline.run(job)
+    split_seconds = time.perf_counter() - started
+    chunks = _run_chunk_workers("import_chunk", {**config, "parent": job.id}, workers) if workers > 1 else []
+    seconds = time.perf_counter() - started
+    return {
+        "rows": _completed(pipeline, job).result["rowsTotal"],
+        "seconds": seconds,
+        "split_seconds": split_seconds if workers > 1 else 0.0,
+        **_workers_use(chunks),
+    }
+
+
+def import_chunk(config: dict[str, Any]) -> dict[str, Any]:
+    """One chunk job of a fanned-out import, claimed and run (one worker of import_csv_fanout)."""
+    from impex.jobs.model import chunk_job_id
+
+    pipeline, _ = _import_job(
+        config, config["key"], "csv", fanout_workers=int(config["workers"]), create=False
+    )
+    claimed = pipeline.jobs.claim(chunk_job_id(config["parent"], int(config["chunk"])))
+    assert claimed is not None, "the chunk job was not PENDING"
+    started = time.perf_counter()
+    pipeline.run(claimed)
+    return {"seconds": time.perf_counter() - started}
+
+
+def _import_job(
+    config: dict[str, Any], key: str, file_format: str, *, fanout_workers: int = 1, create: bool = True
+) -> tuple[Any, Any]:
+    jobs, datasets, fast = _setup(config, define=create)
     from ulid import ULID
 
     from impex.aws import clients
@@ -178,36 +216,43 @@ def _import_job(config: dict[str, Any], key: str, file_format: str) -> tuple[Any
     from impex.clock import iso, utc_now
     from impex.formats.file_format import FileFormat
     from impex.jobs.model import FileRef, Job, JobType
+    from impex.pipelines.fanout import FanOutImports, FanOutLimits
     from impex.pipelines.importer import ImportLimits, ImportPipeline
     from impex.settings import CommonSettings
     from impex.wiring import import_queues
 
     resources = config["resources"]
     now = iso(utc_now())
-    job = jobs.create(
-        Job(
-            id=str(ULID()),
-            type=JobType.IMPORT,
-            tenant="bench",
-            dataset=_dataset_name(config),
-            format=FileFormat(file_format),
-            file=FileRef(bucket=config["bucket"], key=key, name=Path(key).name),
-            created_at=now,
-            updated_at=now,
+    job = (
+        None
+        if not create
+        else jobs.create(
+            Job(
+                id=str(ULID()),
+                type=JobType.IMPORT,
+                tenant="bench",
+                dataset=_dataset_name(config),
+                format=FileFormat(file_format),
+                file=FileRef(bucket=config["bucket"], key=key, name=Path(key).name),
+                created_at=now,
+                updated_at=now,
+            )
         )
     )
-    claimed = jobs.claim(job.id)
+    claimed = jobs.claim(job.id) if job is not None else None
     settings = CommonSettings.model_construct(
         import_queue_url=resources["ImportQueue"],
         import_high_queue_url=resources["ImportHighQueue"],
         import_low_queue_url=resources["ImportLowQueue"],
     )
+    files = FilesBucket(clients.s3("path"), config["bucket"])
+    queues = import_queues(settings)
     pipeline = ImportPipeline(
         jobs=jobs,
         datasets=datasets,
-        files=FilesBucket(clients.s3("path"), config["bucket"]),
+        files=files,
         records=lambda name: RecordTable(fast, name, max_workers=int(config.get("max_workers", 16))),
-        queues=import_queues(settings),
+        queues=queues,
         limits=ImportLimits(
             max_file_bytes=5 * 1024**3,
             **(
@@ -218,6 +263,12 @@ def _import_job(config: dict[str, Any], key: str, file_format: str) -> tuple[Any
         ),
         records_table="records",
         external_tables={},
+        fanout=FanOutImports(
+            jobs=jobs,
+            files=files,
+            queues=queues,
+            limits=FanOutLimits(threshold_bytes=1, workers=fanout_workers),
+        ),
     )
     return pipeline, claimed
 
@@ -323,7 +374,88 @@ def export_xlsx_baseline(config: dict[str, Any]) -> dict[str, Any]:
 
 def export_impex(config: dict[str, Any]) -> dict[str, Any]:
     """The real export pipeline: Query pages -> writer -> multipart upload to S3 (moto)."""
-    jobs, datasets, fast = _setup(config)
+    from impex.aws import clients
+
+    pipeline, job = _export_job(config, config["format"])
+    started = time.perf_counter()
+    pipeline.run(job)
+    seconds = time.perf_counter() - started
+    final = pipeline.jobs.get(job.id)
+    assert final is not None and final.status.value == "COMPLETED", final
+    if config.get("keep_file") and final.file is not None:  # for the checks after the clock stopped
+        clients.s3("path").download_file(config["bucket"], final.file.key, config["keep_file"])
+    return {"rows": final.processed_rows, "seconds": seconds, "bytes": final.file.size if final.file else 0}
+
+
+def export_csv_fanout(config: dict[str, Any]) -> dict[str, Any]:
+    """One CSV export fanned out over N worker processes (N = 1: one worker, in key order): this
+    process claims it and splits it, then N processes each claim and run one chunk job; the last
+    to end assembles the file."""
+    workers = int(config["workers"])
+    pipeline, job = _export_job(config, "csv", fanout_workers=workers)
+    started = time.perf_counter()
+    pipeline.run(job)
+    chunks = _run_chunk_workers("export_chunk", {**config, "parent": job.id}, workers) if workers > 1 else []
+    seconds = time.perf_counter() - started
+    final = pipeline.jobs.get(job.id)
+    assert final is not None and final.status.value == "COMPLETED", final
+    return {
+        "rows": final.processed_rows,
+        "seconds": seconds,
+        "bytes": final.file.size if final.file else 0,
+        **_workers_use(chunks),
+    }
+
+
+def export_chunk(config: dict[str, Any]) -> dict[str, Any]:
+    """One chunk job of a fanned-out export, claimed and run (one worker of export_csv_fanout)."""
+    from impex.jobs.model import chunk_job_id
+
+    pipeline, _ = _export_job(config, "csv", fanout_workers=int(config["workers"]), create=False)
+    claimed = pipeline.jobs.claim(chunk_job_id(config["parent"], int(config["chunk"])))
+    assert claimed is not None, "the chunk job was not PENDING"
+    started = time.perf_counter()
+    pipeline.run(claimed)
+    return {"seconds": time.perf_counter() - started}
+
+
+def _run_chunk_workers(case: str, config: dict[str, Any], workers: int) -> list[dict[str, float]]:
+    """Run ``case`` in ``workers`` processes at once, one a chunk; each one's peak RSS and CPU time."""
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.cases", case, json.dumps({**config, "chunk": index})],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(workers)
+    ]
+    peaks: list[dict[str, float]] = []
+    for child in children:
+        output, _ = child.communicate()
+        if child.returncode != 0:
+            raise SystemExit(f"a chunk worker failed: {output[-2000:]}")
+        peaks.append(json.loads(output.splitlines()[-1]))
+    return peaks
+
+
+def _workers_use(chunks: list[dict[str, float]]) -> dict[str, float]:
+    """The most RSS any worker (this one included) took, and the CPU seconds they all used."""
+    return {
+        "worker_peak_rss_mb": round(max([_rss_mb(), *(c["peak_rss_mb"] for c in chunks)]), 1),
+        "cpu_s": round(_cpu_seconds() + sum(c["cpu_s"] for c in chunks), 1),
+    }
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _export_job(
+    config: dict[str, Any], fmt: str, *, fanout_workers: int = 1, create: bool = True
+) -> tuple[Any, Any]:
+    """An export pipeline pointed at the benchmark's endpoints, and (``create``) a claimed job."""
+    jobs, datasets, fast = _setup(config, define=create)
     from ulid import ULID
 
     from impex.aws import clients
@@ -333,52 +465,56 @@ def export_impex(config: dict[str, Any]) -> dict[str, Any]:
     from impex.formats.file_format import FileFormat
     from impex.jobs.model import FileRef, Job, JobType
     from impex.jobs.options import ExportJobOptions
+    from impex.pipelines.export_fanout import ExportFanOutLimits, FanOutExports
     from impex.pipelines.exporter import ExportLimits, ExportPipeline
     from impex.settings import CommonSettings
     from impex.wiring import export_queues
 
     resources = config["resources"]
-    fmt = config["format"]
-    now = iso(utc_now())
-    job_id = str(ULID())
-    name = f"bench.{fmt}"
-    job = jobs.create(
-        Job(
-            id=job_id,
-            type=JobType.EXPORT,
-            tenant="bench",
-            dataset="items",
-            format=FileFormat(fmt),
-            options=ExportJobOptions(fields=[f["name"] for f in FIELDS]),
-            file=FileRef(bucket=config["bucket"], key=export_key("bench", job_id, name), name=name),
-            created_at=now,
-            updated_at=now,
+    claimed = None
+    if create:
+        now = iso(utc_now())
+        job_id = str(ULID())
+        name = f"bench.{fmt}"
+        order = "key" if fanout_workers == 1 else "any"
+        job = jobs.create(
+            Job(
+                id=job_id,
+                type=JobType.EXPORT,
+                tenant="bench",
+                dataset=_dataset_name(config),
+                format=FileFormat(fmt),
+                options=ExportJobOptions(fields=[f["name"] for f in FIELDS], order=order),
+                file=FileRef(bucket=config["bucket"], key=export_key("bench", job_id, name), name=name),
+                created_at=now,
+                updated_at=now,
+            )
         )
-    )
-    claimed = jobs.claim(job.id)
+        claimed = jobs.claim(job.id)
     settings = CommonSettings.model_construct(
         export_queue_url=resources["ExportQueue"],
         export_high_queue_url=resources["ExportHighQueue"],
         export_low_queue_url=resources["ExportLowQueue"],
     )
+    files = FilesBucket(clients.s3("path"), config["bucket"])
+    queues = export_queues(settings)
     pipeline = ExportPipeline(
         jobs=jobs,
         datasets=datasets,
-        files=FilesBucket(clients.s3("path"), config["bucket"]),
+        files=files,
         records=lambda table: RecordTable(fast, table),
-        queues=export_queues(settings),
+        queues=queues,
         records_table="records",
         external_tables={},
         limits=ExportLimits(),
+        fanout=FanOutExports(
+            jobs=jobs,
+            files=files,
+            queues=queues,
+            limits=ExportFanOutLimits(workers=fanout_workers, rows_per_shard=1),
+        ),
     )
-    started = time.perf_counter()
-    pipeline.run(claimed)
-    seconds = time.perf_counter() - started
-    final = jobs.get(job.id)
-    assert final is not None and final.status.value == "COMPLETED", final
-    if config.get("keep_file") and final.file is not None:  # for the checks after the clock stopped
-        clients.s3("path").download_file(config["bucket"], final.file.key, config["keep_file"])
-    return {"rows": final.processed_rows, "seconds": seconds, "bytes": final.file.size if final.file else 0}
+    return pipeline, claimed
 
 
 def read_csv_pyarrow(config: dict[str, Any]) -> dict[str, Any]:
@@ -428,6 +564,10 @@ CASES = {
     "export_csv_baseline": export_csv_baseline,
     "export_xlsx_baseline": export_xlsx_baseline,
     "export_impex": export_impex,
+    "import_csv_fanout": import_csv_fanout,
+    "import_chunk": import_chunk,
+    "export_csv_fanout": export_csv_fanout,
+    "export_chunk": export_chunk,
 }
 
 
@@ -435,4 +575,5 @@ if __name__ == "__main__":
     case, raw = sys.argv[1], sys.argv[2]
     result = CASES[case](json.loads(raw))
     result["peak_rss_mb"] = round(_rss_mb(), 1)
+    result.setdefault("cpu_s", round(_cpu_seconds(), 2))
     print(json.dumps(result))

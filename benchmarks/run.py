@@ -143,7 +143,10 @@ def main() -> None:
     parser.add_argument(
         "--latency-rows", type=int, default=300_000, help="rows of the import and export against latency"
     )
-    parser.add_argument("--only", choices=["import", "export", "sharded", "latency", "api"])
+    parser.add_argument("--fanout-rows", type=int, default=1_000_000, help="rows of the fanned-out import")
+    parser.add_argument("--fanout-workers", default="1,2,4,8", help="worker counts of the fan-out cases")
+    parser.add_argument("--fanout-shards", type=int, default=64, help="shards of the fanned-out dataset")
+    parser.add_argument("--only", choices=["import", "export", "sharded", "latency", "fanout", "api"])
     args = parser.parse_args()
 
     import logging
@@ -248,6 +251,9 @@ def main() -> None:
             print(lines[-1], flush=True)
         if args.only in (None, "latency"):
             lines += _latency_cases(args, work, s3, bucket, moto_url, stack.physical)
+        if args.only in (None, "fanout"):
+            lines += _fanout_imports(args, work, s3, bucket, moto_url, stack.physical)
+            lines += _fanout_exports(args, moto_url, bucket, stack.physical)
         if args.only in (None, "api"):
             from benchmarks.api import cold_start_line, status_line
 
@@ -329,10 +335,7 @@ def _sharded_import(
     s3.upload_file(str(path), bucket, key)
     with FakeDynamoDB(realistic=True) as real:
         config = {
-            "moto": moto,
-            "fake": real.url,
-            "bucket": bucket,
-            "resources": resources,
+            **_endpoints(moto, real, bucket, resources),
             "key": key,
             "max_workers": args.max_workers,
         }
@@ -350,6 +353,70 @@ def _sharded_import(
         baseline_unprocessed=throttled_one["unprocessed"],
         unprocessed=unprocessed_many,
     )
+
+
+def _endpoints(moto: str, fake: FakeDynamoDB, bucket: str, resources: Any) -> dict[str, Any]:
+    """Where a case finds moto, the records endpoint, the bucket and the stack's resources."""
+    return {"moto": moto, "fake": fake.url, "bucket": bucket, "resources": resources}
+
+
+def _fanout_imports(
+    args: argparse.Namespace, work: Path, s3: Any, bucket: str, moto: str, resources: Any
+) -> list[str]:
+    """One file imported by 1, 2, 4, 8 worker processes (the split included in the time), each run
+    against a fresh endpoint with DynamoDB's latency and per-partition and table caps."""
+    path = work / "bench-fanout.csv"
+    generate_csv(path, args.fanout_rows, seed=13)
+    key = f"uploads/bench/{path.name}"
+    s3.upload_file(str(path), bucket, key)
+    path.unlink()
+    lines, single = [], None
+    for workers in (int(n) for n in args.fanout_workers.split(",")):
+        with FakeDynamoDB(realistic=True) as real:
+            config = {
+                **_endpoints(moto, real, bucket, resources),
+                "key": key,
+                "shards": args.fanout_shards,
+                "workers": workers,
+            }
+            result = written_through(real, "import_csv_fanout", config, args.fanout_rows)
+            unprocessed = real.stats()["unprocessed"]
+        single = single or result["rows"] / result["seconds"]
+        extra = f"split_s={result['split_seconds']:.1f} shards={args.fanout_shards} unprocessed={unprocessed}"
+        lines.append(_fanout_line("import_csv_fanout", workers, result, single, extra))
+        print(lines[-1], flush=True)
+    s3.delete_object(Bucket=bucket, Key=key)
+    return lines
+
+
+def _fanout_line(name: str, workers: int, result: dict[str, Any], single: float, extra: str) -> str:
+    """`BENCH <name> workers=N rows_per_s=… speedup=… peak_rss_mb=…` (speedup over N = 1), then details."""
+    rate = result["rows"] / result["seconds"]
+    return (
+        f"BENCH {name} workers={workers} rows_per_s={rate:.0f} speedup={rate / single:.2f} "
+        f"peak_rss_mb={result['worker_peak_rss_mb']} rows={result['rows']} {extra} "
+        f"workers_cpu_s={result['cpu_s']}"
+    )
+
+
+def _fanout_exports(args: argparse.Namespace, moto: str, bucket: str, resources: Any) -> list[str]:
+    """One CSV export of a sharded dataset written by 1 worker (in key order) and by 2, 4, 8
+    worker processes (the split and the assembly included), each against a fresh endpoint with
+    DynamoDB's request latency; every partition serves its share of the rows."""
+    shards = args.fanout_shards
+    per_shard = args.fanout_rows // shards
+    lines, single = [], None
+    for workers in (int(n) for n in args.fanout_workers.split(",")):
+        with FakeDynamoDB(page_rows=per_shard, realistic=True) as real:
+            config = {**_endpoints(moto, real, bucket, resources), "shards": shards, "workers": workers}
+            result = run_case("export_csv_fanout", config)
+        if result["rows"] != per_shard * shards:
+            raise SystemExit(f"the export wrote {result['rows']} rows of {per_shard * shards}")
+        single = single or result["rows"] / result["seconds"]
+        extra = f"shards={shards} file_mb={result['bytes'] / 1024**2:.1f}"
+        lines.append(_fanout_line("export_csv_fanout", workers, result, single, extra))
+        print(lines[-1], flush=True)
+    return lines
 
 
 if __name__ == "__main__":

@@ -132,6 +132,10 @@ class ExporterSettings(CommonSettings):
     retry_base_seconds: float = Field(default=5.0, ge=0)
     # Items per Query/Scan page (None: DynamoDB's 1 MB pages); small pages make tests take several.
     page_size: int | None = Field(default=None, ge=1)
+    # A CSV or JSON Lines export of a sharded dataset whose first partition holds at least this many
+    # records is split between up to EXPORT_FANOUT_WORKERS exporter invocations (1 turns it off).
+    export_fanout_workers: int = Field(default=4, ge=1, le=100)
+    export_fanout_rows_per_shard: int = Field(default=20_000, ge=1)
 
 
 class SweeperSettings(CommonSettings):

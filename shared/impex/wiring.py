@@ -85,6 +85,7 @@ def record_tables(max_workers: int = 16) -> RecordTables:
 
 def sweeper(settings: CommonSettings, *, jobs: JobStore | None = None) -> Sweeper:
     """The sweeper; with a SweeperSettings it also drains the dead-letter queues."""
+    from impex.pipelines.export_fanout import NO_EXPORT_SPLITTING, FanOutExports
     from impex.pipelines.fanout import NO_SPLITTING, FanOutImports
     from impex.pipelines.sweeper import Sweeper
 
@@ -103,7 +104,14 @@ def sweeper(settings: CommonSettings, *, jobs: JobStore | None = None) -> Sweepe
         # The scheduled sweeper ends fanned-out imports whose last chunk's worker stopped; the API's
         # sweep (POST /jobs/process) leaves them to it, and needs no write access to reports.
         fanout=(
-            FanOutImports(jobs=jobs, files=files, queues=import_queues(settings), limits=NO_SPLITTING)
+            {
+                JobType.IMPORT: FanOutImports(
+                    jobs=jobs, files=files, queues=import_queues(settings), limits=NO_SPLITTING
+                ),
+                JobType.EXPORT: FanOutExports(
+                    jobs=jobs, files=files, queues=export_queues(settings), limits=NO_EXPORT_SPLITTING
+                ),
+            }
             if isinstance(settings, SweeperSettings)
             else None
         ),
@@ -223,14 +231,22 @@ def export_pipeline(
     settings: ExporterSettings, *, records: RecordTables | None = None, jobs: JobStore | None = None
 ) -> ExportPipeline:
     """The export pipeline; tests may pass their own adapters (fault injection through the seams)."""
+    from impex.pipelines.export_fanout import ExportFanOutLimits, FanOutExports
     from impex.pipelines.exporter import ExportLimits, ExportPipeline
 
+    jobs = jobs or job_store(settings)
+    files = files_bucket(settings)
+    queues = export_queues(settings)
+    limits = ExportFanOutLimits(
+        workers=settings.export_fanout_workers, rows_per_shard=settings.export_fanout_rows_per_shard
+    )
     return ExportPipeline(
-        jobs=jobs or job_store(settings),
+        jobs=jobs,
         datasets=dataset_store(settings),
-        files=files_bucket(settings),
+        files=files,
         records=records or record_tables(),
-        queues=export_queues(settings),
+        queues=queues,
+        fanout=FanOutExports(jobs=jobs, files=files, queues=queues, limits=limits),
         records_table=settings.records_table,
         external_tables=settings.external_tables(),
         limits=ExportLimits(
@@ -251,7 +267,8 @@ def export_trigger(
     settings = settings or ExporterSettings()
     pipeline = pipeline or export_pipeline(settings)
     cap = TenantCap(pipeline.jobs, pipeline.queues, settings.tenant_concurrency)
-    return ExportTrigger(pipeline.jobs, pipeline.run, cap)
+    settle = pipeline.fanout.settle if pipeline.fanout is not None else None
+    return ExportTrigger(pipeline.jobs, pipeline.run, cap, settle_parent=settle)
 
 
 def scheduled_sweeper() -> Sweeper:

@@ -1,6 +1,7 @@
-"""Fanned-out imports over HTTP: a second local stack splits every text import into four chunks,
-which its SQS pollers run in parallel (as Lambda would); each file imported there ends exactly as on
-the session's stack, where one worker imports it."""
+"""Fanned-out jobs over HTTP: a second local stack splits every text import into four chunks, and
+every CSV export of a dataset of 100 records a shard or more into three, which its SQS pollers run
+in parallel (as Lambda would); each job there ends exactly as on the session's stack, where one
+worker runs it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import io
 import time
 from collections.abc import Iterator
 
+import boto3
 import pytest
 import requests
 
@@ -21,7 +23,9 @@ CHUNKS = 4
 def fanned_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     yield from running_stack(
         tmp_path_factory.mktemp("impex-fanned-home"),
-        IMPEX_LOCAL_PARAMETERS=f"FanOutThresholdBytes=1,FanOutWorkers={CHUNKS}",
+        IMPEX_LOCAL_PARAMETERS=(
+            f"FanOutThresholdBytes=1,FanOutWorkers={CHUNKS},ExportFanOutRowsPerShard=100,ExportFanOutWorkers=3"
+        ),
         IMPEX_LOCAL_CONCURRENCY=str(CHUNKS),
     )
 
@@ -72,7 +76,30 @@ def exported_table(stack: RunningStack, tenant: str) -> list[dict[str, str]]:
     done = wait_for(stack, response.json()["job"]["id"], tenant, timeout=240)
     assert done["status"] == "COMPLETED", done
     file = requests.get(done["fileUrl"], timeout=30)
+    text = file.content.decode()
+    assert text.count("customerId,") == 1  # one header, however many workers wrote the file
+    EXPORT_CHUNKS[stack.api] = EXPORT_CHUNKS.get(stack.api, 0) + len(chunk_jobs_of(stack, done["id"]))
     return sorted(csv.DictReader(io.StringIO(file.content.decode())), key=lambda row: row["customerId"])
+
+
+EXPORT_CHUNKS: dict[str, int] = {}
+
+
+def chunk_jobs_of(stack: RunningStack, job_id: str) -> list[str]:
+    """The chunk jobs of a job, read from the stack's jobs table (the API never shows them)."""
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=stack.aws,
+        region_name="us-east-1",
+        aws_access_key_id="impex-local",
+        aws_secret_access_key="impex-local",
+    )
+    table = next(name for name in dynamodb.list_tables()["TableNames"] if "JobsTable" in name)
+    return [
+        f"{job_id}-{index:03d}"
+        for index in range(10)
+        if "Item" in dynamodb.get_item(TableName=table, Key={"id": {"S": f"{job_id}-{index:03d}"}})
+    ]
 
 
 def seen_by_a_person(stack: RunningStack, tenant: str, status: dict) -> dict:
@@ -87,16 +114,19 @@ def seen_by_a_person(stack: RunningStack, tenant: str, status: dict) -> dict:
 
 def test_a_file_split_across_parallel_chunks_imports_as_one_worker_imports_it(local_stack, fanned_stack):
     # Given a file with quoted newlines, duplicates, bad values and ragged rows
-    content = customers(6000)
+    content = customers(3000)
     # When one worker imports it, and four chunks import it in parallel on the fanned-out stack
     single = run_import(local_stack, "one-worker", content)
     fanned = run_import(fanned_stack, "four-chunks", content)
     # Then both jobs, their row errors, error reports and tables are the same
     assert single["status"] == "COMPLETED", single
-    assert single["result"]["failed"] > 200
+    assert single["result"]["failed"] > 100
     assert seen_by_a_person(fanned_stack, "four-chunks", fanned) == seen_by_a_person(
         local_stack, "one-worker", single
     )
+    # And the fanned-out stack's import and export both ran as chunk jobs in parallel
+    assert len(chunk_jobs_of(fanned_stack, fanned["id"])) == CHUNKS
+    assert EXPORT_CHUNKS[fanned_stack.api] == 3 and EXPORT_CHUNKS[local_stack.api] == 0
 
 
 def test_a_cancel_stops_every_parallel_chunk_with_exact_counts(fanned_stack):
@@ -105,7 +135,7 @@ def test_a_cancel_stops_every_parallel_chunk_with_exact_counts(fanned_stack):
     put_dataset(fanned_stack, tenant)
     created = create_import(fanned_stack, tenant, "customers.csv")
     job_id = created["job"]["id"]
-    assert upload(created, customers(60_000), "customers.csv").status_code in (200, 204)
+    assert upload(created, customers(16_000), "customers.csv").status_code in (200, 204)
     headers = fanned_stack.headers(tenant)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -298,9 +298,9 @@ class JobService:
             )
         if job.fanout is not None:
             raise Conflict(
-                f"job {job_id} was split into {job.fanout.chunks} chunks run in parallel, and a split import "
-                "cannot be retried: import the file again (with mode upsert, rows already written are "
-                "counted as updated)",
+                f"job {job_id} was split into {job.fanout.chunks} chunks run in parallel, and a split job "
+                "cannot be retried: create it again (an import of the same file with mode upsert counts "
+                "the rows already written as updated)",
                 details={"status": job.status.value},
             )
         # A manual retry always gets at least one more attempt.

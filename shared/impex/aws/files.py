@@ -38,6 +38,11 @@ def export_key(tenant: str, job_id: str, file_name: str) -> str:
     return f"exports/{tenant}/{job_id}/{file_name}"
 
 
+def export_part_key(tenant: str, job_id: str, chunk: int) -> str:
+    """Where one chunk of a fanned-out export writes its share, until the file is assembled."""
+    return f"exports/{tenant}/{job_id}/parts/{chunk:03d}"
+
+
 def error_report_key(tenant: str, job_id: str) -> str:
     """Where an import job writes its row-error report."""
     return f"errors/{tenant}/{job_id}/errors.csv"
@@ -177,6 +182,29 @@ class FilesBucket:
             state=state,
             pending=pending,
         )
+
+    def compose(self, key: str, sources: list[str], *, content_type: str, file_name: str) -> int:
+        """Write the objects ``sources`` one after the other into ``key`` (S3 copies every stretch of
+        5 MB or more itself); its size."""
+        from impex.aws.multipart import compose
+
+        sized = []
+        for source in sources:
+            info = self.find(source)
+            if info is None:
+                raise FileNotFoundError(f"s3://{self.name}/{source} is gone")
+            sized.append((source, info.size))
+        upload = self.multipart(key, content_type=content_type, file_name=file_name)
+        try:
+            return compose(upload, sized, lambda source, first, last: self._range(source, first, last))
+        except BaseException:
+            upload.abort()
+            raise
+
+    def _range(self, key: str, first: int, last: int) -> bytes:
+        return self._client.get_object(Bucket=self.name, Key=key, Range=f"bytes={first}-{last}")[
+            "Body"
+        ].read()
 
     def abort_uploads_under(self, prefix: str) -> int:
         """Abort every unfinished multipart upload under ``prefix`` (left by a crashed attempt)."""

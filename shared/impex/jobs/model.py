@@ -83,15 +83,18 @@ class ChunkRef(_CamelModel):
 
     parent_id: str
     index: int
-    segments: int
-    rows: int
+    # An import's chunk: its segment objects and rows. An export's: how many chunks share the
+    # dataset's partitions (chunk i reads every partition whose number is i modulo that).
+    segments: int = 0
+    rows: int = 0
+    of: int = 1
 
 
 class FanOut(_CamelModel):
     """A fanned-out import's chunks and what each has counted at its last checkpoint."""
 
     chunks: int
-    total_rows: int
+    total_rows: int | None = None  # an import's, known once split; an export's is known at its end
     # chunk index (as text) -> the chunk's processed and failed rows at its last checkpoint
     processed: dict[str, int] = Field(default_factory=dict)
     failed: dict[str, int] = Field(default_factory=dict)
@@ -164,8 +167,9 @@ class Job(_CamelModel):
         """A running fanned-out import has done what its chunks have (each as of its checkpoint)."""
         if self.fanout is not None and not self.status.is_terminal:
             self.processed_rows = sum(self.fanout.processed.values())
-            self.total_rows = self.fanout.total_rows
-            self.progress = min(99, self.processed_rows * 100 // max(self.fanout.total_rows, 1))
+            if self.fanout.total_rows is not None:
+                self.total_rows = self.fanout.total_rows
+                self.progress = min(99, self.processed_rows * 100 // max(self.fanout.total_rows, 1))
         return self
 
     @property

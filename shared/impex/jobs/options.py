@@ -63,6 +63,9 @@ class ExportOptions(_Options):
     gzip: bool = False
     neutralize_formulas: bool = True
     max_attempts: int = Field(default=3, ge=1, le=10)
+    # "key": every row in key order, written by one worker. "any" (the default): no order is
+    # promised, so a large export of a sharded dataset may be written by several workers at once.
+    order: Literal["key", "any"] = "any"
 
     @field_validator("file_name")
     @classmethod

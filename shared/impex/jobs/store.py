@@ -308,22 +308,20 @@ class JobStore:
         )
 
     def fan_out(self, job_id: str, fanout: FanOut, checkpoint: dict[str, Any]) -> Job:
-        """Record on a PROCESSING import that its rows are split into chunks (their jobs come next)."""
+        """Record on a PROCESSING job that its work is split into chunks (their jobs come next)."""
         now = iso(utc_now())
-        values = {
-            ":fanout": fanout.model_dump(by_alias=True, mode="json"),
-            ":total": fanout.total_rows,
+        values: dict[str, Any] = {
+            ":fanout": fanout.model_dump(by_alias=True, mode="json", exclude_none=True),
             ":checkpoint": checkpoint,
             ":now": now,
         }
+        sets = "SET fanout = :fanout, checkpoint = :checkpoint, updatedAt = :now, heartbeatAt = :now"
+        if fanout.total_rows is not None:
+            sets += ", totalRows = :total"
+            values[":total"] = fanout.total_rows
         changed = self._table.update(
             {"id": job_id},
-            update=Expression(
-                "SET fanout = :fanout, totalRows = :total, checkpoint = :checkpoint, updatedAt = :now, "
-                "heartbeatAt = :now",
-                {},
-                values,
-            ),
+            update=Expression(sets, {}, values),
             condition=_STILL_RUNNING,
         )
         if changed is None:

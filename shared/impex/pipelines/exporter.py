@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from impex.pipelines.common import (
     failure_message,
     requeue_after_failure,
 )
+from impex.pipelines.export_fanout import FanOutExports
 from impex.pipelines.workers import job_duration
 from impex.settings import ExternalTable
 
@@ -92,6 +93,14 @@ class _Handover(Exception):
     """Time is short: checkpoint and continue in a fresh invocation."""
 
 
+class _FannedOut(Exception):
+    """The export was split into chunk jobs, which carry on in parallel."""
+
+
+# How a chunk's run can end for good (a continuation or a retry carries on later).
+_CHUNK_ENDINGS = frozenset({RunOutcome.COMPLETED, RunOutcome.FAILED, RunOutcome.STOPPED})
+
+
 class ExportPipeline:
     """Runs claimed export jobs."""
 
@@ -107,6 +116,7 @@ class ExportPipeline:
         external_tables: dict[str, ExternalTable],
         limits: ExportLimits,
         tmp_dir: Path | None = None,
+        fanout: FanOutExports | None = None,
     ) -> None:
         self.jobs = jobs
         self.datasets = datasets
@@ -117,9 +127,16 @@ class ExportPipeline:
         self._external = external_tables
         self._limits = limits
         self._tmp = tmp_dir or Path(tempfile.gettempdir())
+        self.fanout = fanout
 
     def run(self, job: Job, context: RemainingTime | None = None) -> RunOutcome:
         """Run one claimed export until it ends, hands over to a continuation, or stops."""
+        outcome = self._run_job(job, context)
+        if job.chunk is not None and self.fanout is not None and outcome in _CHUNK_ENDINGS:
+            self.fanout.settle(job.chunk.parent_id)  # the last chunk to end assembles the file
+        return outcome
+
+    def _run_job(self, job: Job, context: RemainingTime | None) -> RunOutcome:
         logger.append_keys(job_id=job.id, tenant=job.tenant)
         run = _ExportRun(job)
         started = time.monotonic()
@@ -128,6 +145,8 @@ class ExportPipeline:
                 self._run(run, context)
         except _Handover:
             return RunOutcome.CONTINUED
+        except _FannedOut:
+            return RunOutcome.FANNED_OUT
         except Stopped as stopped:
             self._clean_up(run)
             if stopped.status is JobStatus.CANCELLED:
@@ -151,9 +170,16 @@ class ExportPipeline:
         run.rows = int(checkpoint.get("rows", 0))
         if job.cancel_requested_at is not None:
             raise Stopped(JobStatus.CANCELLED)  # cancelled between invocations: end it, read no more
+        table = self._records(plan.layout.table_name)
+        if job.chunk is not None:
+            # A chunk reads its share of the partitions: number i of n takes every n-th from i.
+            share = plan.query.partitions[job.chunk.index :: job.chunk.of]
+            plan = replace(plan, query=replace(plan.query, partitions=share))
+        elif self.fanout is not None and self.fanout.applies(job, plan.query.partitions, table):
+            self.fanout.start(job, plan.query.partitions)
+            raise _FannedOut
         upload, writer = self._open(run, plan)
         deadline = Deadline(context, self._limits.continuation_reserve_seconds)
-        table = self._records(plan.layout.table_name)
         last_progress = time.monotonic()
         try:
             write = _item_writer(writer, plan)
@@ -219,7 +245,7 @@ class ExportPipeline:
             upload,
             options=plan.writer_options,
             spool_dir=self._tmp,
-            resume=checkpoint.get("writer") if checkpoint else None,
+            resume=checkpoint.get("writer") if checkpoint else _later_share(job),
         )
         return upload, writer
 
@@ -258,6 +284,8 @@ class ExportPipeline:
             self.jobs.record_progress(job.id, processed_rows=rows)
         except JobNotProcessing as gone:
             raise Stopped(gone.status) from None
+        if job.chunk is not None and self.fanout is not None:
+            self.fanout.note_progress(job, processed=rows)  # the parent's progress, and its heartbeat
 
     def _hand_over(
         self, run: _ExportRun, writer: Writer, upload: MultipartUpload, position: dict[str, Any]
@@ -302,6 +330,10 @@ class ExportPipeline:
             # Taken back meanwhile (the sweeper): the file must not outlive this run; the next one writes it.
             self.files.delete([job.file.key])
             raise Stopped(self.jobs.stop_signal(job.id)) from None
+        if job.chunk is not None:
+            if self.fanout is not None:
+                self.fanout.note_progress(job, processed=run.rows)
+            return  # the parent counts as one export, when it ends
         metrics.add_metric(name="ExportsCompleted", unit="Count", value=1)
         metrics.add_metric(name="ExportDurationSeconds", unit="Seconds", value=job_duration(job))
         metrics.add_metric(name="RowsExported", unit="Count", value=run.rows)
@@ -463,6 +495,11 @@ def _scan_pages(
             segments[str(number)] = last_key if last_key is not None else "done"
         done = all(key == "done" for key in segments.values())
         yield merged, {"segments": dict(segments), "done": done}
+
+
+def _later_share(job: Job) -> dict[str, Any] | None:
+    """What a chunk after the first opens its writer with: as if resumed, so it writes no header."""
+    return {} if job.chunk is not None and job.chunk.index > 0 else None
 
 
 def _pending_key(job: Job) -> str:

@@ -19,6 +19,7 @@ import heapq
 import io
 import time
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -87,6 +88,27 @@ class SplitState:
         return {"segments": self.segments, "rows": self.rows}
 
 
+def chunk_of(parent: Job, chunk_id: str, ref: ChunkRef, **changes: Any) -> Job:
+    """A new chunk job of ``parent``: its options, priority and tenant, and a fresh start."""
+    fresh: dict[str, Any] = {
+        "id": chunk_id,
+        "status": JobStatus.PENDING,
+        "fanout": None,
+        "chunk": ref,
+        "checkpoint": None,
+        "attempts": 0,
+        "processed_rows": 0,
+        "total_rows": None,
+        "progress": 0,
+        "heartbeat_at": None,
+        "started_at": None,
+        "error_message": None,
+        "last_error": None,
+        "cancel_requested_at": None,
+    }
+    return parent.model_copy(update={**fresh, **changes})
+
+
 def row_router(layout: RecordLayout, converter: RowConverter, chunks: int) -> Callable[[SourceRow], int]:
     """The chunk of each row: by its key's hash, or by row number when it has no key to read."""
     keys = list(layout.dataset.keys)
@@ -104,15 +126,88 @@ def row_router(layout: RecordLayout, converter: RowConverter, chunks: int) -> Ca
     return route
 
 
-class FanOutImports:
+class ChunkedJobs(ABC):
+    """What every fanned-out job shares: its chunk jobs stop together, and the last to end ends the
+    parent (how it is ended, and how chunks are made, is the import's or the export's own)."""
+
+    def __init__(self, *, jobs: JobStore, files: FilesBucket, queues: PriorityQueues) -> None:
+        self.jobs = jobs
+        self.files = files
+        self.queues = queues
+
+    @abstractmethod
+    def start_chunks(self, parent: Job) -> None:
+        """Create the parent's chunk jobs that do not exist yet, and send each new one to its queue."""
+
+    @abstractmethod
+    def _end_parent(self, parent: Job, chunks: list[Job]) -> None:
+        """End the parent, every chunk having ended."""
+
+    def settle(self, parent_id: str) -> None:
+        """After a chunk ended (or the sweeper looked): stop the others if one failed or the parent was
+        cancelled, and end the parent once every chunk has ended. Safe to call any number of times."""
+        parent = self.jobs.get(parent_id)
+        if parent is None or parent.fanout is None or parent.status is not JobStatus.PROCESSING:
+            return
+        found = self._chunks_of(parent, parent.fanout)
+        if found is None:
+            self.start_chunks(parent)  # the parent's worker stopped before creating them all
+            return
+        running = [chunk for chunk in found if not chunk.status.is_terminal]
+        if not running:
+            self._end_parent(parent, found)
+        elif parent.cancel_requested_at or any(chunk.status is JobStatus.FAILED for chunk in found):
+            for chunk in running:
+                self._cancel(chunk)  # each ends CANCELLED with its exact counts
+
+    def cancel_chunks(self, parent: Job) -> None:
+        """Pass a cancel of the parent on to its chunks (each ends itself with its exact counts)."""
+        self.jobs.cancel_chunks(parent)
+        self.settle(parent.id)
+
+    def note_progress(self, chunk: Job, *, processed: int, failed: int = 0) -> tuple[int, int]:
+        """Note a chunk's checkpointed counts on its parent; the other chunks' processed and failed
+        rows. Stopped(CANCELLED) once the parent has ended."""
+        ref = chunk.chunk
+        assert ref is not None
+        parent = self.jobs.record_chunk_progress(ref.parent_id, ref.index, processed=processed, failed=failed)
+        if parent is None or parent.fanout is None:
+            self._cancel(chunk)
+            raise Stopped(JobStatus.CANCELLED)
+        return parent.fanout.others_than(chunk)
+
+    def _create_chunk(self, chunk: Job, parent: Job, queues: PriorityQueues) -> None:
+        try:
+            self.jobs.create(chunk)
+        except JobExists:
+            return  # created by an earlier attempt (its message was sent then)
+        queues.send(JobMessage(chunk.id, parent.tenant), priority=parent.priority.value)
+
+    def _after_creating_chunks(self, parent: Job) -> None:
+        current = self.jobs.get(parent.id)
+        if current is not None and current.cancel_requested_at:  # cancelled while the chunks were made
+            self.cancel_chunks(current)
+
+    def _chunks_of(self, parent: Job, fanout: FanOut) -> list[Job] | None:
+        """The parent's chunk jobs (read consistently), or None while some do not exist yet."""
+        chunks = [self.jobs.get(chunk_id) for chunk_id in fanout.chunk_ids(parent.id)]
+        found = [chunk for chunk in chunks if chunk is not None]
+        return found if len(found) == len(chunks) else None
+
+    def _cancel(self, chunk: Job) -> None:
+        try:
+            self.jobs.cancel(chunk.id, tenant=chunk.tenant)
+        except ImpexError as error:
+            logger.info("could not cancel the chunk", extra={"reason": str(error)})
+
+
+class FanOutImports(ChunkedJobs):
     """Splits large imports, starts their chunk jobs, and ends the parent when its chunks have ended."""
 
     def __init__(
         self, *, jobs: JobStore, files: FilesBucket, queues: PriorityQueues, limits: FanOutLimits
     ) -> None:
-        self.jobs = jobs
-        self.files = files
-        self.queues = queues
+        super().__init__(jobs=jobs, files=files, queues=queues)
         self.limits = limits
 
     # ---- the splitting pass (the parent's worker) ----------------------------------------------------
@@ -211,36 +306,12 @@ class FanOutImports:
         assert parent.fanout is not None
         state = SplitState.from_checkpoint(parent.checkpoint, parent.fanout.chunks)
         for index, chunk_id in enumerate(parent.fanout.chunk_ids(parent.id)):
-            chunk = parent.model_copy(
-                update={
-                    "id": chunk_id,
-                    "status": JobStatus.PENDING,
-                    "fanout": None,
-                    "chunk": ChunkRef(
-                        parent_id=parent.id,
-                        index=index,
-                        segments=state.segments[index],
-                        rows=state.rows[index],
-                    ),
-                    "checkpoint": None,
-                    "attempts": 0,
-                    "processed_rows": 0,
-                    "total_rows": state.rows[index],
-                    "progress": 0,
-                    "heartbeat_at": None,
-                    "started_at": None,
-                    "error_message": None,
-                    "last_error": None,
-                }
+            ref = ChunkRef(
+                parent_id=parent.id, index=index, segments=state.segments[index], rows=state.rows[index]
             )
-            try:
-                self.jobs.create(chunk)
-            except JobExists:
-                continue  # created by an earlier attempt (its message was sent then)
-            self.queues.send(JobMessage(chunk_id, parent.tenant), priority=parent.priority.value)
-        current = self.jobs.get(parent.id)
-        if current is not None and current.cancel_requested_at:  # cancelled while the chunks were made
-            self.cancel_chunks(current)
+            chunk = chunk_of(parent, chunk_id, ref, total_rows=state.rows[index])
+            self._create_chunk(chunk, parent, self.queues)
+        self._after_creating_chunks(parent)
 
     def chunk_source(self, chunk: Job, header: list[str]) -> Source:
         """A chunk's rows as a Source (re-read from its first segment: gzip cannot be entered mid-way)."""
@@ -254,55 +325,6 @@ class FanOutImports:
         return Source(
             header, rows, resumable=False, total_rows=ref.rows, fraction=lambda: 0.0, resources=ExitStack()
         )
-
-    def note_progress(self, chunk: Job, progress: ImportProgress) -> tuple[int, int]:
-        """Note a chunk's checkpointed counts on its parent; the other chunks' processed and failed
-        rows (for the shared error tolerance). Stopped(CANCELLED) once the parent has ended."""
-        ref = chunk.chunk
-        assert ref is not None
-        parent = self.jobs.record_chunk_progress(
-            ref.parent_id, ref.index, processed=progress.processed, failed=progress.failed
-        )
-        if parent is None or parent.fanout is None:
-            self._cancel(chunk)
-            raise Stopped(JobStatus.CANCELLED)
-        return parent.fanout.others_than(chunk)
-
-    def _cancel(self, chunk: Job) -> None:
-        try:
-            self.jobs.cancel(chunk.id, tenant=chunk.tenant)
-        except ImpexError as error:
-            logger.info("could not cancel the chunk", extra={"reason": str(error)})
-
-    # ---- the parent's ending --------------------------------------------------------------------
-
-    def settle(self, parent_id: str) -> None:
-        """After a chunk ended (or the sweeper looked): stop the others if one failed, and end the
-        parent once every chunk has ended. Safe to call any number of times, from anywhere."""
-        parent = self.jobs.get(parent_id)
-        if parent is None or parent.fanout is None or parent.status is not JobStatus.PROCESSING:
-            return
-        found = self._chunks_of(parent, parent.fanout)
-        if found is None:
-            self.start_chunks(parent)  # the splitting worker stopped before creating them all
-            return
-        running = [chunk for chunk in found if not chunk.status.is_terminal]
-        if not running:
-            self._end_parent(parent, found)
-        elif parent.cancel_requested_at or any(chunk.status is JobStatus.FAILED for chunk in found):
-            for chunk in running:
-                self._cancel(chunk)  # each ends CANCELLED with its exact counts
-
-    def _chunks_of(self, parent: Job, fanout: FanOut) -> list[Job] | None:
-        """The parent's chunk jobs (read consistently), or None while some do not exist yet."""
-        chunks = [self.jobs.get(chunk_id) for chunk_id in fanout.chunk_ids(parent.id)]
-        found = [chunk for chunk in chunks if chunk is not None]
-        return found if len(found) == len(chunks) else None
-
-    def cancel_chunks(self, parent: Job) -> None:
-        """Pass a cancel of the parent on to its chunks (each ends itself with its exact counts)."""
-        self.jobs.cancel_chunks(parent)
-        self.settle(parent.id)
 
     def _end_parent(self, parent: Job, chunks: list[Job]) -> None:
         totals = _Totals.of(parent, chunks)

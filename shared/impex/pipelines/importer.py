@@ -334,7 +334,9 @@ class ImportPipeline:
             writer.drain()
             if run.job.chunk is not None and self.fanout is not None:
                 # The chunk's last counts go on its parent now (its progress, the others' tolerance).
-                run.others = self.fanout.note_progress(run.job, progress)
+                run.others = self.fanout.note_progress(
+                    run.job, processed=progress.processed, failed=progress.failed
+                )
             # The last batch's row errors are counted only now.
             _check_tolerance(run.options, progress, run.others, before_failing=writer.drain)
             self._flush_errors(run)
@@ -374,7 +376,9 @@ class ImportPipeline:
         except JobNotProcessing as gone:
             raise Stopped(gone.status) from None
         if run.job.chunk is not None and self.fanout is not None:
-            run.others = self.fanout.note_progress(run.job, progress)
+            run.others = self.fanout.note_progress(
+                run.job, processed=progress.processed, failed=progress.failed
+            )
 
     def _flush_errors(self, run: _Run) -> None:
         """Bring the progress up to date with what is only counted per invocation: the row errors

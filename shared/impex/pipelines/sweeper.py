@@ -27,7 +27,7 @@ from impex.errors import ImpexError
 from impex.jobs.model import Job, JobStatus, JobType
 from impex.jobs.store import JobStore
 from impex.observability import logger, metrics
-from impex.pipelines.fanout import FanOutImports
+from impex.pipelines.fanout import ChunkedJobs
 from impex.pipelines.messages import job_ids_in
 
 DEAD_LETTER_ROUNDS = 10
@@ -71,9 +71,9 @@ class Sweeper:
         upload_grace_seconds: int,
         pending_requeue_after_seconds: int,
         dead_letter_queues: dict[JobType, DeadLetters] | None = None,
-        fanout: FanOutImports | None = None,
+        fanout: dict[JobType, ChunkedJobs] | None = None,
     ) -> None:
-        self._fanout = fanout
+        self._fanout = fanout or {}
         self._jobs = jobs
         self._queues = queues
         self._files = files
@@ -199,9 +199,10 @@ class Sweeper:
     def _settle_fanned_out(self, parent: Job, report: SweepReport) -> None:
         """A fanned-out import holds no worker itself: its chunks are swept on their own. Quiet means
         none has checkpointed lately; end it if they have all ended, else look again later."""
-        if self._fanout is None:
+        coordinator = self._fanout.get(parent.type)
+        if coordinator is None:
             return
-        self._fanout.settle(parent.id)
+        coordinator.settle(parent.id)
         current = self._jobs.get(parent.id)
         if current is not None and current.status.is_terminal:
             report.add("fanned_out_ended", parent)
@@ -211,8 +212,9 @@ class Sweeper:
 
     def _settle_parent_of(self, job: Job) -> None:
         """A chunk the sweeper failed: the others stop, and the last to end ends the parent."""
-        if job.chunk is not None and self._fanout is not None:
-            self._fanout.settle(job.chunk.parent_id)
+        coordinator = self._fanout.get(job.type)
+        if job.chunk is not None and coordinator is not None:
+            coordinator.settle(job.chunk.parent_id)
 
 
 def _stalled_message(job: Job, quiet_since: str) -> str:

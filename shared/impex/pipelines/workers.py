@@ -105,10 +105,18 @@ class ImportTrigger:
 class ExportTrigger:
     """Claims the export job named by each queue message and hands it to the export pipeline."""
 
-    def __init__(self, jobs: JobStore, run: JobRunner, cap: TenantCap | None = None) -> None:
+    def __init__(
+        self,
+        jobs: JobStore,
+        run: JobRunner,
+        cap: TenantCap | None = None,
+        *,
+        settle_parent: Callable[[str], None] | None = None,
+    ) -> None:
         self._jobs = jobs
         self._run = run
         self._cap = cap
+        self._settle_parent = settle_parent
 
     def handle_record(self, record: SQSRecord, lambda_context: Any = None) -> None:
         """One SQS record naming an export job."""
@@ -120,6 +128,8 @@ class ExportTrigger:
             return
         if job.status is not JobStatus.PENDING:
             logger.info("job already claimed or finished", extra={"job_id": job.id, "status": job.status})
+            if job.chunk is not None and job.status.is_terminal and self._settle_parent is not None:
+                self._settle_parent(job.chunk.parent_id)  # cancelled before it started
             return
         if self._cap is not None and not self._cap.admit(job, continuation=message.continuation):
             return
