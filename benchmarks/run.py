@@ -407,7 +407,9 @@ def _fanout_exports(args: argparse.Namespace, moto: str, bucket: str, resources:
     per_shard = args.fanout_rows // shards
     lines, single = [], None
     for workers in (int(n) for n in args.fanout_workers.split(",")):
-        with FakeDynamoDB(page_rows=per_shard, realistic=True) as real:
+        # Pages of 100 records: DynamoDB honours a Query's Limit (the merge asks for ~80-300 a
+        # partition), the fake serves pre-built pages whatever the Limit.
+        with FakeDynamoDB(page_rows=per_shard, per_page=100, realistic=True) as real:
             config = {**_endpoints(moto, real, bucket, resources), "shards": shards, "workers": workers}
             result = run_case("export_csv_fanout", config)
         if result["rows"] != per_shard * shards:
