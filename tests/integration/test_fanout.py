@@ -5,6 +5,7 @@ worker and through a fanned-out import and compares the tables, counts, row erro
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import threading
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from impex import wiring
 from impex.jobs.model import JobStatus, chunk_job_id
+from impex.pipelines.common import Deadline
 from impex.pipelines.fanout import FanOutImports
 from impex.settings import ImporterSettings, SweeperSettings
 from tests.integration.conftest import CUSTOMERS, job_store
@@ -279,3 +281,52 @@ def test_the_sweeper_ends_an_import_whose_last_chunk_worker_stopped_before_endin
     assert ended["processedRows"] == ended["totalRows"] == 1200
     assert ended["result"]["written"] == len(importer.records(dataset="fanned"))
     assert len(importer.error_report(ended["id"])) == ended["result"]["failed"] + 1
+
+
+def test_the_split_and_every_chunk_continue_and_retry_and_end_as_one_worker(importer, monkeypatch, stack):
+    # Given the file imported by one worker
+    content = troubled_people(2000)
+    single = importer.run(content, dataset="single")
+    # And invocations so short that the split and the chunks hand over to continuations, and
+    # one chunk write that fails once (a transient error: its chunk retries from its checkpoint,
+    # taken after every batch here, so that no row it wrote is written again and counted as updated)
+    monkeypatch.setenv("PROGRESS_EVERY_SECONDS", "0")
+    fan_out(importer, monkeypatch)
+    real_tables = wiring.record_tables(ImporterSettings().write_concurrency)
+    failures = {"left": 1}
+
+    def flaky_tables(name: str):
+        table = real_tables(name)
+        put_many = table.put_many
+
+        def put(items):
+            if failures["left"] and len(items) > 50:
+                failures["left"] -= 1
+                raise ConnectionError("the connection was reset")
+            return put_many(items)
+
+        table.put_many = put
+        return table
+
+    importer.rewire(records=flaky_tables)
+    # Every third look at the clock finds the invocation's time nearly up (on a clock of its own,
+    # so the test does not depend on this machine's speed)
+    looks = itertools.count(1)
+    monkeypatch.setattr(Deadline, "near", lambda self: next(looks) % 3 == 0)
+    handovers = {"split": 0}
+    save_split = FanOutImports._save_split
+
+    def counted_save_split(self, *args, **kwargs):
+        handovers["split"] += 1
+        return save_split(self, *args, **kwargs)
+
+    monkeypatch.setattr(FanOutImports, "_save_split", counted_save_split)
+    # When it is imported, split into chunks
+    fanned = importer.run(content, dataset="fanned")
+    # Then the split and the chunks took several invocations, a chunk was retried
+    assert failures["left"] == 0 and handovers["split"] >= 2
+    chunks = chunk_jobs(stack, fanned["id"])
+    assert importer.invocations > handovers["split"] + 2 * CHUNKS
+    assert max(c.attempts for c in chunks) == 2
+    # And the job ends as the single worker's did
+    assert outcome(importer, fanned, "fanned") == outcome(importer, single, "single")
