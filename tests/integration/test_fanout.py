@@ -15,6 +15,7 @@ import pytest
 
 from impex import wiring
 from impex.jobs.model import JobStatus, chunk_job_id
+from impex.jobs.store import JobStore
 from impex.pipelines.common import Deadline
 from impex.pipelines.fanout import FanOutImports
 from impex.settings import ImporterSettings, SweeperSettings
@@ -330,3 +331,22 @@ def test_the_split_and_every_chunk_continue_and_retry_and_end_as_one_worker(impo
     assert max(c.attempts for c in chunks) == 2
     # And the job ends as the single worker's did
     assert outcome(importer, fanned, "fanned") == outcome(importer, single, "single")
+
+
+def test_job_events_tell_of_the_job_never_of_its_chunks(importer, monkeypatch, stack):
+    # Given a jobs table whose state changes are collected as events
+    published: list[tuple[str, str]] = []
+
+    class Collected:
+        def publish(self, job_id: str, change: str, detail: dict[str, Any]) -> None:
+            published.append((job_id, change))
+
+    fan_out(importer, monkeypatch)
+    store = JobStore(job_store(stack)._table, retention_days=1, events=Collected())  # type: ignore[arg-type]
+    importer.rewire(jobs=store)
+    # When a fanned-out import runs
+    status = importer.run(troubled_people(600), dataset="fanned")
+    assert status["status"] == "COMPLETED"
+    # Then every event names the job itself, and its ending is among them
+    assert published and {job_id for job_id, _ in published} == {status["id"]}
+    assert (status["id"], "completed") in published

@@ -507,7 +507,9 @@ class JobStore:
         return Expression(text, names, values)
 
     def _publish(self, job: Job, change: str) -> None:
-        if self._events is not None:
+        # A chunk job is its parent's business: subscribers see the parent's changes (its progress
+        # included), never the chunks'.
+        if self._events is not None and job.chunk is None:
             self._events.publish(job.id, change, _event_detail(job))
 
     def _expiry(self) -> int:
