@@ -114,7 +114,7 @@ def test_a_fanned_out_import_ends_exactly_as_one_worker_ends_it(importer, monkey
 
 
 def test_gzip_and_json_lines_fan_out_the_same(importer, monkeypatch):
-    # Given a gzip JSON Lines file with typed values, a bad line, unknown keys and a huge integer
+    # Given a gzip JSON Lines file with typed values, bad lines, unknown keys and a huge integer
     lines = []
     for i in range(900):
         row: dict[str, Any] = {
@@ -129,6 +129,7 @@ def test_gzip_and_json_lines_fan_out_the_same(importer, monkeypatch):
             row["age"] = 123456789012345678901234567890
         lines.append(json.dumps(row))
     lines[333] = "{not json"
+    lines[444] = '{"email": "p444@x.io", "name": "\\ud800 a lone surrogate"}'  # no text holds it
     content = gzip.compress(("\n".join(lines) + "\n").encode())
     single = importer.run(content, file_name="people.jsonl.gz", dataset="single", format="jsonl")
     # When it is split into chunks
@@ -138,6 +139,7 @@ def test_gzip_and_json_lines_fan_out_the_same(importer, monkeypatch):
     assert single["status"] == "COMPLETED", single
     assert outcome(importer, fanned, "fanned") == outcome(importer, single, "single")
     assert fanned["result"]["unknownKeys"] == single["result"]["unknownKeys"] > 0
+    assert any("lone UTF-16 surrogate" in e["message"] for e in fanned["result"]["firstErrors"])
 
 
 def test_the_error_tolerance_counts_every_chunk(importer, monkeypatch, stack):
@@ -350,3 +352,28 @@ def test_job_events_tell_of_the_job_never_of_its_chunks(importer, monkeypatch, s
     # Then every event names the job itself, and its ending is among them
     assert published and {job_id for job_id, _ in published} == {status["id"]}
     assert (status["id"], "completed") in published
+
+
+def test_a_fanned_out_dry_run_writes_nothing_and_its_commit_fans_out_as_one_worker_imports(
+    importer, monkeypatch, stack, api
+):
+    # Given the file imported by one worker
+    content = troubled_people(1200)
+    single = importer.run(content, dataset="single")
+    # When it is dry-run split into chunks
+    fan_out(importer, monkeypatch)
+    dry = importer.run(content, dataset="fanned", options={"dryRun": True})
+    # Then it counts what one worker would do, and writes nothing
+    assert dry["status"] == "COMPLETED" and dry["result"]["dryRun"] is True
+    assert dry["result"]["created"] == single["result"]["created"] and dry["result"]["written"] == 0
+    assert importer.records(dataset="fanned") == {}
+    # And its commit is split again, and ends as one worker's import did
+    committed = api.call("POST", f"/jobs/{dry['id']}/commit")
+    assert committed.status == 201, committed.text
+    importer.drain()
+    final = importer.status(committed.json()["job"]["id"])
+    assert all(c is not None and c.status is JobStatus.COMPLETED for c in chunk_jobs(stack, final["id"]))
+    got, want = outcome(importer, final, "fanned"), outcome(importer, single, "single")
+    for result in (got["result"], want["result"]):
+        result.pop("dryRun", None)
+    assert got == want

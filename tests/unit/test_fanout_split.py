@@ -168,3 +168,26 @@ def test_the_router_reads_keys_exactly_as_the_converter_does(keys, raw_rows):
             assert chunk_of_identity.setdefault(identity, route(row)) == route(row)
         elif key_values is None:
             assert 0 <= route(row) < 5  # a row error, whichever chunk has it
+
+
+def test_a_split_carries_on_with_the_chunk_count_it_began_with():
+    # Given a split that handed over with four chunks, and FanOutWorkers changed to 8 since
+    from impex.jobs.model import Job
+    from impex.pipelines.fanout import FanOutImports, FanOutLimits
+
+    fanout = FanOutImports(jobs=None, files=None, queues=None, limits=FanOutLimits(1, workers=8))  # type: ignore[arg-type]
+    job = Job.model_validate(
+        {
+            "id": "J",
+            "type": "import",
+            "tenant": "t",
+            "dataset": "d",
+            "format": "csv",
+            "createdAt": "x",
+            "updatedAt": "x",
+            "checkpoint": {"lastRow": 9, "split": {"segments": [1, 1, 0, 1], "rows": [3, 2, 0, 4]}},
+        }
+    )
+    # Then its continuation routes rows over the same four chunks (and a new job over eight)
+    assert fanout.chunk_count(job) == 4
+    assert fanout.chunk_count(job.model_copy(update={"checkpoint": None})) == 8

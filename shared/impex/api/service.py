@@ -277,6 +277,10 @@ class JobService:
                 "attempts": 0,
                 "heartbeat_at": None,
                 "checkpoint": None,
+                # The commit is a job of its own: it fans out (or not) as any import does.
+                "fanout": None,
+                "cancel_requested_at": None,
+                "last_error": None,
                 "created_at": now,
                 "updated_at": now,
                 "started_at": None,

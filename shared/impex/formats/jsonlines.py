@@ -47,6 +47,10 @@ class JsonLinesReader:
             if not isinstance(first, dict):
                 raise FileProblem("JSON Lines files hold one JSON object per line")
             header = [str(key) for key in first]
+            if _lone_surrogate(line, first):
+                raise FileProblem(
+                    f"line {self._line_number} {LONE_SURROGATE}, and the first object names the columns"
+                )
             self._buffered = SourceRow(self._line_number, [first.get(key) for key in header], self._end())
             return header
         raise FileProblem("the file has no JSON objects")
@@ -78,6 +82,9 @@ class JsonLinesReader:
             if not isinstance(value, dict):
                 yield SourceRow(self._line_number, [_BadLine("not a JSON object")], self._end())
                 continue
+            if _lone_surrogate(line, value):
+                yield SourceRow(self._line_number, [_BadLine(LONE_SURROGATE)], self._end())
+                continue
             if not value.keys() <= self._known:
                 self._note_unknown(value)
             yield SourceRow(self._line_number, [value.get(key) for key in self.header], self._end())
@@ -100,6 +107,21 @@ class JsonLinesReader:
 @dataclass(frozen=True)
 class _BadLine:
     reason: str
+
+
+LONE_SURROGATE = "holds a lone UTF-16 surrogate escape (like \\ud800), which is not text"
+
+
+def _lone_surrogate(line: str, value: Any) -> bool:
+    """Whether a decoded line holds a lone surrogate (JSON allows the escape; no text can hold it,
+    and DynamoDB refuses it): checked only for lines that have such an escape at all."""
+    if "\\ud" not in line and "\\uD" not in line:
+        return False
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def bad_line(reason: str) -> _BadLine:

@@ -213,6 +213,11 @@ class FanOutImports(ChunkedJobs):
 
     # ---- the splitting pass (the parent's worker) ----------------------------------------------------
 
+    def chunk_count(self, job: Job) -> int:
+        """How many chunks the job's split makes: as many as it began with, if it has begun (the
+        setting may have changed since), else FanOutWorkers."""
+        return len(SplitState.from_checkpoint(job.checkpoint, self.limits.workers).rows)
+
     def split(
         self,
         job: Job,
@@ -226,8 +231,8 @@ class FanOutImports(ChunkedJobs):
     ) -> bool:
         """Split the file into chunks and start their jobs: True once fanned out, False when the time
         ran out first (the split's checkpoint is saved, and the caller hands over to a continuation)."""
-        chunks = self.limits.workers
-        state = SplitState.from_checkpoint(job.checkpoint, chunks)
+        state = SplitState.from_checkpoint(job.checkpoint, self.limits.workers)
+        chunks = len(state.rows)
         encoders = [ChunkEncoder(self.limits.segment_bytes) for _ in range(chunks)]
         last_check = time.monotonic()
         routed, seen = sum(state.rows), 0

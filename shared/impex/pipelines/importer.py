@@ -246,7 +246,7 @@ class ImportPipeline:
         self, job: Job, progress: ImportProgress, source: Source, split: RowSplit, deadline: Deadline
     ) -> RunOutcome:
         assert self.fanout is not None
-        route = row_router(split.layout, split.converter, self.fanout.limits.workers)
+        route = row_router(split.layout, split.converter, self.fanout.chunk_count(job))
         if self.fanout.split(
             job,
             progress,
