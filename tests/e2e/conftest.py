@@ -13,7 +13,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 import requests
 
@@ -36,6 +38,21 @@ class RunningStack:
 
     def headers(self, tenant: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(tenant)}"}
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` on the stack's moto, with its local credentials."""
+        return boto3.client(
+            service,
+            endpoint_url=self.aws,
+            region_name="us-east-1",
+            aws_access_key_id="impex-local",
+            aws_secret_access_key="impex-local",
+        )
+
+    def jobs_table(self) -> tuple[Any, str]:
+        """The DynamoDB client and the name of the stack's jobs table (chunk jobs are only there)."""
+        dynamodb = self.client("dynamodb")
+        return dynamodb, next(name for name in dynamodb.list_tables()["TableNames"] if "JobsTable" in name)
 
     def cli(self, *args: str, tenant: str = "cli", check: bool = False) -> subprocess.CompletedProcess[str]:
         env = {
@@ -88,10 +105,16 @@ def running_stack(home: Path, **extra_env: str) -> Iterator[RunningStack]:
     if not ready:
         process.kill()
         pytest.fail("the local stack did not start")
-    # Keep draining its output so the pipe never fills.
+    # Keep draining its output so the pipe never fills, into stack.log in its home (for a failure).
     import threading
 
-    threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # type: ignore[union-attr]
+    def drain(log: Path) -> None:
+        with log.open("a") as out:
+            for line in process.stdout:  # type: ignore[union-attr]
+                out.write(line)
+                out.flush()
+
+    threading.Thread(target=drain, args=(home / "stack.log",), daemon=True).start()
     stack = RunningStack(ready.group(1), ready.group(2), ready.group(3), home, process)
     yield stack
     process.send_signal(signal.SIGINT)

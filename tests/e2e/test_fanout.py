@@ -10,7 +10,6 @@ import io
 import time
 from collections.abc import Iterator
 
-import boto3
 import pytest
 import requests
 
@@ -87,14 +86,7 @@ EXPORT_CHUNKS: dict[str, int] = {}
 
 def chunk_jobs_of(stack: RunningStack, job_id: str) -> list[str]:
     """The chunk jobs of a job, read from the stack's jobs table (the API never shows them)."""
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.aws,
-        region_name="us-east-1",
-        aws_access_key_id="impex-local",
-        aws_secret_access_key="impex-local",
-    )
-    table = next(name for name in dynamodb.list_tables()["TableNames"] if "JobsTable" in name)
+    dynamodb, table = stack.jobs_table()
     return [
         f"{job_id}-{index:03d}"
         for index in range(10)

@@ -9,7 +9,6 @@ import json
 import subprocess
 import time
 
-import boto3
 import jwt
 import pytest
 import requests
@@ -108,13 +107,7 @@ def test_curl_can_post_the_upload_and_get_the_download(local_stack, tmp_path):
 def test_a_file_dropped_into_the_bucket_is_imported(local_stack):
     tenant = "dropper"
     put_dataset(local_stack, tenant)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=local_stack.aws,
-        region_name="us-east-1",
-        aws_access_key_id="impex-local",
-        aws_secret_access_key="impex-local",
-    )
+    s3 = local_stack.client("s3")
     s3.put_object(
         Bucket=local_stack.bucket, Key=f"incoming/{tenant}/customers/weekly drop.csv", Body=CSV.encode()
     )

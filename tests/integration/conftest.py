@@ -15,7 +15,7 @@ from moto import mock_aws
 from impex.aws.tables import DocumentTable
 from impex.jobs.store import JobStore
 from impex.local.context import LocalLambdaContext
-from impex.local.moto_fixes import make_dynamodb_requests_atomic
+from impex.local.moto_fixes import make_moto_dynamodb_faithful
 from impex.local.template import LocalStack, load_template
 from tests.conftest import ROOT, http_event
 
@@ -35,7 +35,7 @@ TEST_PARAMETERS = {
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
     """The template's resources on moto, and every function's environment applied."""
-    make_dynamodb_requests_atomic()
+    make_moto_dynamodb_faithful()
     with mock_aws():
         created = LocalStack(load_template(ROOT / "template.yaml"), parameters=dict(TEST_PARAMETERS))
         created.create(boto3.Session())

@@ -4,7 +4,6 @@ delivers API requests, SQS batches and schedule ticks to the very handlers that 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -19,14 +18,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 
 from impex.local.auth import LOCAL_AUDIENCE, LOCAL_ISSUER, LocalIssuer, impex_home
 from impex.local.context import LocalLambdaContext
 from impex.local.gateway import LocalGateway, Route
-from impex.local.moto_fixes import make_dynamodb_requests_atomic
+from impex.local.moto_fixes import make_moto_dynamodb_faithful
+from impex.local.sandbox import SandboxPool, load_handler
 from impex.local.template import ACCOUNT_ID, REGION, LocalStack, load_template, project_root
 
 log = logging.getLogger("impex.local")
@@ -70,6 +70,9 @@ class LocalConfig:
     # Invocations each SQS event source runs at once (at most the template's MaximumConcurrency):
     # a fanned-out import's chunks run in parallel, as on Lambda.
     concurrency: int = field(default_factory=lambda: int(os.environ.get("IMPEX_LOCAL_CONCURRENCY", "4")))
+    # "threads": every function in this process; "processes": the workers in sandboxes of their own
+    # (impex.local.sandbox), in parallel and killable, as Lambda runs them.
+    workers: Literal["threads", "processes"] = field(default_factory=lambda: _workers_mode())
     sweep_seconds: float | None = field(
         default_factory=lambda: (
             float(os.environ["IMPEX_LOCAL_SWEEP_SECONDS"])
@@ -79,17 +82,28 @@ class LocalConfig:
     )
 
 
+def _workers_mode() -> Literal["threads", "processes"]:
+    mode = os.environ.get("IMPEX_LOCAL_WORKERS", "threads")
+    if mode not in ("threads", "processes"):
+        raise ValueError(f"IMPEX_LOCAL_WORKERS is {mode!r}: use threads or processes")
+    return mode  # type: ignore[return-value]
+
+
 @dataclass
 class LocalFunction:
-    """A loaded handler with its template settings."""
+    """A function with its template settings, run in this process (threads) or in sandboxes."""
 
     logical_id: str
-    module: ModuleType
     timeout: float
     memory: int
+    module: ModuleType | None = None
+    sandboxes: SandboxPool | None = None
 
     def invoke(self, event: dict[str, Any], pool: ThreadPoolExecutor) -> tuple[bool, Any]:
         """(finished in time, result): a handler that overruns its Timeout times out, as on Lambda."""
+        if self.sandboxes is not None:
+            return self.sandboxes.invoke(event, self.timeout, self.memory)
+        assert self.module is not None
         context = LocalLambdaContext(
             f"impex-{self.logical_id}", timeout_seconds=self.timeout, memory_limit_in_mb=self.memory
         )
@@ -145,7 +159,7 @@ class LocalImpex:
     def _start(self) -> LocalImpex:
         from moto.server import ThreadedMotoServer
 
-        make_dynamodb_requests_atomic()
+        make_moto_dynamodb_faithful()
         # Locally nothing collects metrics; Powertools would warn on every invocation that published none.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
@@ -181,6 +195,9 @@ class LocalImpex:
         self._stop.set()
         if self.gateway is not None:
             self.gateway.stop()
+        for function in self.functions.values():  # first: a poller waiting on a sandbox is let go
+            if function.sandboxes is not None:
+                function.sandboxes.stop()
         for thread in self._threads:
             thread.join(timeout=10)
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -214,11 +231,17 @@ class LocalImpex:
         assert self.stack is not None
         spec = self.stack.function(logical_id)
         path = project_root() / spec.code_uri / "app.py"
-        module_spec = importlib.util.spec_from_file_location(f"impex_local_{logical_id}", path)
-        assert module_spec and module_spec.loader
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-        return LocalFunction(logical_id, module, float(spec.timeout), spec.memory_size)
+        function = LocalFunction(logical_id, float(spec.timeout), spec.memory_size)
+        if self.config.workers == "processes" and self._is_worker(logical_id):
+            function.sandboxes = SandboxPool(logical_id, path, self.config.home / "sandboxes" / logical_id)
+        else:
+            function.module = load_handler(logical_id, path)
+        return function
+
+    def _is_worker(self, logical_id: str) -> bool:
+        """A function an SQS queue drives (the importer and the exporter)."""
+        events = self.template["Resources"][logical_id]["Properties"].get("Events", {})
+        return any(event["Type"] == "SQS" for event in events.values())
 
     # ---- API Gateway -------------------------------------------------------------------------------
 
