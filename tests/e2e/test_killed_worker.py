@@ -17,12 +17,17 @@ from tests.e2e.test_fanout import customers, run_import, seen_by_a_person
 
 CHUNKS = 4
 STUCK_AFTER_SECONDS = 15  # a live chunk checkpoints every 2 s
+STALE_PID = 5_000_000  # above Linux's largest pid_max (2**22): never a live process
 
 
 @pytest.fixture(scope="module")
 def sandboxed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    home = tmp_path_factory.mktemp("impex-sandboxed-home")
+    # A listing left by an earlier stack that was killed: its process ids are no sandboxes any more
+    (home / "sandboxes" / "ImporterFunction").mkdir(parents=True)
+    (home / "sandboxes" / "ImporterFunction" / str(STALE_PID)).write_text("ImporterFunction\n")
     yield from running_stack(
-        tmp_path_factory.mktemp("impex-sandboxed-home"),
+        home,
         IMPEX_LOCAL_WORKERS="processes",
         IMPEX_LOCAL_PARAMETERS=(
             f"FanOutThresholdBytes=1,FanOutWorkers={CHUNKS},StuckAfterSeconds={STUCK_AFTER_SECONDS}"
@@ -85,6 +90,9 @@ def test_killed_chunk_workers_are_swept_and_the_import_ends_as_one_worker_ends_i
         time.sleep(0.05)
     assert status["status"] == "PROCESSING" and 0 < status["processedRows"] < status["totalRows"], status
     # When every importer sandbox is killed, as Lambda kills a runtime, mid-way through the chunks
+    # (the stack listed only its own: the stale listing it started with is gone)
+    listed = {int(p.name) for p in (sandboxed_stack.home / "sandboxes" / "ImporterFunction").iterdir()}
+    assert listed and STALE_PID not in listed
     assert kill_sandboxes(sandboxed_stack, "ImporterFunction")
     orphaned = [
         chunk for chunk, state in chunk_statuses(sandboxed_stack, job_id).items() if state == "PROCESSING"

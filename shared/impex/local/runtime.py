@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import threading
 import uuid
@@ -184,6 +185,9 @@ class LocalImpex:
         from impex.aws import clients
 
         clients.reset()
+        # The sandbox listing is this stack's: a file left by one that was killed names a process
+        # that is not a sandbox any more (its id may even be another process's by now).
+        shutil.rmtree(self.config.home / "sandboxes", ignore_errors=True)
         for logical_id in self.stack.resources("AWS::Serverless::Function"):
             self.functions[logical_id] = self._load(logical_id)
         self._start_gateway()
