@@ -9,11 +9,19 @@ import threading
 from types import FrameType
 
 from impex.local.auth import LocalIssuer, impex_home
-from impex.local.runtime import LocalConfig, LocalImpex, PortInUse
+from impex.local.runtime import LocalConfig, LocalImpex, LocalSettingError, PortInUse
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch a `local` subcommand; the exit code."""
+    """Dispatch a `local` subcommand; the exit code (2, with a message, for an unusable setting)."""
+    try:
+        return _run(args)
+    except LocalSettingError as bad:
+        print(f"impex local: {bad}", file=sys.stderr, flush=True)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.local_command == "token":
         print(LocalIssuer(impex_home()).token(args.token_tenant))
         return 0

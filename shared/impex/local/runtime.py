@@ -56,27 +56,36 @@ def check_port_free(port: int, variable: str) -> None:
         probe.close()
 
 
+class LocalSettingError(ValueError):
+    """An IMPEX_LOCAL_* variable that cannot be used: the message names it and what it takes."""
+
+
+def _number(name: str, default: str, kind: type[int] | type[float]) -> Any:
+    text = os.environ.get(name, default)
+    try:
+        return kind(text)
+    except ValueError:
+        shown = "a whole number" if kind is int else "a number"
+        raise LocalSettingError(f"{name} is {text!r}: use {shown}") from None
+
+
 @dataclass
 class LocalConfig:
     """Ports and folders of a local stack (IMPEX_LOCAL_* environment variables)."""
 
-    api_port: int = field(
-        default_factory=lambda: int(os.environ.get("IMPEX_LOCAL_PORT", str(DEFAULT_API_PORT)))
-    )
+    api_port: int = field(default_factory=lambda: _number("IMPEX_LOCAL_PORT", str(DEFAULT_API_PORT), int))
     # Not 4566: that is LocalStack's port, taken on many developers' machines.
-    aws_port: int = field(
-        default_factory=lambda: int(os.environ.get("IMPEX_LOCAL_AWS_PORT", str(DEFAULT_AWS_PORT)))
-    )
+    aws_port: int = field(default_factory=lambda: _number("IMPEX_LOCAL_AWS_PORT", str(DEFAULT_AWS_PORT), int))
     home: Path = field(default_factory=impex_home)
     # Invocations each SQS event source runs at once (at most the template's MaximumConcurrency):
     # a fanned-out import's chunks run in parallel, as on Lambda.
-    concurrency: int = field(default_factory=lambda: int(os.environ.get("IMPEX_LOCAL_CONCURRENCY", "4")))
+    concurrency: int = field(default_factory=lambda: _number("IMPEX_LOCAL_CONCURRENCY", "4", int))
     # "threads": every function in this process; "processes": the workers in sandboxes of their own
     # (impex.local.sandbox), in parallel and killable, as Lambda runs them.
     workers: Literal["threads", "processes"] = field(default_factory=lambda: _workers_mode())
     sweep_seconds: float | None = field(
         default_factory=lambda: (
-            float(os.environ["IMPEX_LOCAL_SWEEP_SECONDS"])
+            _number("IMPEX_LOCAL_SWEEP_SECONDS", "", float)
             if "IMPEX_LOCAL_SWEEP_SECONDS" in os.environ
             else None
         )
@@ -86,7 +95,7 @@ class LocalConfig:
 def _workers_mode() -> Literal["threads", "processes"]:
     mode = os.environ.get("IMPEX_LOCAL_WORKERS", "threads")
     if mode not in ("threads", "processes"):
-        raise ValueError(f"IMPEX_LOCAL_WORKERS is {mode!r}: use threads or processes")
+        raise LocalSettingError(f"IMPEX_LOCAL_WORKERS is {mode!r}: use threads or processes")
     return mode  # type: ignore[return-value]
 
 
