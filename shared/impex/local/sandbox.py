@@ -130,20 +130,34 @@ class SandboxPool:
         self._idle: list[Sandbox] = []
         self._all: set[Sandbox] = set()
         self._lock = threading.Lock()
+        self._stopped = False
 
     def invoke(self, event: dict[str, Any], timeout: float, memory: int) -> tuple[bool, Any]:
-        """(finished in time, result) from an idle sandbox, or from a new one if none is idle."""
+        """(finished in time, result) from an idle sandbox, or from a new one if none is idle; once
+        the pool is stopped, (False, None) at once (a poller that just received a batch starts no
+        process the stack would leave behind)."""
         sandbox = self._idle_sandbox()
         if sandbox is None:
+            with self._lock:
+                if self._stopped:
+                    return False, None
             sandbox = Sandbox(self._logical_id, self._path, self._pid_folder)
             with self._lock:
-                self._all.add(sandbox)
+                started_after_stop = self._stopped
+                if not started_after_stop:
+                    self._all.add(sandbox)
+            if started_after_stop:
+                sandbox.stop()
+                return False, None
         finished, result, usable = sandbox.invoke(event, timeout, memory)
         with self._lock:
-            if usable:
+            keep = usable and not self._stopped
+            if keep:
                 self._idle.append(sandbox)
             else:
                 self._all.discard(sandbox)
+        if not keep:
+            sandbox.stop()  # dead already, or the pool stopped while it ran
         return finished, result
 
     def _idle_sandbox(self) -> Sandbox | None:
@@ -162,6 +176,7 @@ class SandboxPool:
     def stop(self) -> None:
         """Stop every sandbox of the function."""
         with self._lock:
+            self._stopped = True
             sandboxes, self._idle, self._all = list(self._all), [], set()
         for sandbox in sandboxes:
             sandbox.stop()
