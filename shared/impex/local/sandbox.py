@@ -78,6 +78,8 @@ class Sandbox:
         self._pid_file = pid_folder / str(self._process.pid)
         self._pid_file.write_text(f"{logical_id}\n")
         self._ready = False
+        self._stop_lock = threading.Lock()
+        self._stopped = False
 
     def invoke(self, event: dict[str, Any], timeout: float, memory: int) -> tuple[bool, Any, bool]:
         """(finished in time, result, still usable): a sandbox that died or overran is not reused."""
@@ -111,13 +113,23 @@ class Sandbox:
         """Whether the process is still running."""
         return self._process.is_alive()
 
+    def kill(self) -> None:
+        """End the process and nothing else: the thread invoking it sees the runtime exit and stops it."""
+        with self._stop_lock:
+            if not self._stopped and self._process.is_alive():
+                self._process.kill()
+
     def stop(self) -> None:
-        """End the process (if it is still there) and forget it."""
-        if self._process.is_alive():
-            self._process.kill()
-        self._process.join(timeout=10)
-        self._connection.close()
-        self._pid_file.unlink(missing_ok=True)
+        """End the process (if it is still there) and forget it; once only, from whichever thread."""
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join(timeout=10)
+            self._connection.close()
+            self._pid_file.unlink(missing_ok=True)
 
 
 class SandboxPool:
@@ -174,9 +186,14 @@ class SandboxPool:
             sandbox.stop()
 
     def stop(self) -> None:
-        """Stop every sandbox of the function."""
+        """Stop every sandbox of the function. A busy one is only killed: the thread invoking it is
+        reading its pipe, and closing that from here would race its read (a closed descriptor's
+        number is soon another's)."""
         with self._lock:
             self._stopped = True
-            sandboxes, self._idle, self._all = list(self._all), [], set()
-        for sandbox in sandboxes:
+            idle, busy = self._idle, self._all.difference(self._idle)
+            self._idle, self._all = [], set()
+        for sandbox in idle:
             sandbox.stop()
+        for sandbox in busy:
+            sandbox.kill()
