@@ -96,6 +96,13 @@ def cold_start_line(function_env: dict[str, str], moto_url: str, runs: int = 7) 
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "ERROR",
+        # What the Lambda runtime sets in every execution environment. The X-Ray SDK reads
+        # LAMBDA_TASK_ROOT: outside Lambda its recorder makes a botocore X-Ray client for sampling
+        # rules (~0.1 s, and botocore's import), inside it samples as Lambda says, with no client.
+        "LAMBDA_TASK_ROOT": str(ROOT / "functions" / "api"),
+        "AWS_LAMBDA_FUNCTION_NAME": "api",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
     }
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory() as scratch:

@@ -80,6 +80,18 @@ class DatasetConflict(Conflict):
     code = "dataset_conflict"
 
 
+class IdempotencyKeyReused(InvalidInput):
+    """An Idempotency-Key sent again with another request body."""
+
+    code = "idempotency_key_reused"
+
+
+class IdempotencyKeyInProgress(Conflict):
+    """An Idempotency-Key whose first request has not finished yet."""
+
+    code = "idempotency_key_in_progress"
+
+
 class JobExists(Conflict):
     """A job with this id exists already (a duplicate event created it first)."""
 

@@ -30,7 +30,7 @@ class ExternalTable:
 class CommonSettings(BaseSettings):
     """What every function needs: the shared tables, bucket, queues, event bus and limits."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     jobs_table: str = Field(min_length=3)
     datasets_table: str = Field(min_length=3)

@@ -12,10 +12,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 
 from impex.api.auth import tenant_of
 from impex.api.models import ErrorBody
@@ -115,16 +111,6 @@ def register_error_handlers(app: APIGatewayHttpResolver, *, tenant_claim: str) -
     def unreadable_form(error: ValueError) -> Response[Any]:
         # Powertools' form and multipart readers raise ValueError for a body they cannot split.
         return refused_first() or unexpected(error)
-
-    @app.exception_handler(IdempotencyValidationError)
-    def key_reused(_: IdempotencyValidationError) -> Response[Any]:
-        message = "this Idempotency-Key was already used with a different request body"
-        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "idempotency_key_reused", message)
-
-    @app.exception_handler(IdempotencyAlreadyInProgressError)
-    def key_in_flight(_: IdempotencyAlreadyInProgressError) -> Response[Any]:
-        message = "a request with this Idempotency-Key is still in progress; retry shortly"
-        return error_response(HTTPStatus.CONFLICT, "idempotency_key_in_progress", message)
 
     @app.not_found
     def no_route(_: Exception) -> Response[Any]:

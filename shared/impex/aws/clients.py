@@ -14,10 +14,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
-import boto3
-from botocore.config import Config
-
 if TYPE_CHECKING:
+    from botocore.config import Config
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_sqs.client import SQSClient
@@ -50,9 +48,26 @@ def _on_first_use(make: Callable[[], Made]) -> Made:
 
 
 _RETRIES_PER_CALL = 4
-_RETRIES: Config = Config(
-    retries={"mode": "standard", "max_attempts": _RETRIES_PER_CALL + 1}, connect_timeout=5, read_timeout=30
-)
+
+
+def _config(**options: Any) -> Config:
+    """botocore's standard retries (4 per call) and timeouts, with ``options``. boto3 and botocore are
+    imported here, by the first client made, not at cold start (~0.14 s that a status request, served
+    by the lean client, never needs)."""
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": "standard", "max_attempts": _RETRIES_PER_CALL + 1},
+        connect_timeout=5,
+        read_timeout=30,
+        **options,
+    )
+
+
+def _boto3_client(service: str, config: Config) -> Any:
+    import boto3
+
+    return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
 @cache
@@ -67,7 +82,7 @@ def documents() -> Any:
 def dynamodb_client() -> DynamoDBClient:
     """The low-level DynamoDB client (the idempotency records: Powertools speaks DynamoDB JSON; the
     resource's own client would serialise its values a second time)."""
-    return _on_first_use(lambda: boto3.client("dynamodb", config=_RETRIES))
+    return cast("DynamoDBClient", _on_first_use(lambda: _boto3_client("dynamodb", _config())))
 
 
 @cache
@@ -84,11 +99,10 @@ def _dynamodb_low_level(*, retries: int) -> Any:
         from impex.aws.dynamo_http import raw_client_from_environment
 
         # Without botocore's service model (~0.08 s to load) when the endpoint is a plain one.
-        lean = raw_client_from_environment(boto3.Session(), retries=retries)
+        lean = raw_client_from_environment(retries=retries)
         if lean is not None:
             return lean
-    config = _RETRIES.merge(Config(parameter_validation=False, max_pool_connections=32))
-    client = boto3.client("dynamodb", config=config)
+    client = _boto3_client("dynamodb", _config(parameter_validation=False, max_pool_connections=32))
     if not raw:
         return client
     from impex.aws.dynamo_http import raw_client_like
@@ -99,20 +113,20 @@ def _dynamodb_low_level(*, retries: int) -> Any:
 @cache
 def s3(addressing_style: Literal["auto", "virtual", "path"] = "auto") -> S3Client:
     """An S3 client that signs with SigV4 (required for presigned POST policies)."""
-    config = _RETRIES.merge(Config(signature_version="s3v4", s3={"addressing_style": addressing_style}))
-    return _on_first_use(lambda: boto3.client("s3", config=config))
+    config = {"signature_version": "s3v4", "s3": {"addressing_style": addressing_style}}
+    return cast("S3Client", _on_first_use(lambda: _boto3_client("s3", _config(**config))))
 
 
 @cache
 def events() -> Any:
     """The EventBridge client."""
-    return _on_first_use(lambda: boto3.client("events", config=_RETRIES))
+    return _on_first_use(lambda: _boto3_client("events", _config()))
 
 
 @cache
 def sqs() -> SQSClient:
     """The SQS client."""
-    return _on_first_use(lambda: boto3.client("sqs", config=_RETRIES))
+    return cast("SQSClient", _on_first_use(lambda: _boto3_client("sqs", _config())))
 
 
 def reset() -> None:

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import SplitResult, urlsplit
 
 import orjson
@@ -370,29 +370,60 @@ RETRYABLE = frozenset(
 )
 
 
-def raw_client_from_environment(session: Any, *, retries: int = 0) -> RawDynamoDB | None:
+class EnvironmentCredentials(NamedTuple):
+    """Credentials the environment holds (Lambda puts its role's there): botocore's first source."""
+
+    access_key: str
+    secret_key: str
+    token: str | None
+
+
+def environment_credentials() -> EnvironmentCredentials | None:
+    """AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN), read as botocore's
+    environment provider reads them, or None when the environment has none."""
+    access_key, secret_key = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not access_key or not secret_key:
+        return None
+    token = os.environ.get("AWS_SESSION_TOKEN") or os.environ.get("AWS_SECURITY_TOKEN") or None
+    return EnvironmentCredentials(access_key, secret_key, token)
+
+
+def raw_client_from_environment(session: Any | None = None, *, retries: int = 0) -> RawDynamoDB | None:
     """A RawDynamoDB for the endpoint the environment names (AWS_ENDPOINT_URL_DYNAMODB, then
     AWS_ENDPOINT_URL) or for a commercial region's standard endpoint, with the session's credentials;
-    None when only botocore's endpoint rules can tell the endpoint (other partitions, FIPS, dual-stack)."""
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or session.region_name
+    None when only botocore's endpoint rules can tell the endpoint (other partitions, FIPS, dual-stack).
+    Without a session, credentials in the environment are used as they are, and boto3 (~0.1 s to
+    import) is asked only when the environment lacks them or a region."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        session = session or _boto3_session()
+        region = session.region_name
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint is None:
         variant = any(os.environ.get(name, "").lower() == "true" for name in _VARIANT_SETTINGS)
         if variant or not region or not _COMMERCIAL_REGION.fullmatch(region):
             return None
         endpoint = f"https://dynamodb.{region}.amazonaws.com"
-    credentials = session.get_credentials()
-    if credentials is None or not region:
+    if not region:
+        return None
+    static = environment_credentials() if session is None else None
+    if static is not None:
+        return RawDynamoDB(endpoint, region, lambda: static, retries=retries)
+    credentials = (session or _boto3_session()).get_credentials()
+    if credentials is None:
         return None
     return RawDynamoDB(endpoint, region, credentials.get_frozen_credentials, retries=retries)
 
 
-def raw_client_like(botocore_client: Any, *, retries: int = 0) -> RawDynamoDB:
-    """A RawDynamoDB for the same endpoint, region and credentials as a boto3 DynamoDB client."""
+def _boto3_session() -> Any:
     import boto3
 
-    session = boto3.Session()
-    credentials = session.get_credentials()
+    return boto3.Session()
+
+
+def raw_client_like(botocore_client: Any, *, retries: int = 0) -> RawDynamoDB:
+    """A RawDynamoDB for the same endpoint, region and credentials as a boto3 DynamoDB client."""
+    credentials = _boto3_session().get_credentials()
     if credentials is None:
         raise RuntimeError("no AWS credentials")
     return RawDynamoDB(

@@ -42,7 +42,7 @@ class _Strict(BaseModel):
     # No infinities or NaN (JSON bodies may carry 1e999, NaN or Infinity): DynamoDB cannot store them,
     # and a bound or an enum value of one would only fail later, at the write.
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", allow_inf_nan=False
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", allow_inf_nan=False, defer_build=True
     )
 
 

@@ -62,7 +62,9 @@ def can_transition(current: JobStatus, target: JobStatus) -> bool:
 
 
 class _CamelModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", defer_build=True
+    )
 
 
 class FileRef(_CamelModel):

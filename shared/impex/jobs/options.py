@@ -34,7 +34,9 @@ def check_text_encoding(name: str) -> str:
 
 
 class _Options(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True
+    )
 
 
 class ImportOptions(_Options):
