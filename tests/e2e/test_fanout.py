@@ -121,13 +121,27 @@ def test_a_file_split_across_parallel_chunks_imports_as_one_worker_imports_it(lo
     assert EXPORT_CHUNKS[fanned_stack.api] == 3 and EXPORT_CHUNKS[local_stack.api] == 0
 
 
-def test_a_cancel_stops_every_parallel_chunk_with_exact_counts(fanned_stack):
-    # Given a fanned-out import whose chunks have just started
+def report_rows(stack: RunningStack, tenant: str, status: dict) -> list[list[str]]:
+    """The job's error report (without its header line), or none when no row failed."""
+    if not status["result"]["failed"]:
+        return []
+    return list(csv.reader(io.StringIO(download(stack, tenant, status["id"], "errors"))))[1:]
+
+
+def test_a_cancel_stops_every_parallel_chunk_with_exact_counts(local_stack, fanned_stack):
+    # Given a file one worker imports whole on the session's stack, for comparison
+    content = customers(16_000)
+    whole = run_import(local_stack, "cancels-one-worker", content)
+    assert whole["status"] == "COMPLETED", whole
+    whole_table = {row["customerId"]: row for row in exported_table(local_stack, "cancels-one-worker")}
+    whole_report = report_rows(local_stack, "cancels-one-worker", whole)
+    assert len(whole_report) == whole["result"]["failed"] > 0
+    # And the same file as a fanned-out import whose chunks have just started
     tenant = "cancels"
     put_dataset(fanned_stack, tenant)
     created = create_import(fanned_stack, tenant, "customers.csv")
     job_id = created["job"]["id"]
-    assert upload(created, customers(16_000), "customers.csv").status_code in (200, 204)
+    assert upload(created, content, "customers.csv").status_code in (200, 204)
     headers = fanned_stack.headers(tenant)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -143,3 +157,11 @@ def test_a_cancel_stops_every_parallel_chunk_with_exact_counts(fanned_stack):
     assert status["status"] == "CANCELLED", status
     table = exported_table(fanned_stack, tenant)
     assert status["result"]["written"] == len(table) < status["totalRows"]
+    # And every record it wrote is the one worker's record for that key (the first occurrence's)
+    assert [row for row in table if whole_table.get(row["customerId"]) != row] == []
+    # And every row error it reports is the one worker's, for the same spreadsheet row, in row order
+    report = report_rows(fanned_stack, tenant, status)
+    assert len(report) == status["result"]["failed"]
+    whole_by_row = {line[0]: line for line in whole_report}
+    assert [line for line in report if whole_by_row.get(line[0]) != line] == []
+    assert [int(line[0]) for line in report] == sorted(int(line[0]) for line in report)
