@@ -291,10 +291,13 @@ def import_xlsx_baseline(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def import_xlsx_impex(config: dict[str, Any]) -> dict[str, Any]:
-    """impex's XLSX read path: archive checks, calamine, header mapping and typed conversion."""
+    """impex's XLSX read path: every check the importer makes (archive, sheet extent), calamine,
+    header mapping and typed conversion."""
     from impex.datasets.mapping import RowConverter, map_columns
     from impex.datasets.model import Dataset
-    from impex.formats.xlsx import ArchiveLimits, WorkbookReader, check_archive
+    from impex.formats.source import checked_workbook
+    from impex.formats.workbooks import WorkbookKind
+    from impex.formats.xlsx import ArchiveLimits
 
     dataset = Dataset.model_validate(
         {
@@ -308,8 +311,7 @@ def import_xlsx_impex(config: dict[str, Any]) -> dict[str, Any]:
     )
     path = Path(config["xlsx_path"])
     started = time.perf_counter()
-    check_archive(path, ArchiveLimits())
-    reader = WorkbookReader(path)
+    reader = checked_workbook(path, WorkbookKind.XLSX, None, ArchiveLimits())
     converter = RowConverter(dataset, reader.header, map_columns(reader.header, dataset))
     count = 0
     for row in reader.rows():

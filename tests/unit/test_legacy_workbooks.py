@@ -255,7 +255,7 @@ def test_fuzz_found_a_sheet_wider_than_excels_last_column_is_refused(tmp_path, k
 def test_an_xlsx_reference_past_column_xfd_is_refused(tmp_path):
     import openpyxl
 
-    from impex.formats.xlsx import check_sheet_extent
+    from impex.formats.xlsx import ArchiveLimits, check_xlsx
 
     book = openpyxl.Workbook()
     book.active["A1"] = "id"
@@ -269,7 +269,7 @@ def test_an_xlsx_reference_past_column_xfd_is_refused(tmp_path):
                 data = data.replace(b"</row>", b'<c r="ZZZ1" t="inlineStr"><is><t>far</t></is></c></row>', 1)
             out.writestr(item, data)
     with pytest.raises(FileProblem, match="past Excel's last column"):
-        check_sheet_extent(forged, None, BUDGET)
+        check_xlsx(forged, ArchiveLimits(), None, BUDGET)
 
 
 def test_fuzz_found_an_xlsb_record_claiming_more_bytes_than_it_holds_is_refused(tmp_path):

@@ -10,7 +10,18 @@ import openpyxl
 import pytest
 
 from impex.formats.errors import FileProblem
-from impex.formats.xlsx import ArchiveLimits, WorkbookReader, check_archive
+from impex.formats.xlsx import ArchiveLimits, WorkbookReader, check_archive, check_xlsx
+
+
+def xlsx_in_one_pass(path: Path, limits: ArchiveLimits) -> None:
+    """The importer's check of an .xlsx: the archive's and the sheet extent's, in one pass."""
+    check_xlsx(path, limits, None, 442 * 1024**2)
+
+
+# Every hostile archive is refused alike by the archive check and by the importer's one-pass check.
+EITHER_CHECK = pytest.mark.parametrize(
+    "check", [check_archive, xlsx_in_one_pass], ids=["archive", "one-pass"]
+)
 
 
 def workbook(path: Path, rows: list[list], *, sheet: str = "Sheet", extra_sheet: str | None = None) -> Path:
@@ -98,23 +109,26 @@ def test_a_zip_that_is_not_a_workbook_is_refused(tmp_path):
         workbook_kind(path)
 
 
-def test_a_zip_bomb_is_refused_by_ratio(tmp_path):
+@EITHER_CHECK
+def test_a_zip_bomb_is_refused_by_ratio(tmp_path, check):
     path = workbook(tmp_path / "bomb.xlsx", [["a"], [1]])
     with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("xl/media/padding.bin", b"\0" * (50 * 1024 * 1024))
     with pytest.raises(FileProblem, match="zip bomb"):
-        check_archive(path, ArchiveLimits(max_uncompressed_bytes=1024**3, max_ratio=200))
+        check(path, ArchiveLimits(max_uncompressed_bytes=1024**3, max_ratio=200))
 
 
-def test_a_zip_bomb_is_refused_by_total_size(tmp_path):
+@EITHER_CHECK
+def test_a_zip_bomb_is_refused_by_total_size(tmp_path, check):
     path = workbook(tmp_path / "big.xlsx", [["a"], [1]])
     with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("xl/media/noise.bin", bytes(range(256)) * 20_000)
     with pytest.raises(FileProblem, match="inflates past 1 MB"):
-        check_archive(path, ArchiveLimits(max_uncompressed_bytes=1024**2, max_ratio=10_000))
+        check(path, ArchiveLimits(max_uncompressed_bytes=1024**2, max_ratio=10_000))
 
 
-def test_a_size_that_lies_is_caught(tmp_path):
+@EITHER_CHECK
+def test_a_size_that_lies_is_caught(tmp_path, check):
     path = workbook(tmp_path / "liar.xlsx", [["a"], [1]])
     data = bytearray(path.read_bytes())
     # Corrupt the declared uncompressed size of the first entry in the central directory.
@@ -122,7 +136,7 @@ def test_a_size_that_lies_is_caught(tmp_path):
     data[central + 24 : central + 28] = (1).to_bytes(4, "little")
     path.write_bytes(bytes(data))
     with pytest.raises(FileProblem):
-        check_archive(path, ArchiveLimits())
+        check(path, ArchiveLimits())
 
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
@@ -132,7 +146,8 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <row r="1"><c r="A1" t="inlineStr"><is><t>&lol3;</t></is></c></row></sheetData></worksheet>"""
 
 
-def test_an_xml_bomb_is_refused_before_any_parser_sees_it(tmp_path):
+@EITHER_CHECK
+def test_an_xml_bomb_is_refused_before_any_parser_sees_it(tmp_path, check):
     path = workbook(tmp_path / "xml.xlsx", [["a"], [1]])
     with zipfile.ZipFile(path) as source:
         parts = {name: source.read(name) for name in source.namelist()}
@@ -141,7 +156,27 @@ def test_an_xml_bomb_is_refused_before_any_parser_sees_it(tmp_path):
         for name, data in parts.items():
             target.writestr(name, data)
     with pytest.raises(FileProblem, match="XML entities"):
-        check_archive(path, ArchiveLimits())
+        check(path, ArchiveLimits())
+
+
+@EITHER_CHECK
+@pytest.mark.parametrize("part", ["xl/workbook.xml", "xl/_rels/workbook.xml.rels", "[Content_Types].xml"])
+def test_entities_in_the_parts_that_name_the_sheet_are_refused_before_they_are_parsed(tmp_path, check, part):
+    # Given a workbook whose part (the one-pass check reads the workbook and its relations first, to
+    # find the sheet) declares entities
+    path = workbook(tmp_path / "parts.xlsx", [["a"], [1]])
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    declaration, _, body = (
+        parts[part].partition(b"?>") if parts[part].startswith(b"<?xml") else (b"", b"", parts[part])
+    )
+    parts[part] = declaration + b"?>" * bool(declaration) + b'<!DOCTYPE x [<!ENTITY e "e">]>' + body
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
+    # Then it is refused as an XML bomb, not by an XML parser's own error
+    with pytest.raises(FileProblem, match="XML entities"):
+        check(path, ArchiveLimits())
 
 
 def test_openpyxl_the_fallback_reader_uses_defusedxml():

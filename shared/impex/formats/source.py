@@ -25,7 +25,7 @@ from impex.formats.file_format import FileFormat
 from impex.formats.jsonlines import JsonLinesReader
 from impex.formats.text import CHUNK, LineSource, first_lines_terminator
 from impex.formats.workbooks import WorkbookKind, check_footprint, workbook_kind
-from impex.formats.xlsx import ArchiveLimits, WorkbookReader, check_archive, check_sheet_extent
+from impex.formats.xlsx import ArchiveLimits, WorkbookReader, check_archive, check_xlsx
 
 HEAD_BYTES = 64 * 1024
 
@@ -154,14 +154,7 @@ def _open_workbook(reopen: Reopen, spec: SourceSpec, resources: ExitStack) -> So
         )
     # The reader picks its parser by extension: name the copy after what the content is.
     path = path.rename(path.with_suffix(f".{kind}"))
-    budget = spec.archive_limits.max_sheet_bytes
-    if kind is not WorkbookKind.XLS:
-        check_archive(path, spec.archive_limits)
-    if kind is WorkbookKind.XLSX:
-        check_sheet_extent(path, spec.options.sheet, budget)
-    else:
-        check_footprint(path, kind, spec.options.sheet, budget)
-    reader = WorkbookReader(path, sheet=spec.options.sheet, kind=kind)
+    reader = checked_workbook(path, kind, spec.options.sheet, spec.archive_limits)
     return Source(
         reader.header,
         reader.rows,
@@ -170,6 +163,22 @@ def _open_workbook(reopen: Reopen, spec: SourceSpec, resources: ExitStack) -> So
         fraction=lambda: 0.0,
         resources=resources,
     )
+
+
+def checked_workbook(
+    path: Path, kind: WorkbookKind, sheet: str | None, limits: ArchiveLimits
+) -> WorkbookReader:
+    """A reader of the workbook at ``path`` once it has passed every check: its archive (sizes,
+    ratios, entities), then what its sheet would take in memory (the extent of its cells, or the
+    footprint of an .xls/.xlsb/.ods)."""
+    budget = limits.max_sheet_bytes
+    if kind is WorkbookKind.XLSX:
+        check_xlsx(path, limits, sheet, budget)
+    else:
+        if kind is not WorkbookKind.XLS:
+            check_archive(path, limits)
+        check_footprint(path, kind, sheet, budget)
+    return WorkbookReader(path, sheet=sheet, kind=kind)
 
 
 def _decompressed_head(head: bytes) -> bytes:
