@@ -307,7 +307,9 @@ def _latency_cases(
     generate_csv(path, rows, seed=11)
     key = f"uploads/bench/{path.name}"
     s3.upload_file(str(path), bucket, key)
-    config = {"moto": moto, "bucket": bucket, "resources": resources, "key": key}
+    config: dict[str, Any] = {"moto": moto, "bucket": bucket, "resources": resources, "key": key}
+    if args.batches_in_flight is not None:  # both runs: the ratio is of one configuration
+        config["batches_in_flight"] = args.batches_in_flight
     lines = []
     with FakeDynamoDB() as zero, FakeDynamoDB(latency=True) as slow:
         fast = written_through(zero, "import_csv_impex", {**config, "fake": zero.url}, rows)

@@ -74,3 +74,14 @@ def test_a_throttled_table_shrinks_its_window_and_still_writes_everything():
     table.close()
     assert client.calls == 20  # ten batches, each refused once and then taken
     assert table.window.size < 8
+
+
+def test_it_counts_the_throttled_requests_for_the_import_batches_to_see():
+    # Given a window
+    window = InFlightWindow(16, start=8)
+    # When three requests come back whole and two throttled
+    for throttled in (False, True, False, True, False):
+        window.acquire()
+        window.release(throttled=throttled)
+    # Then it has counted the two throttled ones (BatchDepth shrinks on any new one)
+    assert window.throttles == 2

@@ -38,6 +38,7 @@ class InFlightWindow:
         self._size = float(start or cap)
         self._active = 0
         self._changed = threading.Condition()
+        self.throttles = 0  # throttled requests so far (their callers adapt too)
 
     @property
     def size(self) -> int:
@@ -56,6 +57,7 @@ class InFlightWindow:
         with self._changed:
             self._active -= 1
             if throttled:
+                self.throttles += 1
                 self._size = max(1.0, self._size / 2)
             else:
                 self._size = min(float(self.cap), self._size + 1.0 / self.size)

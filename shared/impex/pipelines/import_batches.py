@@ -8,10 +8,14 @@ in flight leaves a worker waiting on latency half the time). Batches never share
 ordered step has dropped later occurrences, so running their I/O at once changes no count. Counts and
 row errors reach the job's progress only on the pipeline's thread, oldest batch first, in
 ``drain()`` and ``process()``, so the error report stays in row order and nothing else is shared.
+
+How many batches are in flight adapts (BatchDepth): more while the pipeline's thread waits on the
+oldest batch (latency is what holds the import back), fewer while DynamoDB throttles.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -145,6 +149,28 @@ class _InFlight:
     status: Future[JobStatus | None] | None = None
 
 
+class BatchDepth:
+    """How many batches may be in flight, between 1 and ``most``: one more each time the pipeline's
+    thread had to wait for the oldest batch (its I/O, not the conversion, is what holds the import
+    back: each request takes milliseconds), one fewer each time a request was throttled since the
+    last batch (against a hot partition more in flight is only more refusals, and a cancel waits for
+    whatever is in flight)."""
+
+    WAIT_TO_GROW_SECONDS = 0.002  # the pipeline's thread blocked this long: I/O-bound
+
+    def __init__(self, most: int, *, start: int = 3) -> None:
+        self.most = max(1, most)
+        self.size = min(self.most, max(1, start))
+
+    def note(self, *, waited_seconds: float, throttled: bool) -> None:
+        """Adapt to the last batch: how long the pipeline waited for room, and whether any request
+        was throttled meanwhile."""
+        if throttled:
+            self.size = max(1, self.size - 1)
+        elif waited_seconds >= self.WAIT_TO_GROW_SECONDS:
+            self.size = min(self.most, self.size + 1)
+
+
 def _done(outcome: _Outcome) -> Future[_Outcome]:
     finished: Future[_Outcome] = Future()
     finished.set_result(outcome)
@@ -172,9 +198,10 @@ class BatchWriter:
         self.progress = progress
         self.errors = errors
         self._keyed = bool(layout.dataset.keys)
-        self._depth = max(1, batches_in_flight)
+        self.depth = BatchDepth(batches_in_flight)
+        self._throttles = table.window.throttles  # seen by the last batch
         self._ordered = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-order")
-        self._io = ThreadPoolExecutor(max_workers=self._depth, thread_name_prefix="batch-writer")
+        self._io = ThreadPoolExecutor(max_workers=self.depth.most, thread_name_prefix="batch-writer")
         self._checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-status")
         self._in_flight: deque[_InFlight] = deque()
         # Identities seen by this invocation (used on the ordered thread only), on disk so memory
@@ -218,7 +245,11 @@ class BatchWriter:
             candidates.append(_Candidate(row, record, identity, key, item))
         # The oldest batches are applied first, so that at most depth - 1 stay in flight; a cancel
         # one of them saw after its writes stops here, before this batch is sent.
-        self._settle(keep=self._depth - 1)
+        started = time.monotonic()
+        self._settle(keep=self.depth.size - 1)
+        throttles = self.table.window.throttles
+        self.depth.note(waited_seconds=time.monotonic() - started, throttled=throttles > self._throttles)
+        self._throttles = throttles
         self.progress.processed += len(rows)  # only once this batch will be applied (not if stopped)
         if candidates:
             fresh = self._ordered.submit(self._fresh, candidates)

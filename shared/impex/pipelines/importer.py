@@ -66,9 +66,10 @@ class ImportLimits:
     max_rows: int = 10_000_000
     max_cell_chars: int = 32_767
     batch_rows: int = 1000
-    # Batches whose existence reads and writes run at once: at ~6 ms a request one batch's I/O takes
-    # about as long as converting the next, so with one in flight a worker waits half the time.
-    batches_in_flight: int = 3
+    # The most batches whose existence reads and writes run at once (BatchDepth starts at 3 and grows
+    # while the worker waits on them): at ~6 ms a request one batch's I/O takes about as long as
+    # converting the next, so with one in flight a worker waits half the time.
+    batches_in_flight: int = 6
     continuation_reserve_seconds: float = 60.0
     retry_base_seconds: float = 5.0
     progress_every_seconds: float = 2.0
