@@ -35,7 +35,7 @@ class _Body(BaseModel):
 class _Out(BaseModel):
     """Response models: camelCase keys; absent optional values are left out (the seed's `field?`)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, defer_build=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:

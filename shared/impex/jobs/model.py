@@ -62,9 +62,7 @@ def can_transition(current: JobStatus, target: JobStatus) -> bool:
 
 
 class _CamelModel(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", defer_build=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
 class FileRef(_CamelModel):
