@@ -260,6 +260,7 @@ def _import_job(
                 if "batches_in_flight" in config
                 else {}
             ),
+            columnar_conversion=not config.get("exact_conversion", False),
         ),
         records_table="records",
         external_tables={},

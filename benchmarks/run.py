@@ -141,6 +141,9 @@ def main() -> None:
         "--batches-in-flight", type=int, default=None, help="import batches in flight (default: impex's)"
     )
     parser.add_argument(
+        "--exact-conversion", action="store_true", help="imports convert every row the exact way (A/B)"
+    )
+    parser.add_argument(
         "--latency-rows", type=int, default=300_000, help="rows of the import and export against latency"
     )
     parser.add_argument("--fanout-rows", type=int, default=1_000_000, help="rows of the fanned-out import")
@@ -179,6 +182,8 @@ def main() -> None:
             base = {"moto": moto_url, "fake": fake.url, "bucket": bucket, "resources": stack.physical}
             if args.batches_in_flight is not None:
                 base["batches_in_flight"] = args.batches_in_flight
+            if args.exact_conversion:
+                base["exact_conversion"] = True
             if args.only in (None, "import"):
                 for rows, label in ((args.small_rows, "import_csv_small"), (args.rows, "import_csv")):
                     path = work / f"bench-{rows}.csv"
@@ -310,6 +315,8 @@ def _latency_cases(
     config: dict[str, Any] = {"moto": moto, "bucket": bucket, "resources": resources, "key": key}
     if args.batches_in_flight is not None:  # both runs: the ratio is of one configuration
         config["batches_in_flight"] = args.batches_in_flight
+    if args.exact_conversion:
+        config["exact_conversion"] = True
     lines = []
     with FakeDynamoDB() as zero, FakeDynamoDB(latency=True) as slow:
         fast = written_through(zero, "import_csv_impex", {**config, "fake": zero.url}, rows)

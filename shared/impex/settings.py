@@ -103,6 +103,8 @@ class ImporterSettings(CommonSettings):
     write_concurrency: int = Field(default=16, ge=1, le=32)
     batch_rows: int = Field(default=1000, ge=1, le=100_000)
     batches_in_flight: int = Field(default=6, ge=1, le=8)
+    # Rows converted column by column where their cells allow (false: every row the exact way).
+    columnar_conversion: bool = True
     continuation_reserve_seconds: float = Field(default=60.0, ge=0)
     retry_base_seconds: float = Field(default=5.0, ge=0)
     # How often progress and a heartbeat are written (and the error-report part uploaded).

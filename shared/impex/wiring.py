@@ -189,6 +189,7 @@ def import_pipeline(
             max_cell_chars=settings.max_cell_chars,
             batch_rows=settings.batch_rows,
             batches_in_flight=settings.batches_in_flight,
+            columnar_conversion=settings.columnar_conversion,
             continuation_reserve_seconds=settings.continuation_reserve_seconds,
             retry_base_seconds=settings.retry_base_seconds,
             progress_every_seconds=settings.progress_every_seconds,

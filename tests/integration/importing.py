@@ -38,6 +38,18 @@ def sqs_event(body: str, message_id: str = "m-1") -> dict[str, Any]:
     return event
 
 
+# One import, or one and a second in another mode: what comparisons of two ways to import run through.
+WRITE_MODE_STEPS: list[list[dict[str, Any]]] = [
+    [{}],
+    [{}, {"mode": "upsert"}],
+    [{}, {"mode": "insert"}],
+    [{"dryRun": True}],
+    [{}, {"mode": "merge"}],
+    [{}, {"mode": "skip_unchanged"}],
+]
+WRITE_MODE_IDS = ["insert", "upsert-again", "insert-again", "dry-run", "merge-again", "skip-unchanged-again"]
+
+
 class Importer:
     """Uploads files for import jobs and delivers the events the importer would get."""
 

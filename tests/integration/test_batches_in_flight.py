@@ -12,7 +12,7 @@ import pytest
 
 from tests.fakes import hooked_records
 from tests.integration.conftest import CUSTOMERS
-from tests.integration.importing import Importer
+from tests.integration.importing import WRITE_MODE_IDS, WRITE_MODE_STEPS, Importer
 from tests.integration.test_sharding import outcome, people_with_trouble
 
 
@@ -47,15 +47,8 @@ class SlowWrites:
 
 @pytest.mark.parametrize(
     "steps",
-    [
-        [{}],
-        [{}, {"mode": "upsert"}],
-        [{}, {"mode": "insert"}],
-        [{"dryRun": True}],
-        [{}, {"mode": "merge"}],
-        [{}, {"mode": "skip_unchanged"}],
-    ],
-    ids=["insert", "upsert-again", "insert-again", "dry-run", "merge-again", "skip-unchanged-again"],
+    WRITE_MODE_STEPS,
+    ids=WRITE_MODE_IDS,
 )
 def test_one_three_and_up_to_six_batches_in_flight_give_the_same_outcome(importer, monkeypatch, steps):
     # Given a file with bad rows and keys repeated 25 rows later, imported 20 rows a batch (so a key's

@@ -300,3 +300,14 @@ def test_formula_text_is_neutralised_only_when_asked(neutralize):
     # When it is encoded
     # Then it carries the quote prefix only with neutralisation on
     assert encode(["=HYPERLINK(1)"]) == (["'=HYPERLINK(1)"] if neutralize else ["=HYPERLINK(1)"])
+
+
+def test_a_moment_that_falls_before_year_one_in_utc_keeps_its_own_offset():
+    # Given the first minute of year 1 at +05:30 (in UTC, still year 0, which no datetime holds)
+    moment = datetime(1, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    # When it is written as a CSV cell, by the exact rule and by the row encoder
+    # Then both give it with its own offset instead of failing the export
+    assert csv_cell(moment, True) == "0001-01-01T00:00:00+05:30"
+    assert csv_row_encoder([Column("at", ColumnKind.DATETIME)], True)([moment]) == [
+        "0001-01-01T00:00:00+05:30"
+    ]

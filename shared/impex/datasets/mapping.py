@@ -124,6 +124,20 @@ class RowConverter:
         self._required_names = frozenset(self._required)
         self._column_of = {name: self.header[position] for position, name, _ in self._plan}
 
+    @property
+    def fields(self) -> list[tuple[int, str]]:
+        """The mapped fields, in file column order: (column position, field name)."""
+        return [(position, name) for position, name, _ in self._plan]
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The fields' defaults, converted: what a record gets for a field left blank or unmapped."""
+        return self._defaults
+
+    def converter(self, name: str) -> Converter:
+        """The converter (constraints included) of field ``name``."""
+        return next(convert for _, field_name, convert in self._plan if field_name == name)
+
     def convert(self, cells: list[Any]) -> tuple[dict[str, Any], list[CellIssue]]:
         """The typed record and any issues; a row with issues must not be written."""
         issues: list[CellIssue] = []

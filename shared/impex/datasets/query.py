@@ -11,7 +11,7 @@ from impex.aws.attributes import to_attribute
 from impex.datasets.convert import converter_for
 from impex.datasets.filters import Filter
 from impex.datasets.model import FieldType
-from impex.datasets.records import RecordLayout, _escape, key_text
+from impex.datasets.records import RecordLayout, escape_key_part, key_text
 
 KEY_OPS = frozenset({"eq", "lt", "lte", "gt", "gte", "between", "begins_with"})
 _COMPARE = {"eq": "=", "ne": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
@@ -114,10 +114,12 @@ def _records_key_conditions(
     sort_filter = _sort_key_filter(layout, remaining)
     if sort_filter is not None:
         remaining.remove(sort_filter)
-        keys.append(_condition(names, "sk", sort_filter, lambda v: {"S": _escape(key_text(v))}, layout, True))
+        keys.append(
+            _condition(names, "sk", sort_filter, lambda v: {"S": escape_key_part(key_text(v))}, layout, True)
+        )
         if sort_filter.op == "eq":
             # One key lives in one shard: read only that partition.
-            identity = _escape(key_text(_typed(layout, sort_filter)))
+            identity = escape_key_part(key_text(_typed(layout, sort_filter)))
             query.partitions = [layout.partition_of(identity)]
             query.values[query.partition_value] = {"S": query.partitions[0]}
     return keys
@@ -172,7 +174,7 @@ def _condition(
     if op == "in":
         return f"{name} IN ({', '.join(names.value(stored(item)) for item in value)})"
     if op == "begins_with":
-        text = {"S": _escape(value)} if as_key is not None else {"S": value}
+        text = {"S": escape_key_part(value)} if as_key is not None else {"S": value}
         return f"begins_with({name}, {names.value(text)})"
     if op == "contains":
         return f"contains({name}, {names.value({'S': value})})"

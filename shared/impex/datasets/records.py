@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -32,7 +33,8 @@ def key_text(value: Any) -> str:
     return str(value)
 
 
-def _escape(part: str) -> str:
+def escape_key_part(part: str) -> str:
+    """A key value's text as part of an identity: backslashes and # escaped (# joins the parts)."""
     return part.replace("\\", "\\\\").replace("#", "\\#")
 
 
@@ -89,7 +91,7 @@ class RecordLayout:
         """The record's identity: its key values, or job and row for an append-only dataset."""
         if not self.dataset.keys:
             return f"{job_id}#{row:010d}"
-        return "#".join(_escape(key_text(record[name])) for name in self.dataset.keys)
+        return "#".join(escape_key_part(key_text(record[name])) for name in self.dataset.keys)
 
     def key(self, identity: str, record: dict[str, Any]) -> dict[str, Any]:
         """The item key for a record whose identity is ``identity``."""
@@ -110,6 +112,10 @@ class RecordLayout:
             item[JOB_ATTRIBUTE] = {"S": job_id}
             item[ROW_ATTRIBUTE] = {"N": str(row)}
         return item
+
+    def serializer(self, name: str) -> Callable[[Any], dict[str, Any]]:
+        """The function turning a value of field ``name`` into its attribute value."""
+        return self._serializers.get(name, to_attribute)  # type: ignore[no-any-return]
 
     def record_of(self, item: dict[str, Any]) -> dict[str, Any]:
         """The dataset fields of a stored item, as plain Python."""

@@ -32,7 +32,10 @@ def plain_text(value: Any) -> str:
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, datetime):
-        text = value.astimezone(UTC).isoformat()
+        try:
+            text = value.astimezone(UTC).isoformat()
+        except OverflowError:  # in UTC it falls before year 1 or after 9999: kept with its own offset
+            return value.isoformat()
         return text[:-6] + "Z" if text.endswith("+00:00") else text
     if isinstance(value, date):
         return value.isoformat()

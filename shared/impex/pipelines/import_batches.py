@@ -23,8 +23,9 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from impex.aws.attributes import MAX_ITEM_BYTES, from_attribute, item_size, to_attribute
+from impex.aws.attributes import MAX_ITEM_BYTES, item_size
 from impex.aws.records import RecordTable
+from impex.datasets.columnar import ColumnarConverter
 from impex.datasets.convert import to_string
 from impex.datasets.mapping import CellIssue, RowConverter
 from impex.datasets.records import JOB_ATTRIBUTE, METADATA, ROW_ATTRIBUTE, RecordLayout
@@ -122,7 +123,6 @@ def tolerance_message(options: ImportOptions, failed: int, processed: int, writt
 @dataclass(slots=True)
 class _Candidate:
     row: SourceRow
-    record: dict[str, Any]
     identity: str
     key: dict[str, Any]
     item: dict[str, Any]
@@ -190,6 +190,7 @@ class BatchWriter:
         errors: ErrorRows,
         *,
         batches_in_flight: int = 1,
+        columnar: bool = True,
     ) -> None:
         self.job = job
         self.options = options
@@ -198,6 +199,8 @@ class BatchWriter:
         self.progress = progress
         self.errors = errors
         self._keyed = bool(layout.dataset.keys)
+        self._columnar_wanted = columnar and ColumnarConverter.supports(layout)
+        self._columnar: ColumnarConverter | None = None
         self.depth = BatchDepth(batches_in_flight)
         self._throttles = table.window.throttles  # seen by the last batch
         self._ordered = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-order")
@@ -219,30 +222,35 @@ class BatchWriter:
         candidates: list[_Candidate] = []
         in_batch: dict[str, int] = {}
         layout, job_id, keyed = self.layout, self.job.id, self._keyed
-        for row in rows:
-            reason = bad_line_reason(row.cells)
-            if reason is not None:
-                rejected.append((row, [CellIssue("", "", reason)]))
-                continue
-            record, issues = converter.convert(row.cells)
-            if issues:
-                rejected.append((row, issues))
-                continue
-            identity = layout.identity(record, job_id, row.number)
+        columnar = self._columnar_for(converter)
+        prepared = columnar.prepare(rows) if columnar is not None else [None] * len(rows)
+        for row, ready in zip(rows, prepared, strict=True):
+            if ready is None:
+                reason = bad_line_reason(row.cells)
+                if reason is not None:
+                    rejected.append((row, [CellIssue("", "", reason)]))
+                    continue
+                record, issues = converter.convert(row.cells)
+                if issues:
+                    rejected.append((row, issues))
+                    continue
+                identity = layout.identity(record, job_id, row.number)
+                key = layout.key(identity, record)
+                item = layout.item(record, key, job_id, row.number)
+            else:
+                identity, key, item = ready
             if keyed:
                 first = in_batch.get(identity)
                 if first is not None:
                     rejected.append((row, [_duplicate(identity, first)]))
                     continue
                 in_batch[identity] = row.number
-            key = layout.key(identity, record)
-            item = layout.item(record, key, job_id, row.number)
             if _may_exceed(row.cells, self._value_budget) and item_size(item) > MAX_ITEM_BYTES:
                 rejected.append(
                     (row, [CellIssue("", "", "the record is larger than DynamoDB's 400 KB item limit")])
                 )
                 continue
-            candidates.append(_Candidate(row, record, identity, key, item))
+            candidates.append(_Candidate(row, identity, key, item))
         # The oldest batches are applied first, so that at most depth - 1 stay in flight; a cancel
         # one of them saw after its writes stops here, before this batch is sent.
         started = time.monotonic()
@@ -256,6 +264,14 @@ class BatchWriter:
             self._in_flight.append(_InFlight(self._io.submit(self._apply, fresh), rejected))
         else:
             self._in_flight.append(_InFlight(_done(_Outcome()), rejected))  # recorded in its turn
+
+    def _columnar_for(self, converter: RowConverter) -> ColumnarConverter | None:
+        """The fast path for this converter's rows (made once), if it applies."""
+        if not self._columnar_wanted:
+            return None
+        if self._columnar is None or self._columnar.converter is not converter:
+            self._columnar = ColumnarConverter(converter, self.layout, self.job.id)
+        return self._columnar
 
     def watch(self, stop_signal: Callable[[], JobStatus | None]) -> None:
         """Check the job's status once the last batch sent has been written; a cancel seen there
@@ -403,12 +419,7 @@ class BatchWriter:
         return fresh
 
     def _unchanged(self, stored: dict[str, Any], candidate: _Candidate) -> bool:
-        wanted = {
-            name: from_attribute(to_attribute(value))
-            for name, value in candidate.record.items()
-            if value is not None
-        }
-        return self.layout.record_of(stored) == wanted
+        return self.layout.record_of(stored) == self.layout.record_of(candidate.item)
 
     def _insert(self, candidates: list[_Candidate], outcome: _Outcome) -> None:
         first_key = self.layout.key_names[0]

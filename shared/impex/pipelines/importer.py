@@ -70,6 +70,8 @@ class ImportLimits:
     # while the worker waits on them): at ~6 ms a request one batch's I/O takes about as long as
     # converting the next, so with one in flight a worker waits half the time.
     batches_in_flight: int = 6
+    # The fast path (ColumnarConverter); off, every row is converted the exact way.
+    columnar_conversion: bool = True
     continuation_reserve_seconds: float = 60.0
     retry_base_seconds: float = 5.0
     progress_every_seconds: float = 2.0
@@ -208,6 +210,7 @@ class ImportPipeline:
                 progress,
                 errors,
                 batches_in_flight=self.limits.batches_in_flight,
+                columnar=self.limits.columnar_conversion,
             )
             cleanup.callback(writer.close)
             run = _Run(job, options, progress, ErrorReport(self.files, job), errors, source, mapping, writer)

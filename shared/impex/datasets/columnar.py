@@ -1,0 +1,284 @@
+"""The import's fast path: a batch of rows converted column by column into DynamoDB items.
+
+The exact path (RowConverter.convert, then RecordLayout.identity/key/item) costs ~12 µs a row of
+ten fields in Python calls and dict building. Most cells of a real file are already in the one form
+the exact path would write back (``42``, ``19.99``, ``2024-05-01``, ``2024-05-01T13:00:00Z``,
+``true``): for those the stored text *is* the cell, so a column is checked with one regex over its
+joined text and its attribute values are built in one comprehension. A cell outside that form is
+converted by the field's own converter; a row with any cell the converter refuses (or a blank
+required cell, a ragged row, a key in another form) is left to the exact path, which gives its row
+errors word for word. A row the fast path builds is the item the exact path would build (property
+tests compare the two on generated values, edge values included).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from impex.datasets.convert import FALSE_WORDS, TRUE_WORDS, to_boolean
+from impex.datasets.mapping import RowConverter
+from impex.datasets.model import FieldType
+from impex.datasets.records import JOB_ATTRIBUTE, ROW_ATTRIBUTE, RecordLayout, escape_key_part
+from impex.formats.columns import SourceRow
+from impex.formats.jsonlines import bad_line_reason
+
+# One converted row: its identity, its item key and its item.
+Prepared = tuple[str, dict[str, Any], dict[str, Any]]
+
+# The texts the exact path stores unchanged, field type by field type (ASCII digits only: \d would
+# take other scripts' digits, which the exact path reads as numbers and writes back as ASCII).
+_CANONICAL = {
+    # No sign but a minus, no leading zeros, no "-0", at most 37 digits (DynamoDB takes 38).
+    FieldType.INTEGER: r"(?:0|-?[1-9][0-9]{0,36})",
+    # Decimal's str() gives back the same text: no exponent, no leading zeros, and a number below 1
+    # with at most five zeros after the point before its first digit (or str() turns to 1E-7).
+    FieldType.DECIMAL: r"-?(?:[1-9][0-9]*(?:\.[0-9]+)?|0(?:\.(?:0{0,5}[1-9][0-9]*|0{1,6}))?)",
+    FieldType.DATE: r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])",
+    FieldType.DATETIME: (
+        r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z"
+    ),
+}
+_ONE = {kind: re.compile(pattern) for kind, pattern in _CANONICAL.items()}
+# A whole column at once: values separated by newlines (a value holding one fails the count check).
+_ALL = {kind: re.compile(f"(?:{pattern}\n)*{pattern}") for kind, pattern in _CANONICAL.items()}
+_ATTRIBUTE_KIND = {
+    FieldType.STRING: "S",
+    FieldType.INTEGER: "N",
+    FieldType.DECIMAL: "N",
+    FieldType.DATE: "S",
+    FieldType.DATETIME: "S",
+}
+# Numbers longer than this go through the converter (it checks DynamoDB's 38 digits).
+_MAX_NUMBER_CHARS = 38
+# Key fields whose key text is the cell's own text when the cell is in canonical form.
+_NUMBERS = (FieldType.INTEGER, FieldType.DECIMAL)
+_TEXT_KEYS = frozenset({FieldType.STRING, FieldType.INTEGER, FieldType.DATE, FieldType.DATETIME})
+
+
+def _boolean_texts() -> dict[str, bool]:
+    """Every spelling of a boolean word the fast path looks up (checked through to_boolean itself)."""
+    spellings = {
+        variant for word in TRUE_WORDS | FALSE_WORDS for variant in (word, word.upper(), word.title())
+    }
+    return {text: to_boolean(text) for text in spellings}
+
+
+_BOOLEANS = _boolean_texts()
+_OMIT: Any = object()  # a blank cell of a field with no default: the item has no such attribute
+
+
+class _Column:
+    """One mapped field's column: its position in the row, how it is checked and converted."""
+
+    def __init__(self, position: int, name: str, converter: RowConverter, layout: RecordLayout) -> None:
+        dataset_field = layout.dataset.field(name)
+        assert dataset_field is not None
+        self.position = position
+        self.name = name
+        self.type = dataset_field.type
+        # A constrained field's values are always checked by its converter.
+        self.canonical = dataset_field.constraints is None
+        self.required = dataset_field.required
+        self.convert = converter.converter(name)
+        self.serialize = layout.serializer(name)
+        self.default = converter.defaults.get(name)
+
+
+@dataclass
+class _Batch:
+    """A batch's columns, converted: attribute values by column, key texts by key field, and the
+    rows (positions in the batch) the exact path takes or whose items lack an attribute."""
+
+    attributes: list[list[Any]] = field(default_factory=list)
+    key_texts: list[list[str]] = field(default_factory=list)
+    refused: set[int] = field(default_factory=set)
+    omitted: set[int] = field(default_factory=set)
+
+
+class ColumnarConverter:
+    """Converts batches of rows column by column; rows it cannot build are left to the exact path."""
+
+    def __init__(self, converter: RowConverter, layout: RecordLayout, job_id: str) -> None:
+        self.converter = converter
+        self._layout = layout
+        self._job_id = job_id
+        self._width = len(converter.header)
+        self._max_chars = converter.max_cell_chars
+        self._columns = [_Column(position, name, converter, layout) for position, name in converter.fields]
+        mapped = {column.name for column in self._columns}
+        # Fields with a default that no column feeds: every record gets the default.
+        self._constant = [(name, value) for name, value in converter.defaults.items() if name not in mapped]
+        self._key_names = list(layout.dataset.keys)
+
+    @staticmethod
+    def supports(layout: RecordLayout) -> bool:
+        """Whether the fast path applies: items in impex's own RecordsTable (an allow-listed table's
+        key attributes are typed as that table has them: those go the exact path)."""
+        return layout.tracks_rows
+
+    def prepare(self, rows: Sequence[SourceRow]) -> list[Prepared | None]:
+        """Each row's identity, key and item, or None where the exact path must convert it."""
+        prepared: list[Prepared | None] = [None] * len(rows)
+        chosen = _readable_rows(rows, self._width)
+        if not chosen:
+            return prepared
+        batch = self._convert_columns(list(zip(*[rows[index].cells for index in chosen], strict=True)))
+        layout, job_id, constant = self._layout, self._job_id, self._constant
+        partitions = layout.partitions
+        names = [column.name for column in self._columns]
+        keys, refused, omitted = batch.key_texts, batch.refused, batch.omitted
+        for local, values in enumerate(zip(*batch.attributes, strict=True)):
+            if local in refused:
+                continue
+            number = rows[chosen[local]].number
+            identity = "#".join([texts[local] for texts in keys]) if keys else f"{job_id}#{number:010d}"
+            item = dict(zip(names, values, strict=True))
+            if local in omitted:
+                item = {name: value for name, value in item.items() if value is not _OMIT}
+            for name, value in constant:
+                item[name] = layout.serializer(name)(value)
+            partition = partitions[0] if len(partitions) == 1 else layout.partition_of(identity)
+            key = {"pk": {"S": partition}, "sk": {"S": identity}}
+            item.update(key)
+            item[JOB_ATTRIBUTE] = {"S": job_id}
+            item[ROW_ATTRIBUTE] = {"N": str(number)}
+            prepared[chosen[local]] = (identity, key, item)
+        return prepared
+
+    def _convert_columns(self, cells: list[tuple[Any, ...]]) -> _Batch:
+        """Every mapped column's attribute values, the key fields' texts, and which rows are left to
+        the exact path or lack an attribute."""
+        batch = _Batch()
+        texts: dict[str, list[str]] = {}
+        for column in self._columns:
+            values = cells[column.position]
+            built = self._canonical(column, values)
+            if column.name in self._key_names:
+                texts[column.name] = self._key_texts(column, values, built, batch.refused)
+            self._convert_the_rest(column, values, built, batch.refused, batch.omitted)
+            batch.attributes.append(built)
+        batch.key_texts = [texts[name] for name in self._key_names]
+        return batch
+
+    def _canonical(self, column: _Column, values: tuple[Any, ...]) -> list[Any]:
+        """Attribute values of the cells already in canonical form; None for every other cell."""
+        build = _CANONICAL_BUILDERS.get(column.type) if column.canonical else None
+        if build is None or any(value.__class__ is not str for value in values):
+            return [None] * len(values)
+        return build(column.type, values, self._max_chars)
+
+    def _convert_the_rest(
+        self, column: _Column, values: tuple[Any, ...], built: list[Any], refused: set[int], omitted: set[int]
+    ) -> None:
+        """Convert, one by one, the cells the canonical check did not take, as the exact path does;
+        a refused cell (or a blank required one) leaves its row to the exact path, for its row error."""
+        for local, attribute in enumerate(built):
+            if attribute is not None:
+                continue
+            value = values[local]
+            if value is None or (value.__class__ is str and (not value or value.isspace())):
+                if column.default is not None:
+                    built[local] = column.serialize(column.default)
+                elif column.required:
+                    refused.add(local)
+                else:
+                    built[local] = _OMIT
+                    omitted.add(local)
+                continue
+            if value.__class__ is str and len(value) > self._max_chars:
+                refused.add(local)
+                continue
+            try:
+                converted = column.convert(value)
+            except Exception:  # whatever the converter refuses, the exact path words
+                refused.add(local)
+                continue
+            if converted is None:  # JSON null: the record has no such value
+                built[local] = _OMIT
+                omitted.add(local)
+            else:
+                built[local] = column.serialize(converted)
+
+    @staticmethod
+    def _key_texts(
+        column: _Column, values: tuple[Any, ...], canonical: list[Any], refused: set[int]
+    ) -> list[str]:
+        """Each row's escaped key text for this key field. A key cell outside canonical form leaves
+        its row to the exact path (its key text is the converted value's, not the cell's)."""
+        if column.type not in _TEXT_KEYS:
+            refused.update(range(len(values)))
+            return []
+        for local, attribute in enumerate(canonical):
+            if attribute is None:
+                refused.add(local)
+        texts: list[str] = list(values)
+        joined = "".join(texts) if all(text.__class__ is str for text in texts) else ""
+        if "#" in joined or "\\" in joined:
+            texts = [escape_key_part(text) if text.__class__ is str else text for text in texts]
+        return texts
+
+
+def _readable_rows(rows: Sequence[SourceRow], width: int) -> list[int]:
+    """The rows with a cell for every column and nothing a reader refused (the others' errors are
+    the exact path's to word)."""
+    return [
+        index
+        for index, row in enumerate(rows)
+        if len(row.cells) == width and bad_line_reason(row.cells) is None
+    ]
+
+
+def _booleans(kind: FieldType, values: tuple[str, ...], max_chars: int) -> list[Any]:
+    return [None if (word := _BOOLEANS.get(value)) is None else {"BOOL": word} for value in values]
+
+
+def _strings(kind: FieldType, values: tuple[str, ...], max_chars: int) -> list[Any]:
+    built: list[Any] = [{"S": value} for value in values]
+    if "" in values or any(map(str.isspace, values)) or max(map(len, values)) > max_chars:
+        for local, value in enumerate(values):
+            if not value or value.isspace() or len(value) > max_chars:
+                built[local] = None  # blank, or too long: converted (or refused) one by one
+    return built
+
+
+def _patterned(kind: FieldType, values: tuple[str, ...], max_chars: int) -> list[Any]:
+    """Numbers, dates and datetimes: one regex over the joined column, cell by cell only if it fails."""
+    one, count = _ONE[kind], len(values)
+    if kind in _NUMBERS and max(map(len, values)) > _MAX_NUMBER_CHARS:
+        ok = [len(value) <= _MAX_NUMBER_CHARS and one.fullmatch(value) is not None for value in values]
+    else:
+        joined = "\n".join(values)
+        if joined.count("\n") == count - 1 and _ALL[kind].fullmatch(joined):
+            ok = [True] * count
+        else:
+            ok = [one.fullmatch(value) is not None for value in values]
+    if kind is FieldType.DATE:
+        _drop_impossible(values, ok, date.fromisoformat)
+    elif kind is FieldType.DATETIME:
+        _drop_impossible(values, ok, datetime.fromisoformat)
+    attribute = _ATTRIBUTE_KIND[kind]
+    return [{attribute: value} if good else None for value, good in zip(values, ok, strict=True)]
+
+
+_CANONICAL_BUILDERS: dict[FieldType, Callable[[FieldType, tuple[str, ...], int], list[Any]]] = {
+    FieldType.STRING: _strings,
+    FieldType.BOOLEAN: _booleans,
+    FieldType.INTEGER: _patterned,
+    FieldType.DECIMAL: _patterned,
+    FieldType.DATE: _patterned,
+    FieldType.DATETIME: _patterned,
+}
+
+
+def _drop_impossible(values: tuple[str, ...], ok: list[bool], parse: Callable[[str], Any]) -> None:
+    """Unmark the dates of the right shape that do not exist (2024-02-30)."""
+    for local, value in enumerate(values):
+        if ok[local]:
+            try:
+                parse(value)
+            except ValueError:
+                ok[local] = False
