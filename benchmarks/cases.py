@@ -150,13 +150,14 @@ def _setup(config: dict[str, Any], *, define: bool = True) -> tuple[Any, Any, An
             "POWERTOOLS_LOG_LEVEL": "ERROR",
         }
     )
+    from impex.aws import clients
     from impex.aws.tables import DocumentTable
     from impex.datasets.model import DatasetDefinition
     from impex.datasets.store import DatasetStore
     from impex.jobs.store import JobStore
 
     resources = config["resources"]
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = clients.documents()  # the client the functions use for the jobs and datasets tables
     jobs = JobStore(DocumentTable(dynamodb, resources["JobsTable"]), retention_days=1)
     datasets = DatasetStore(DocumentTable(dynamodb, resources["DatasetsTable"]), external_tables={})
     shards = int(config.get("shards", 1))
