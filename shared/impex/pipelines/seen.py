@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import tempfile
+from itertools import islice
 from pathlib import Path
 
 
@@ -71,10 +72,10 @@ class SeenKeys:
         # became 3.3 s (32 and 64 MB gave no more).
         self._db.execute("PRAGMA cache_size=-16384")
         self._db.execute("CREATE TABLE seen (digest INTEGER PRIMARY KEY, row INTEGER NOT NULL)")
-        entries = list(memory.items())
+        entries = iter(memory.items())  # chunk by chunk: no second copy of every key at once
+        while chunk := list(islice(entries, self._SPILL_CHUNK)):
+            self._insert(chunk)
         self._memory = None
-        for start in range(0, len(entries), self._SPILL_CHUNK):
-            self._insert(entries[start : start + self._SPILL_CHUNK])
 
     def _insert(self, entries: list[tuple[int, int]]) -> None:
         if entries and self._db is not None:
