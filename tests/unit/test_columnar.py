@@ -9,6 +9,7 @@ fast path in name only)."""
 
 from __future__ import annotations
 
+import tracemalloc
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -322,3 +323,23 @@ def test_typed_spreadsheet_cells_are_converted_by_the_fields_converters():
     # Then its item is the exact path's
     assert fast is not None and fast == exact(converter, layout, row)
     assert fast[2]["joined"] == {"S": "2024-05-01"} and fast[2]["qty"] == {"N": "3"}
+
+
+def test_a_column_of_long_cells_is_checked_cell_by_cell_without_another_copy_of_it():
+    # Given 1,000 rows whose date cells are 30,000 characters each (30 MB of hostile text)
+    converter, layout = converters("string-key")
+    converter = RowConverter(converter.dataset, HEADER, converter.mapping, max_cell_chars=40_000)
+    good = ["K", "Ann", "3", "1.50", "yes", "2024-05-01", "2024-05-01T13:00:00Z", "", "A", "2", "", ""]
+    rows = [SourceRow(n, [f"K{n}", *good[1:5], "2" * 30_000, *good[6:]], None) for n in range(2, 1002)]
+    fast = ColumnarConverter(converter, layout, JOB)
+    # When the fast path prepares them, measuring what it allocates
+    tracemalloc.start()
+    try:
+        prepared = fast.prepare(rows)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Then every row is left to the exact path (no such date exists), and the column was never
+    # joined into one more 30 MB string
+    assert prepared == [None] * len(rows)
+    assert peak < 10 * 1024**2, peak

@@ -52,10 +52,17 @@ _ATTRIBUTE_KIND = {
     FieldType.DATE: "S",
     FieldType.DATETIME: "S",
 }
-# Numbers longer than this go through the converter (it checks DynamoDB's 38 digits).
+# The longest canonical text of each kind: a column with a longer cell is checked cell by cell (so a
+# hostile column of long cells is never joined into one more copy), and numbers longer than 38
+# characters go through the converter (it checks DynamoDB's 38 digits).
 _MAX_NUMBER_CHARS = 38
+_LONGEST = {
+    FieldType.INTEGER: _MAX_NUMBER_CHARS,
+    FieldType.DECIMAL: _MAX_NUMBER_CHARS,
+    FieldType.DATE: len("2024-05-01"),
+    FieldType.DATETIME: len("2024-05-01T13:00:00Z"),
+}
 # Key fields whose key text is the cell's own text when the cell is in canonical form.
-_NUMBERS = (FieldType.INTEGER, FieldType.DECIMAL)
 _TEXT_KEYS = frozenset({FieldType.STRING, FieldType.INTEGER, FieldType.DATE, FieldType.DATETIME})
 
 
@@ -248,8 +255,9 @@ def _strings(kind: FieldType, values: tuple[str, ...], max_chars: int) -> list[A
 def _patterned(kind: FieldType, values: tuple[str, ...], max_chars: int) -> list[Any]:
     """Numbers, dates and datetimes: one regex over the joined column, cell by cell only if it fails."""
     one, count = _ONE[kind], len(values)
-    if kind in _NUMBERS and max(map(len, values)) > _MAX_NUMBER_CHARS:
-        ok = [len(value) <= _MAX_NUMBER_CHARS and one.fullmatch(value) is not None for value in values]
+    longest = _LONGEST[kind]
+    if max(map(len, values)) > longest:
+        ok = [len(value) <= longest and one.fullmatch(value) is not None for value in values]
     else:
         joined = "\n".join(values)
         if joined.count("\n") == count - 1 and _ALL[kind].fullmatch(joined):
