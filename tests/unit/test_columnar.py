@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,7 @@ from impex.datasets.model import Dataset
 from impex.datasets.records import RecordLayout
 from impex.formats.columns import SourceRow
 
+SERIALIZER, DESERIALIZER = TypeSerializer(), TypeDeserializer()
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 JOB = "01JOBFASTPATH"
 MAX_CELL_CHARS = 40
@@ -206,6 +208,11 @@ def converters(keying: str) -> tuple[RowConverter, RecordLayout]:
     return converter, RecordLayout(dataset, "records", None)
 
 
+def as_boto3_serialises(item: dict[str, Any]) -> dict[str, Any]:
+    """The item read by boto3's deserialiser and written again by its serialiser (the reference)."""
+    return {name: SERIALIZER.serialize(DESERIALIZER.deserialize(value)) for name, value in item.items()}
+
+
 def exact(converter: RowConverter, layout: RecordLayout, row: SourceRow) -> tuple[str, dict, dict] | None:
     record, issues = converter.convert(row.cells)
     if issues:
@@ -230,6 +237,8 @@ def test_every_row_the_fast_path_builds_is_the_exact_paths_item(keying, cells):
     for row, fast in zip(rows, prepared, strict=True):
         if fast is not None:
             assert fast == exact(converter, layout, row), row
+            # and boto3's serialiser gives back every attribute value as the fast path built it
+            assert as_boto3_serialises(fast[2]) == fast[2]
 
 
 canonical_rows = st.tuples(
@@ -276,6 +285,7 @@ def test_rows_in_canonical_form_all_take_the_fast_path(values):
     for row, fast in zip(rows, prepared, strict=True):
         assert fast is not None, row
         assert fast == exact(converter, layout, row)
+        assert as_boto3_serialises(fast[2]) == fast[2]
 
 
 def test_a_batch_of_rows_with_errors_leaves_only_those_rows_to_the_exact_path():

@@ -75,6 +75,7 @@ def _boolean_texts() -> dict[str, bool]:
 
 
 _BOOLEANS = _boolean_texts()
+_TEXT_ONLY = {str}  # a column every cell of which is text (a reader's, not a workbook's typed cells)
 _OMIT: Any = object()  # a blank cell of a field with no default: the item has no such attribute
 
 
@@ -174,7 +175,7 @@ class ColumnarConverter:
     def _canonical(self, column: _Column, values: tuple[Any, ...]) -> list[Any]:
         """Attribute values of the cells already in canonical form; None for every other cell."""
         build = _CANONICAL_BUILDERS.get(column.type) if column.canonical else None
-        if build is None or any(value.__class__ is not str for value in values):
+        if build is None or set(map(type, values)) != _TEXT_ONLY:
             return [None] * len(values)
         return build(column.type, values, self._max_chars)
 
@@ -183,6 +184,8 @@ class ColumnarConverter:
     ) -> None:
         """Convert, one by one, the cells the canonical check did not take, as the exact path does;
         a refused cell (or a blank required one) leaves its row to the exact path, for its row error."""
+        if None not in built:  # every cell was canonical (the common case): nothing left to convert
+            return
         for local, attribute in enumerate(built):
             if attribute is not None:
                 continue
