@@ -134,6 +134,40 @@ def test_a_dead_lettered_chunk_fails_the_export(exporter, stack, api):
     assert all(c.status.is_terminal for c in chunks_of(stack, job["id"]))
 
 
+def test_a_failed_fanned_out_export_is_retried_keeping_the_shares_already_written(exporter, stack, api):
+    # Given the rows one worker exports
+    ordered = export(exporter, format="csv", options={"order": "key"})
+    # And a fanned-out export of them that failed: one chunk wrote its share, the next was
+    # dead-lettered, and the last was stopped by that failure
+    job = exporter.create(dataset="sharded", format="csv")
+    split(exporter, stack)
+    queue = stack.physical["ExportQueue"]
+    first = exporter.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"][0]
+    exporter.sqs.delete_message(QueueUrl=queue, ReceiptHandle=first["ReceiptHandle"])
+    exporter.deliver(first["Body"])
+    done = json.loads(first["Body"])["jobId"]
+    lost = next(c.id for c in chunks_of(stack, job["id"]) if c.status is JobStatus.PENDING)
+    body = json.dumps({"jobId": lost, "tenant": "acme"})
+    exporter.sqs.send_message(QueueUrl=stack.physical["ExportDeadLetterQueue"], MessageBody=body)
+    wiring.sweeper(SweeperSettings()).sweep()
+    exporter.drain()
+    assert api.call("GET", f"/jobs/{job['id']}/status").json()["status"] == "FAILED"
+    statuses = {c.id: c.status for c in chunks_of(stack, job["id"])}
+    assert statuses[done] is JobStatus.COMPLETED and statuses[lost] is JobStatus.FAILED
+    assert JobStatus.CANCELLED in statuses.values()
+    kept = job_store(stack).get(done)
+    # When it is retried
+    assert api.call("POST", f"/jobs/{job['id']}/retry").status == 200
+    exporter.drain()
+    # Then it completed with exactly the rows one worker writes, the share written before kept as it was
+    status = api.call("GET", f"/jobs/{job['id']}/status").json()
+    assert status["status"] == "COMPLETED", status
+    assert job_store(stack).get(done).completed_at == kept.completed_at
+    one, many = lines_of(exporter, ordered), lines_of(exporter, status)
+    assert many[0] == one[0] and sorted(many[1:]) == sorted(one[1:])
+    assert status["processedRows"] == status["result"]["rows"] == len(one) - 1
+
+
 def test_composed_objects_are_their_concatenation_with_every_part_but_the_last_of_5_mb(stack):
     # Given objects of awkward sizes: large, small between large ones, empty, a small last one
     s3 = boto3.client("s3")

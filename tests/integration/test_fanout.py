@@ -73,6 +73,15 @@ def outcome(importer: Importer, status: dict[str, Any], dataset: str) -> dict[st
     }
 
 
+def split_upload(importer: Importer, content: bytes, **body: Any) -> str:
+    """Create an import of the "fanned" dataset, upload ``content`` and deliver its event: the split
+    runs, and its chunk jobs wait on the queue. The job's id."""
+    created = importer.create(dataset="fanned", **body)
+    importer.s3.put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
+    importer.invoke(s3_event(importer.bucket, created["upload"]["key"]))
+    return str(created["job"]["id"])
+
+
 def deliver_one_chunk(importer: Importer) -> str:
     """Deliver the first chunk message waiting on the import queue (dropping S3's duplicate events)."""
     queue = importer.stack.physical["ImportQueue"]
@@ -163,10 +172,7 @@ def test_a_cancel_stops_every_chunk(importer, monkeypatch, stack, api):
     # Given a fanned-out import whose first chunk has run
     content = troubled_people(1200)
     fan_out(importer, monkeypatch)
-    created = importer.create(dataset="fanned")
-    job_id = created["job"]["id"]
-    importer.s3.put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
-    importer.invoke(s3_event(importer.bucket, created["upload"]["key"]))
+    job_id = split_upload(importer, content)
     first = deliver_one_chunk(importer)
     assert job_store(stack).get(first).status is JobStatus.COMPLETED
     # When it is cancelled, and the queue is drained
@@ -211,10 +217,7 @@ def test_a_killed_chunk_worker_is_swept_and_the_import_ends_as_one_workers(impor
         return table
 
     importer.rewire(records=dying_tables)
-    created = importer.create(dataset="fanned")
-    job_id = created["job"]["id"]
-    importer.s3.put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
-    importer.invoke(s3_event(importer.bucket, created["upload"]["key"]))
+    job_id = split_upload(importer, content)
     with pytest.raises(Killed):
         importer.drain()
     assert killed.is_set()
@@ -242,10 +245,7 @@ def test_a_dead_lettered_chunk_fails_the_job_with_what_was_written(importer, mon
     # Given a fanned-out import split into chunks, none of which has run
     content = troubled_people(1200)
     fan_out(importer, monkeypatch)
-    created = importer.create(dataset="fanned")
-    job_id = created["job"]["id"]
-    importer.s3.put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
-    importer.invoke(s3_event(importer.bucket, created["upload"]["key"]))
+    job_id = split_upload(importer, content)
     # When one chunk's message ends in the dead-letter queue and the sweeper drains it
     sqs = boto3.client("sqs")
     message = json.dumps({"jobId": chunk_job_id(job_id, 2), "tenant": "acme"})
@@ -377,3 +377,100 @@ def test_a_fanned_out_dry_run_writes_nothing_and_its_commit_fans_out_as_one_work
     for result in (got["result"], want["result"]):
         result.pop("dryRun", None)
     assert got == want
+
+
+def chunk_files(importer: Importer, job_id: str) -> list[str]:
+    listed = importer.s3.list_objects_v2(Bucket=importer.bucket, Prefix=f"chunks/acme/{job_id}/")
+    return [entry["Key"] for entry in listed.get("Contents", [])]
+
+
+def test_a_failed_fanned_out_import_is_retried_from_each_chunks_checkpoint_and_ends_as_one_worker(
+    importer, monkeypatch, stack, api
+):
+    # Given the file imported by one worker
+    content = troubled_people(1200)
+    single = importer.run(content, dataset="single")
+    # And a fanned-out import of it with one attempt a chunk, checkpointing after every batch, whose
+    # first chunk's worker dies after one batch, and whose DynamoDB then fails every write
+    monkeypatch.setenv("PROGRESS_EVERY_SECONDS", "0")
+    fan_out(importer, monkeypatch)
+    real_tables = wiring.record_tables(ImporterSettings().write_concurrency)
+    trouble = {"puts": 0, "outage": False}
+
+    def troubled_tables(name: str):
+        table = real_tables(name)
+        put_many = table.put_many
+
+        def put(items):
+            trouble["puts"] += 1
+            if trouble["puts"] == 2:
+                trouble["outage"] = True
+                raise Killed()
+            if trouble["outage"]:
+                raise ConnectionError("DynamoDB is unreachable")
+            return put_many(items)
+
+        table.put_many = put
+        return table
+
+    importer.rewire(records=troubled_tables)
+    job_id = split_upload(importer, content, options={"maxAttempts": 1})
+    with pytest.raises(Killed):
+        importer.drain()
+    importer.drain()  # the next chunk fails, the others are stopped
+    wiring.sweeper(SweeperSettings()).sweep(now="2099-01-01T00:00:00Z")  # the dead worker's chunk
+    importer.drain()
+    failed = importer.status(job_id)
+    assert failed["status"] == "FAILED", failed
+    assert "chunk" in failed["errorMessage"] and "failed" in failed["errorMessage"]
+    statuses = {c.status for c in chunk_jobs(stack, job_id)}
+    assert JobStatus.FAILED in statuses and statuses <= {JobStatus.FAILED, JobStatus.CANCELLED}
+    assert any(c.checkpoint and c.status is JobStatus.FAILED for c in chunk_jobs(stack, job_id))
+    # And the failed job keeps its chunks' files, for a retry
+    assert len(chunk_files(importer, job_id)) >= CHUNKS
+    # When DynamoDB is back and the job is retried
+    trouble["outage"] = False
+    importer.rewire(records=troubled_tables)
+    retried = api.call("POST", f"/jobs/{job_id}/retry")
+    assert retried.status == 200, retried.text
+    assert importer.status(job_id)["status"] == "PENDING"
+    importer.drain()
+    # Then every chunk ended COMPLETED, each carrying on from where it stopped, and the job ends
+    # exactly as the single worker's did: no row was written twice (none counted as updated)
+    fanned = importer.status(job_id)
+    assert all(c.status is JobStatus.COMPLETED for c in chunk_jobs(stack, job_id))
+    assert outcome(importer, fanned, "fanned") == outcome(importer, single, "single")
+    assert fanned["result"]["updated"] == 0
+    # And its chunks' files are gone now that it completed
+    assert chunk_files(importer, job_id) == []
+
+
+def test_a_retry_after_the_chunk_files_expired_fails_saying_so_and_keeps_the_counts(
+    importer, monkeypatch, stack, api
+):
+    # Given a fanned-out import that failed after a chunk had completed (another was dead-lettered)
+    content = troubled_people(1200)
+    fan_out(importer, monkeypatch)
+    job_id = split_upload(importer, content)
+    completed = deliver_one_chunk(importer)
+    lost = next(c.id for c in chunk_jobs(stack, job_id) if c.id != completed)
+    message = json.dumps({"jobId": lost, "tenant": "acme"})
+    importer.sqs.send_message(QueueUrl=stack.physical["ImportDeadLetterQueue"], MessageBody=message)
+    wiring.sweeper(SweeperSettings()).sweep()
+    importer.drain()
+    failed = importer.status(job_id)
+    assert failed["status"] == "FAILED", failed
+    assert failed["result"]["written"] > 0
+    # And the lifecycle rule has since expired its chunk files
+    importer.s3.delete_objects(
+        Bucket=importer.bucket, Delete={"Objects": [{"Key": key} for key in chunk_files(importer, job_id)]}
+    )
+    # When it is retried
+    assert api.call("POST", f"/jobs/{job_id}/retry").status == 200
+    importer.drain()
+    # Then it failed again, saying why and what to do, with the counts of the run that failed
+    again = importer.status(job_id)
+    assert again["status"] == "FAILED", again
+    assert "expired" in again["errorMessage"] and "create the job again" in again["errorMessage"]
+    assert again["result"] == failed["result"]
+    assert again["processedRows"] == failed["processedRows"]

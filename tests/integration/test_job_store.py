@@ -11,7 +11,7 @@ import pytest
 
 from impex.clock import iso, utc_now
 from impex.errors import IllegalTransition, JobExists, JobNotFound
-from impex.jobs.model import FileRef, Job, JobOutcome, JobStatus, JobType
+from impex.jobs.model import ChunkRef, FileRef, Job, JobOutcome, JobStatus, JobType, chunk_job_id
 from impex.jobs.store import JobNotProcessing, JobStore
 from tests.integration.conftest import job_store
 
@@ -284,6 +284,8 @@ EVERY_WRITE = {
     "requeue": lambda s, j: s.requeue(j, reason="late"),
     "cancel": lambda s, j: s.cancel(j, tenant="acme"),
     "end cancelled": lambda s, j: s.end_cancelled(j, JobOutcome(result={"written": 9})),
+    # A job that is not a chunk is never resumed as one, whatever its status.
+    "resume chunk": lambda s, j: s.resume_chunk(s.get(j), checkpoint={"w": 9}),
 }
 
 
@@ -304,6 +306,38 @@ def test_only_a_retry_reopens_a_failed_job(store):
     job_id = _ended(store, JobStatus.FAILED)
     reopened = store.retry(job_id, tenant="acme", max_attempts=3)
     assert reopened.status is JobStatus.PENDING and reopened.completed_at is None
+
+
+@pytest.mark.parametrize("status", [JobStatus.FAILED, JobStatus.CANCELLED])
+def test_a_chunk_that_failed_or_was_cancelled_is_resumed_from_the_checkpoint_it_is_given(store, status):
+    # Given a chunk job of a fanned-out import that ended FAILED or CANCELLED after one attempt
+    parent = new_job(store, "01JDZ8Q4N6X3V2C8Y7T5R9K1MB")
+    chunk = store.create(
+        parent.model_copy(
+            update={"id": chunk_job_id(parent.id, 0), "chunk": ChunkRef(parent_id=parent.id, index=0)}
+        )
+    )
+    store.claim(chunk.id)
+    store.record_progress(chunk.id, processed_rows=3, checkpoint={"written": 3})
+    if status is JobStatus.FAILED:
+        store.fail(chunk.id, "broken", outcome=JobOutcome(result={"written": 5}), last_error="boom")
+    else:
+        store.cancel(chunk.id, tenant="acme")
+        store.end_cancelled(chunk.id, JobOutcome(result={"written": 5}, processed_rows=5))
+    ended = store.get(chunk.id)
+    assert ended is not None and ended.attempts == 1
+    # When its retried parent resumes it from its ending's counts
+    resumed = store.resume_chunk(ended, checkpoint={"written": 5})
+    # Then it is PENDING again, with that checkpoint, no ending left and one more attempt
+    assert resumed.status is JobStatus.PENDING
+    assert resumed.checkpoint == {"written": 5} and resumed.result is None
+    assert resumed.error_message is None and resumed.last_error is None
+    assert resumed.completed_at is None and resumed.expires_at is None and resumed.cancel_requested_at is None
+    assert resumed.max_attempts >= resumed.attempts + 1
+    assert store.claim(chunk.id) is not None  # and a worker can take it
+    # And a second resume of it, now running, is refused
+    with pytest.raises(IllegalTransition):
+        store.resume_chunk(resumed, checkpoint=None)
 
 
 def test_the_first_ending_of_a_racing_job_is_final(store, stack):

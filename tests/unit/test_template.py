@@ -6,6 +6,7 @@ import pytest
 
 from impex.jobs.store import ACTIVE_BY_TENANT_INDEX, ACTIVE_INDEX, TENANT_INDEX
 from impex.local.template import load_template
+from impex.pipelines.fanout import CHUNK_RETENTION_DAYS
 from tests.conftest import ROOT
 
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -224,3 +225,11 @@ def test_cloudwatch_can_publish_to_the_encrypted_alarm_topic():
     )
     for alarm in of_type("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_a_failed_imports_chunk_files_are_kept_as_long_as_its_retry_says():
+    # Given the lifecycle rule that expires a fanned-out import's chunk files
+    rules = RESOURCES["FilesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    chunk_rule = next(rule for rule in rules if rule.get("Prefix") == "chunks/")
+    # Then the days a retry's message names are the rule's
+    assert chunk_rule["ExpirationInDays"] == CHUNK_RETENTION_DAYS

@@ -300,13 +300,6 @@ class JobService:
                 f"job {job_id} is {job.status.value}; only FAILED jobs can be retried",
                 details={"status": job.status.value},
             )
-        if job.fanout is not None:
-            raise Conflict(
-                f"job {job_id} was split into {job.fanout.chunks} chunks run in parallel, and a split job "
-                "cannot be retried: create it again (an import of the same file with mode upsert counts "
-                "the rows already written as updated)",
-                details={"status": job.status.value},
-            )
         # A manual retry always gets at least one more attempt.
         retried = self.jobs.retry(job_id, tenant=tenant, max_attempts=max(job.max_attempts, job.attempts + 1))
         queues = self.import_queues if job.type is JobType.IMPORT else self.export_queues

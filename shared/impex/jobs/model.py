@@ -54,6 +54,12 @@ ALLOWED_SOURCES: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.FAILED: frozenset({JobStatus.PENDING, JobStatus.PROCESSING}),
     JobStatus.CANCELLED: frozenset({JobStatus.PENDING, JobStatus.PROCESSING}),
 }
+# A chunk of a fanned-out job (never shown) may also go back from CANCELLED to PENDING: a retry of
+# its FAILED parent resumes the chunks that another chunk's failure stopped.
+CHUNK_ALLOWED_SOURCES: dict[JobStatus, frozenset[JobStatus]] = {
+    **ALLOWED_SOURCES,
+    JobStatus.PENDING: ALLOWED_SOURCES[JobStatus.PENDING] | {JobStatus.CANCELLED},
+}
 
 
 def can_transition(current: JobStatus, target: JobStatus) -> bool:

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from impex.aws.tables import DocumentTable, Expression
 from impex.clock import iso, utc_now
 from impex.errors import BadRequest, IllegalTransition, JobExists, JobNotFound
-from impex.jobs.model import ALLOWED_SOURCES, FanOut, Job, JobOutcome, JobStatus, JobType
+from impex.jobs.model import (
+    ALLOWED_SOURCES,
+    CHUNK_ALLOWED_SOURCES,
+    FanOut,
+    Job,
+    JobOutcome,
+    JobStatus,
+    JobType,
+)
 
 if TYPE_CHECKING:
     from impex.aws.events import JobEvents
@@ -76,6 +84,7 @@ class _Change:
     expected_heartbeat: str | None = None
     increment_attempts: bool = False
     cancel_requested: bool = False  # only if a cancel was requested (a worker ending it CANCELLED)
+    chunk_only: bool = False  # a chunk's own transition (CHUNK_ALLOWED_SOURCES), refused for any other job
 
 
 class JobStore:
@@ -449,12 +458,30 @@ class JobStore:
         )
         return self._apply(job_id, change)
 
+    def resume_chunk(self, chunk: Job, *, checkpoint: dict[str, Any] | None) -> Job:
+        """A FAILED or CANCELLED chunk of a retried parent -> PENDING, to carry on from ``checkpoint``
+        (None: from its start) with at least one more attempt; IllegalTransition for any other job."""
+        change = _Change(
+            JobStatus.PENDING,
+            allowed_from=frozenset({JobStatus.FAILED, JobStatus.CANCELLED}),
+            sets={
+                "checkpoint": checkpoint,
+                "result": None,
+                "errorMessage": None,
+                "lastError": None,
+                "maxAttempts": max(chunk.max_attempts, chunk.attempts + 1),
+            },
+            removes=("expiresAt", "completedAt", "cancelRequestedAt"),
+            chunk_only=True,
+        )
+        return self._apply(chunk.id, change)
+
     # --- plumbing --------------------------------------------------------------------------------------
 
     def _apply(self, job_id: str, change: _Change, *, extra_condition: str | None = None) -> Job:
         """Move a job to ``change.target`` if its status allows it; otherwise raise, changing nothing."""
         target = change.target
-        sources = ALLOWED_SOURCES[target]
+        sources = (CHUNK_ALLOWED_SOURCES if change.chunk_only else ALLOWED_SOURCES)[target]
         if change.allowed_from is not None:
             sources = change.allowed_from & sources
         update = self._update_of(change)
@@ -548,6 +575,8 @@ def _condition_of(sources: frozenset[JobStatus], change: _Change) -> Expression:
         text += " AND #tenant = :tenant"
     if change.cancel_requested:
         text += " AND attribute_exists(cancelRequestedAt)"
+    if change.chunk_only:
+        text += " AND attribute_exists(chunk)"
     if change.expected_heartbeat is not None:
         # Only if no worker has shown a sign of life since the caller looked (the sweeper's guard).
         values[":heartbeat"] = change.expected_heartbeat

@@ -15,6 +15,7 @@ Rows are in key order within each chunk's share, and the shares follow one anoth
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from impex.aws.files import FilesBucket, export_part_key
 from impex.aws.queues import PriorityQueues
@@ -115,7 +116,18 @@ class FanOutExports(ChunkedJobs):
         except ImpexError as error:  # another chunk's worker ended it first
             logger.info("the fanned-out export was ended already", extra={"reason": str(error)})
             return
-        self._clean_up(chunks)
+        if not failed:  # a failed export keeps its completed shares for a retry (lifecycle expires them)
+            self._clean_up(chunks)
+
+    def _missing_files(self, parent: Job, chunks: list[Job], again: list[Job]) -> str | None:
+        kept = [chunk.file.key for chunk in chunks if chunk.status is JobStatus.COMPLETED and chunk.file]
+        if any(self.files.find(key) is None for key in kept):
+            return "a share written by an earlier run has expired"
+        return None
+
+    def _resume_point(self, chunk: Job) -> dict[str, Any] | None:
+        # A share's upload was aborted when its chunk failed or was cancelled: it is written again.
+        return None
 
     def _assemble(self, parent: Job, chunks: list[Job], rows: int) -> None:
         """Join the chunks' objects into the export's file, and complete the parent with it."""

@@ -138,6 +138,9 @@ class ExportPipeline:
 
     def _run_job(self, job: Job, context: RemainingTime | None) -> RunOutcome:
         logger.append_keys(job_id=job.id, tenant=job.tenant)
+        if job.fanout is not None and self.fanout is not None:
+            # A retried fanned-out export: its chunks carry on (a cancel since is passed on to them).
+            return RunOutcome.FANNED_OUT if self.fanout.resume(job) else RunOutcome.FAILED
         run = _ExportRun(job)
         started = time.monotonic()
         try:

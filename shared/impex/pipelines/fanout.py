@@ -45,6 +45,9 @@ from impex.pipelines.import_batches import FIRST_ERRORS, ImportProgress, toleran
 _COUNTS = ("processed", "created", "updated", "skipped", "failed", "written")
 _SPLIT = "split"  # the checkpoint's entry for the splitting pass
 _CHECK_EVERY_ROWS = 256  # how often the split looks at the clock
+# How long the chunks' files are kept (the template's ExpireImportChunks rule): a failed import can be
+# retried until then.
+CHUNK_RETENTION_DAYS = 2
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,47 @@ class ChunkedJobs(ABC):
         elif parent.cancel_requested_at or any(chunk.status is JobStatus.FAILED for chunk in found):
             for chunk in running:
                 self._cancel(chunk)  # each ends CANCELLED with its exact counts
+
+    def resume(self, parent: Job) -> bool:
+        """Carry on a retried parent (claimed again): every chunk that failed, or was stopped by another's
+        failure, runs again from where it stopped; completed chunks stay as they are. False when the
+        files the chunks need have expired (the parent is then FAILED again, saying so)."""
+        assert parent.fanout is not None
+        chunks = [self.jobs.get(chunk_id) for chunk_id in parent.fanout.chunk_ids(parent.id)]
+        found = [chunk for chunk in chunks if chunk is not None]
+        again = [chunk for chunk in found if chunk.status in (JobStatus.FAILED, JobStatus.CANCELLED)]
+        missing = self._missing_files(parent, found, again)
+        if missing is not None:
+            try:
+                # No outcome: the counts and report of the run that failed stay as they were.
+                self.jobs.fail(parent.id, f"{missing}; create the job again")
+            except ImpexError as error:
+                logger.info("could not fail the retried job", extra={"reason": str(error)})
+            return False
+        # Every chunk is PENDING (or done) before any runs: one that ended at once must not find another
+        # still FAILED and end the parent again.
+        resumed = []
+        for chunk in again:
+            try:
+                resumed.append(self.jobs.resume_chunk(chunk, checkpoint=self._resume_point(chunk)))
+            except ImpexError as error:
+                logger.info("could not resume the chunk", extra={"reason": str(error)})
+        if len(found) < len(chunks):
+            self.start_chunks(parent)  # the parent's worker stopped before creating them all
+        for chunk in resumed:
+            self.queues.send(JobMessage(chunk.id, parent.tenant), priority=parent.priority.value)
+        logger.info("fanned-out job resumed", extra={"chunks": len(resumed)})
+        self._after_creating_chunks(parent)
+        self.settle(parent.id)  # every chunk had completed already: end it now
+        return True
+
+    @abstractmethod
+    def _missing_files(self, parent: Job, chunks: list[Job], again: list[Job]) -> str | None:
+        """What a resume of ``again`` (and the ending of ``chunks``) needs that is gone, if anything."""
+
+    @abstractmethod
+    def _resume_point(self, chunk: Job) -> dict[str, Any] | None:
+        """Where a resumed chunk carries on: a checkpoint, or None for its start."""
 
     def cancel_chunks(self, parent: Job) -> None:
         """Pass a cancel of the parent on to its chunks (each ends itself with its exact counts)."""
@@ -335,6 +379,27 @@ class FanOutImports(ChunkedJobs):
             header, rows, resumable=False, total_rows=ref.rows, fraction=lambda: 0.0, resources=ExitStack()
         )
 
+    def _missing_files(self, parent: Job, chunks: list[Job], again: list[Job]) -> str | None:
+        for chunk in again:
+            ref = chunk.chunk
+            assert ref is not None
+            for segment in range(ref.segments):
+                if self.files.find(chunk_key(parent.tenant, parent.id, ref.index, segment)) is None:
+                    return (
+                        f"the split file's chunk {ref.index + 1} has expired (split files are kept "
+                        f"for {CHUNK_RETENTION_DAYS} days)"
+                    )
+        for chunk in chunks:
+            for part in range(_progress_of(chunk).error_parts):
+                if self.files.find(error_part_key(chunk.tenant, chunk.id, part)) is None:
+                    return "the row errors of an earlier run have expired"
+        return None
+
+    def _resume_point(self, chunk: Job) -> dict[str, Any] | None:
+        # A chunk's ending result is its progress then (a checkpoint, and a later one than its last);
+        # one the sweeper failed has only its checkpoint. Rows after it are done again, as in a retry.
+        return chunk.result or chunk.checkpoint
+
     def _end_parent(self, parent: Job, chunks: list[Job]) -> None:
         totals = _Totals.of(parent, chunks)
         report = self._merge_reports(parent, chunks, totals.header)
@@ -362,7 +427,8 @@ class FanOutImports(ChunkedJobs):
         except ImpexError as error:  # another chunk's worker ended it first
             logger.info("the fanned-out import was ended already", extra={"reason": str(error)})
             return
-        self._clean_up(parent, chunks)
+        if not failed:  # a failed import keeps its chunks' files for a retry (lifecycle expires them)
+            self._clean_up(parent, chunks)
 
     def _merge_reports(self, parent: Job, chunks: list[Job], header: list[str]) -> FileRef | None:
         """The chunks' row-error parts merged into one report in row order (as one worker writes it)."""

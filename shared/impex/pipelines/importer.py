@@ -141,6 +141,9 @@ class ImportPipeline:
 
     def _run_job(self, job: Job, context: RemainingTime | None) -> RunOutcome:
         logger.append_keys(job_id=job.id, tenant=job.tenant)
+        if job.fanout is not None and self.fanout is not None:
+            # A retried fanned-out import: its chunks carry on (a cancel since is passed on to them).
+            return RunOutcome.FANNED_OUT if self.fanout.resume(job) else RunOutcome.FAILED
         started = time.monotonic()
         progress = ImportProgress.from_checkpoint(job.checkpoint)
         if job.cancel_requested_at is not None:
