@@ -318,6 +318,45 @@ def test_an_export_continues_across_invocations_into_one_valid_file(api, stack, 
     )
 
 
+def test_a_failed_export_that_had_continued_is_retried_into_one_valid_file(api, stack, monkeypatch):
+    # Given an export whose invocations are too short for it, with one attempt, whose reads fail
+    # for good once it has handed over to a continuation (its upload was then aborted)
+    api.call("PUT", "/datasets/items", body={"fields": FIELDS, "keys": ["sku"], "shards": 1})
+    monkeypatch.setenv("PAGE_SIZE", "200")
+    exporter = Exporter(api, stack, timeout_seconds=0.8)
+    records = [record(i, long_text=3000) for i in range(1, 2_501)]
+    exporter.seed(records)
+    outage = {"on": False}
+
+    def page_unless_down(page):
+        if outage["on"]:
+            raise ConnectionError("DynamoDB is unreachable")
+        return page()
+
+    exporter.rewire(records=hooked_records(around_page=page_unless_down))
+    job = exporter.create(format="csv", options={"maxAttempts": 1})
+    queue = stack.physical["ExportQueue"]
+    while not outage["on"]:  # run it until it has handed over to a continuation
+        messages = exporter.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"]
+        exporter.sqs.delete_message(QueueUrl=queue, ReceiptHandle=messages[0]["ReceiptHandle"])
+        exporter.deliver(messages[0]["Body"])
+        outage["on"] = job_store(stack, 1).get(job["id"]).checkpoint is not None
+    exporter.drain()
+    failed = api.call("GET", f"/jobs/{job['id']}/status").json()
+    assert failed["status"] == "FAILED", failed
+    assert exporter.invocations >= 2
+    # When the reads work again and it is retried
+    outage["on"] = False
+    assert api.call("POST", f"/jobs/{job['id']}/retry").status == 200
+    exporter.drain()
+    # Then it completes into one valid file with every record once, in order
+    status = api.call("GET", f"/jobs/{job['id']}/status").json()
+    assert status["status"] == "COMPLETED", status
+    data = exporter.download(status).decode()
+    assert [row["sku"] for row in csv.DictReader(io.StringIO(data))] == [r["sku"] for r in records]
+    assert status["result"]["rows"] == len(records)
+
+
 def test_an_xlsx_that_cannot_finish_in_one_invocation_fails_saying_why(api, stack, monkeypatch):
     api.call("PUT", "/datasets/items", body={"fields": FIELDS, "keys": ["sku"]})
     monkeypatch.setenv("PAGE_SIZE", "200")

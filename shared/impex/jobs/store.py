@@ -379,9 +379,13 @@ class JobStore:
         tenant: str | None = None,
         allowed_from: frozenset[JobStatus] | None = None,
         expected_heartbeat: str | None = None,
+        forget_checkpoint: bool = False,
     ) -> Job:
-        """-> FAILED with a message a person can act on (and what was done before, if known)."""
+        """-> FAILED with a message a person can act on (and what was done before, if known); with
+        ``forget_checkpoint``, a retry starts it again from the start."""
         sets: dict[str, Any] = {"errorMessage": message, **_outcome_fields(outcome)}
+        if forget_checkpoint:
+            sets["checkpoint"] = None
         if last_error is not None:
             sets["lastError"] = last_error
         change = _Change(

@@ -351,7 +351,8 @@ class ExportPipeline:
     def _fail(self, job: Job, message: str) -> None:
         logger.info("export failed", extra={"reason": message})
         try:
-            self.jobs.fail(job.id, message)
+            # Its upload and unsent bytes were dropped (_clean_up): a retry writes the file afresh.
+            self.jobs.fail(job.id, message, forget_checkpoint=True)
         except ImpexError:
             return
         metrics.add_metric(name="ExportsFailed", unit="Count", value=1)
