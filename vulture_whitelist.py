@@ -6,6 +6,7 @@ dead code to remove, not to add here. Each entry says who uses it.
 
 # Powertools event handler: routes and exception handlers are registered by their decorators.
 openapi
+docs
 domain_error
 invalid_request
 not_json

@@ -153,7 +153,7 @@ def api(settings: ApiSettings | None = None, *, service: JobService | None = Non
     from impex.api.dependencies import ApiDependencies
     from impex.api.idempotency import IdempotentCreation
 
-    settings = settings or ApiSettings()
+    settings = settings or ApiSettings.from_environment()
     service = service or job_service(settings)
     idempotency = IdempotentCreation(settings.idempotency_table, service.jobs, client=clients.dynamodb_client)
     return build_app(
@@ -220,7 +220,7 @@ def import_trigger(
     from impex.pipelines.fairness import TenantCap
     from impex.pipelines.workers import ImportTrigger
 
-    settings = settings or ImporterSettings()
+    settings = settings or ImporterSettings.from_environment()
     pipeline = pipeline or import_pipeline(settings)
     dropped = DroppedFiles(jobs=pipeline.jobs, datasets=pipeline.datasets, files=pipeline.files)
     cap = TenantCap(pipeline.jobs, pipeline.queues, settings.tenant_concurrency)
@@ -265,7 +265,7 @@ def export_trigger(
     from impex.pipelines.fairness import TenantCap
     from impex.pipelines.workers import ExportTrigger
 
-    settings = settings or ExporterSettings()
+    settings = settings or ExporterSettings.from_environment()
     pipeline = pipeline or export_pipeline(settings)
     cap = TenantCap(pipeline.jobs, pipeline.queues, settings.tenant_concurrency)
     settle = pipeline.fanout.settle if pipeline.fanout is not None else None
@@ -274,4 +274,4 @@ def export_trigger(
 
 def scheduled_sweeper() -> Sweeper:
     """The sweeper function's sweeper (settings from the environment)."""
-    return sweeper(SweeperSettings())
+    return sweeper(SweeperSettings.from_environment())

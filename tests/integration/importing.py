@@ -64,7 +64,7 @@ class Importer:
 
     def rewire(self, **adapters: Any) -> None:
         """Rebuild the handler's trigger through the composition root, with these adapters (fakes)."""
-        settings = ImporterSettings()
+        settings = ImporterSettings.from_environment()
         pipeline = wiring.import_pipeline(settings, **adapters)
         self.module.trigger = wiring.import_trigger(settings, pipeline=pipeline)
 

@@ -101,13 +101,14 @@ RUNTIME_DISTRIBUTIONS = {
 }
 
 # Imported by the first request that needs them, never by a cold start or a status request: boto3
-# (~0.14 s with botocore's client machinery and s3transfer), and Powertools' idempotency, which
-# imports boto3 at its top.
+# (~0.14 s with botocore's client machinery and s3transfer), Powertools' idempotency, which
+# imports boto3 at its top, and Powertools' OpenAPI models (the spec and Swagger UI routes only).
 DEFERRED_MODULES = [
     "boto3",
     "botocore.client",
     "s3transfer",
     "aws_lambda_powertools.utilities.idempotency",
+    "aws_lambda_powertools.event_handler.openapi.models",
 ]
 
 _PROBE = """

@@ -427,10 +427,18 @@ def test_the_openapi_spec_is_served_and_valid(api):
     } <= paths
 
 
-def test_swagger_ui_is_served(api):
+def test_swagger_ui_is_served_with_the_generated_document(api):
+    # When Swagger UI is asked for, and the document on its own
     response = api.call("GET", "/docs", tenant=None)
-    assert response.status == 200
-    assert "swagger" in response.text.lower()
+    document = api.call("GET", "/openapi.json", tenant=None)
+    # Then the page is Powertools' Swagger UI, its script inlined, showing the generated document
+    assert response.status == 200 and response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "SwaggerUIBundle" in page and "<script" in page
+    assert document.text.replace("</", "<\\/") in page
+    # And the page's own JSON form is that document
+    as_json = api.call("GET", "/docs", query={"format": "json"}, tenant=None)
+    assert as_json.status == 200 and as_json.json() == document.json()
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999999", "[1, NaN]"])

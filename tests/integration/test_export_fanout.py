@@ -125,7 +125,7 @@ def test_a_dead_lettered_chunk_fails_the_export(exporter, stack, api):
     # When one chunk's message is dead-lettered and the sweeper drains it
     body = json.dumps({"jobId": chunk_job_id(job["id"], 1), "tenant": "acme"})
     exporter.sqs.send_message(QueueUrl=stack.physical["ExportDeadLetterQueue"], MessageBody=body)
-    assert wiring.sweeper(SweeperSettings()).sweep().actions["dead_lettered"] == 1
+    assert wiring.sweeper(SweeperSettings.from_environment()).sweep().actions["dead_lettered"] == 1
     exporter.drain()
     # Then the export failed naming the part, and no chunk is left running
     status = api.call("GET", f"/jobs/{job['id']}/status").json()
@@ -149,7 +149,7 @@ def test_a_failed_fanned_out_export_is_retried_keeping_the_shares_already_writte
     lost = next(c.id for c in chunks_of(stack, job["id"]) if c.status is JobStatus.PENDING)
     body = json.dumps({"jobId": lost, "tenant": "acme"})
     exporter.sqs.send_message(QueueUrl=stack.physical["ExportDeadLetterQueue"], MessageBody=body)
-    wiring.sweeper(SweeperSettings()).sweep()
+    wiring.sweeper(SweeperSettings.from_environment()).sweep()
     exporter.drain()
     assert api.call("GET", f"/jobs/{job['id']}/status").json()["status"] == "FAILED"
     statuses = {c.id: c.status for c in chunks_of(stack, job["id"])}

@@ -98,7 +98,7 @@ class Exporter:
 
     def rewire(self, **adapters: Any) -> None:
         """Rebuild the handler's trigger through the composition root, with these adapters (fakes)."""
-        settings = ExporterSettings()
+        settings = ExporterSettings.from_environment()
         self.module.trigger = wiring.export_trigger(
             settings, pipeline=wiring.export_pipeline(settings, **adapters)
         )
@@ -397,7 +397,9 @@ def test_concurrent_exports_through_one_pipeline_keep_their_own_counts(api, stac
 
     monkeypatch.setenv("PAGE_SIZE", "100")
     store = job_store(stack, 1)
-    pipeline = wiring.export_pipeline(ExporterSettings(), records=hooked_records(around_page=slow_page))
+    pipeline = wiring.export_pipeline(
+        ExporterSettings.from_environment(), records=hooked_records(around_page=slow_page)
+    )
     # When one pipeline runs both at once
     threads = [
         threading.Thread(target=pipeline.run, args=(store.claim(job["id"]),)) for job in (small, large)

@@ -194,7 +194,7 @@ def test_a_killed_chunk_worker_is_swept_and_the_import_ends_as_one_workers(impor
     # And a fanned-out import of it whose second chunk's worker dies mid-way (no cleanup at all)
     fan_out(importer, monkeypatch)
     killed = threading.Event()
-    settings = ImporterSettings()
+    settings = ImporterSettings.from_environment()
     real_tables = wiring.record_tables(settings.write_concurrency)
 
     def dying_tables(name: str):
@@ -225,7 +225,7 @@ def test_a_killed_chunk_worker_is_swept_and_the_import_ends_as_one_workers(impor
     assert importer.status(job_id)["status"] == "PROCESSING"
     # When the sweeper finds the chunk's heartbeat stopped, and its requeue is delivered
     importer.rewire()
-    sweeper = wiring.sweeper(SweeperSettings())
+    sweeper = wiring.sweeper(SweeperSettings.from_environment())
     report = sweeper.sweep(now="2099-01-01T00:00:00Z")
     assert report.actions["stuck_requeued"] >= 1
     importer.drain()
@@ -250,7 +250,7 @@ def test_a_dead_lettered_chunk_fails_the_job_with_what_was_written(importer, mon
     sqs = boto3.client("sqs")
     message = json.dumps({"jobId": chunk_job_id(job_id, 2), "tenant": "acme"})
     sqs.send_message(QueueUrl=stack.physical["ImportDeadLetterQueue"], MessageBody=message)
-    report = wiring.sweeper(SweeperSettings()).sweep()
+    report = wiring.sweeper(SweeperSettings.from_environment()).sweep()
     assert report.actions["dead_lettered"] == 1
     importer.drain()
     # Then the job failed naming the chunk, and its counts are what the table holds
@@ -276,7 +276,7 @@ def test_the_sweeper_ends_an_import_whose_last_chunk_worker_stopped_before_endin
     assert status["status"] == "PROCESSING"
     assert all(c.status is JobStatus.COMPLETED for c in chunk_jobs(stack, status["id"]))
     # When the sweeper finds it quiet
-    report = wiring.sweeper(SweeperSettings()).sweep(now="2099-01-01T00:00:00Z")
+    report = wiring.sweeper(SweeperSettings.from_environment()).sweep(now="2099-01-01T00:00:00Z")
     # Then it ends it COMPLETED, with the chunks' summed counts and merged report
     assert report.actions["fanned_out_ended"] == 1
     ended = importer.status(status["id"])
@@ -295,7 +295,7 @@ def test_the_split_and_every_chunk_continue_and_retry_and_end_as_one_worker(impo
     # taken after every batch here, so that no row it wrote is written again and counted as updated)
     monkeypatch.setenv("PROGRESS_EVERY_SECONDS", "0")
     fan_out(importer, monkeypatch)
-    real_tables = wiring.record_tables(ImporterSettings().write_concurrency)
+    real_tables = wiring.record_tables(ImporterSettings.from_environment().write_concurrency)
     failures = {"left": 1}
 
     def flaky_tables(name: str):
@@ -394,7 +394,7 @@ def test_a_failed_fanned_out_import_is_retried_from_each_chunks_checkpoint_and_e
     # first chunk's worker dies after one batch, and whose DynamoDB then fails every write
     monkeypatch.setenv("PROGRESS_EVERY_SECONDS", "0")
     fan_out(importer, monkeypatch)
-    real_tables = wiring.record_tables(ImporterSettings().write_concurrency)
+    real_tables = wiring.record_tables(ImporterSettings.from_environment().write_concurrency)
     trouble = {"puts": 0, "outage": False}
 
     def troubled_tables(name: str):
@@ -418,7 +418,9 @@ def test_a_failed_fanned_out_import_is_retried_from_each_chunks_checkpoint_and_e
     with pytest.raises(Killed):
         importer.drain()
     importer.drain()  # the next chunk fails, the others are stopped
-    wiring.sweeper(SweeperSettings()).sweep(now="2099-01-01T00:00:00Z")  # the dead worker's chunk
+    wiring.sweeper(SweeperSettings.from_environment()).sweep(
+        now="2099-01-01T00:00:00Z"
+    )  # the dead worker's chunk
     importer.drain()
     failed = importer.status(job_id)
     assert failed["status"] == "FAILED", failed
@@ -456,7 +458,7 @@ def test_a_retry_after_the_chunk_files_expired_fails_saying_so_and_keeps_the_cou
     lost = next(c.id for c in chunk_jobs(stack, job_id) if c.id != completed)
     message = json.dumps({"jobId": lost, "tenant": "acme"})
     importer.sqs.send_message(QueueUrl=stack.physical["ImportDeadLetterQueue"], MessageBody=message)
-    wiring.sweeper(SweeperSettings()).sweep()
+    wiring.sweeper(SweeperSettings.from_environment()).sweep()
     importer.drain()
     failed = importer.status(job_id)
     assert failed["status"] == "FAILED", failed

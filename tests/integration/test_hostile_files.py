@@ -182,7 +182,9 @@ def test_blank_lines_still_heartbeat_and_the_row_after_them_is_written(importer,
     importer.s3.put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=blank_line_bomb())
     updates: list[dict] = []
     jobs = HookedJobStore(stack.physical["JobsTable"], on_progress=updates.append)
-    pipeline = wiring.import_pipeline(ImporterSettings(progress_every_seconds=0.1), jobs=jobs)
+    pipeline = wiring.import_pipeline(
+        ImporterSettings.from_environment(progress_every_seconds=0.1), jobs=jobs
+    )
     # When it is imported
     pipeline.run(jobs.claim(created["job"]["id"]))
     # Then progress was recorded while the blank lines streamed past, and the last row was written
@@ -212,7 +214,9 @@ def test_a_cancel_during_blank_lines_stops_the_job_at_once_and_writes_nothing_af
             cancelled_at.append(time.monotonic())
 
     jobs = HookedJobStore(stack.physical["JobsTable"], on_progress=cancel_once)
-    pipeline = wiring.import_pipeline(ImporterSettings(progress_every_seconds=0.1), jobs=jobs)
+    pipeline = wiring.import_pipeline(
+        ImporterSettings.from_environment(progress_every_seconds=0.1), jobs=jobs
+    )
     # When it runs
     pipeline.run(jobs.claim(created["job"]["id"]))
     stopped_after = time.monotonic() - cancelled_at[0]

@@ -96,7 +96,7 @@ def uploaded_job(importer: Importer, stack, rows: int, **settings: object):
     created = importer.create()
     content, expected = people(rows)
     boto3.client("s3").put_object(Bucket=importer.bucket, Key=created["upload"]["key"], Body=content)
-    return created, expected, job_store(stack, 1), ImporterSettings(**settings)
+    return created, expected, job_store(stack, 1), ImporterSettings.from_environment(**settings)
 
 
 @pytest.mark.parametrize("in_flight", [1, 3])
@@ -145,7 +145,7 @@ def test_a_cancelled_import_ends_with_exact_counts_and_every_row_error_so_far(im
         if len(puts) == 3:
             importer.api.call("POST", f"/jobs/{created['job']['id']}/cancel")
 
-    settings = ImporterSettings(batch_rows=10)
+    settings = ImporterSettings.from_environment(batch_rows=10)
     pipeline = wiring.import_pipeline(settings, records=hooked_records(around_put=put_then_cancel))
     # When it runs
     assert pipeline.run(store.claim(created["job"]["id"])) is RunOutcome.STOPPED

@@ -52,7 +52,9 @@ def test_progress_never_goes_down_and_the_total_converges(importer, stack, compr
             seen.append((processed, total, 100 if total == 0 else min(99, processed * 100 // total)))
 
     jobs = HookedJobStore(stack.physical["JobsTable"], on_progress=record)
-    pipeline = wiring.import_pipeline(ImporterSettings(progress_every_seconds=0.05), jobs=jobs)
+    pipeline = wiring.import_pipeline(
+        ImporterSettings.from_environment(progress_every_seconds=0.05), jobs=jobs
+    )
     # When it is imported
     pipeline.run(jobs.claim(created["job"]["id"]))
     status = importer.status(created["job"]["id"])

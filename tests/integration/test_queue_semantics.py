@@ -117,7 +117,8 @@ def test_a_live_worker_is_never_taken_back(importer, store, stack):
     time.sleep(0.002)
     store.record_progress(job.id, processed_rows=5)
     sweeper = wiring.sweeper(
-        SweeperSettings(), jobs=HookedJobStore(stack.physical["JobsTable"], active_view=[stale_view])
+        SweeperSettings.from_environment(),
+        jobs=HookedJobStore(stack.physical["JobsTable"], active_view=[stale_view]),
     )
     # When it sweeps as if the job had been silent for too long
     report = sweeper.sweep(now=utc_now() + timedelta(seconds=301))
@@ -382,7 +383,7 @@ def test_every_state_change_is_published_to_eventbridge(api, put_dataset, stack)
     cancelled = api.call("POST", "/exports", body={"dataset": "customers", "format": "csv"}).json()["job"]
     api.call("POST", f"/jobs/{cancelled['id']}/cancel")
     running = api.call("POST", "/exports", body={"dataset": "customers", "format": "csv"}).json()["job"]
-    worker = wiring.job_store(ExporterSettings())  # publishing, as the exporter's is
+    worker = wiring.job_store(ExporterSettings.from_environment())  # publishing, as the exporter's is
     worker.claim(running["id"])
     assert api.call("POST", f"/jobs/{running['id']}/cancel").status == 202
     worker.end_cancelled(running["id"], JobOutcome(result={"rows": 0}, processed_rows=0))

@@ -36,7 +36,7 @@ def api_env(monkeypatch):
 
 
 def test_complete_settings_load(api_env):
-    settings = ApiSettings()
+    settings = ApiSettings.from_environment()
     assert settings.jobs_table == "jobs-t"
     assert settings.external_tables() == {}
 
@@ -45,14 +45,14 @@ def test_complete_settings_load(api_env):
 def test_a_missing_resource_name_fails_at_cold_start(api_env, missing):
     api_env.delenv(missing)
     with pytest.raises(ValidationError) as raised:
-        ApiSettings()
+        ApiSettings.from_environment()
     assert missing.lower() in str(raised.value)
 
 
 def test_url_lifetimes_above_fifteen_minutes_are_refused(api_env):
     api_env.setenv("UPLOAD_URL_TTL_SECONDS", "3600")
     with pytest.raises(ValidationError):
-        ApiSettings()
+        ApiSettings.from_environment()
 
 
 def test_the_external_table_allow_list_parses(api_env):
@@ -61,7 +61,7 @@ def test_the_external_table_allow_list_parses(api_env):
         "arn:aws:dynamodb:us-east-1:1:table/orders,arn:aws:dynamodb:us-east-1:1:table/u",
     )
     api_env.setenv("EXTERNAL_TABLE_KEYS", "tenantId/orderId,userId")
-    tables = ApiSettings().external_tables()
+    tables = ApiSettings.from_environment().external_tables()
     assert tables["orders"].key_names == ["tenantId", "orderId"]
     assert tables["u"].key_names == ["userId"]
 
@@ -69,12 +69,42 @@ def test_the_external_table_allow_list_parses(api_env):
 def test_a_mismatched_allow_list_is_refused(api_env):
     api_env.setenv("EXTERNAL_TABLE_ARNS", "arn:aws:dynamodb:us-east-1:1:table/orders")
     with pytest.raises(ValidationError):
-        ApiSettings()
+        ApiSettings.from_environment()
 
 
 def test_each_function_has_its_own_requirements(monkeypatch):
     for key, value in API_ENV.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(ValidationError) as raised:
-        ImporterSettings()
+        ImporterSettings.from_environment()
     assert "records_table" in str(raised.value)
+
+
+def test_values_are_parsed_from_the_environment_text_and_keywords_come_first(api_env):
+    # Given the importer's variables as text, among them a number, a boolean and a decimal
+    api_env.setenv("RECORDS_TABLE", "records-t")
+    api_env.setenv("BATCH_ROWS", "250")
+    api_env.setenv("COLUMNAR_CONVERSION", "false")
+    api_env.setenv("RETRY_BASE_SECONDS", "0.5")
+    # When the settings are read, one of them also given as a keyword
+    settings = ImporterSettings.from_environment(batch_rows=10)
+    # Then each is typed from its text, the keyword wins, and unset ones take their defaults
+    assert settings.records_table == "records-t"
+    assert settings.columnar_conversion is False and settings.retry_base_seconds == 0.5
+    assert settings.batch_rows == 10
+    assert ImporterSettings.from_environment().batch_rows == 250
+    assert settings.max_columns == 1000 and settings.xlsx_memory_budget_bytes is None
+
+
+def test_a_variable_that_is_not_its_fields_type_is_refused_naming_it(api_env):
+    api_env.setenv("RECORDS_TABLE", "records-t")
+    api_env.setenv("BATCH_ROWS", "many")
+    with pytest.raises(ValidationError) as raised:
+        ImporterSettings.from_environment()
+    assert "batch_rows" in str(raised.value)
+
+
+def test_settings_are_frozen(api_env):
+    settings = ApiSettings.from_environment()
+    with pytest.raises(ValidationError):
+        settings.jobs_table = "other"  # type: ignore[misc]

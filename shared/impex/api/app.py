@@ -4,25 +4,15 @@ Routes live in impex.api.routes, one Router per resource; their collaborators ar
 Powertools' Depends (see impex.api.dependencies), bound here.
 """
 
-from typing import Any
-
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-from impex import __version__
 from impex.api.body import parse_json_body
 from impex.api.dependencies import ApiDependencies, api_dependencies
+from impex.api.docs import openapi_document, swagger_page
 from impex.api.errors import register_error_handlers
 from impex.api.routes import datasets, jobs, transfers
 
 PREFIX = "/api/import-export"
-OPENAPI_OPTIONS: dict[str, Any] = {
-    "title": "impex",
-    "version": __version__,
-    "description": "Bulk import/export jobs for DynamoDB datasets.",
-    "security_schemes": {"jwt": HTTPBearer(bearerFormat="JWT")},
-    "security": [{"jwt": []}],
-}
 
 
 def build_app(dependencies: ApiDependencies) -> APIGatewayHttpResolver:
@@ -35,8 +25,10 @@ def build_app(dependencies: ApiDependencies) -> APIGatewayHttpResolver:
 
     @app.get(f"{PREFIX}/openapi.json", include_in_schema=False)
     def openapi() -> Response[str]:
-        spec = app.get_openapi_json_schema(**OPENAPI_OPTIONS)
-        return Response(status_code=200, content_type="application/json", body=spec)
+        return openapi_document(app)
 
-    app.enable_swagger(path=f"{PREFIX}/docs", **OPENAPI_OPTIONS)
+    @app.get(f"{PREFIX}/docs", include_in_schema=False)
+    def docs() -> Response[str]:
+        return swagger_page(app)
+
     return app

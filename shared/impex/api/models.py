@@ -49,6 +49,13 @@ class _Out(BaseModel):
         return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
 
 
+class _LaterOut(_Out):
+    """The response models of routes other than the status request: each one's schema is built by the
+    first request that returns one, not by every cold start (the status request is most of them)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 # ---- errors --------------------------------------------------------------------------------------
 
 
@@ -151,13 +158,15 @@ class JobStatusResponse(_Out):
 class JobSummary(JobStatusResponse):
     """A job in listings: the status fields plus what it works on."""
 
+    model_config = ConfigDict(defer_build=True)  # as _LaterOut's
+
     dataset: str
     format: str
     priority: Priority
     attempts: int
 
 
-class Upload(_Out):
+class Upload(_LaterOut):
     """A presigned S3 POST: send the fields, then the file as the last form field named `file`."""
 
     url: str
@@ -167,26 +176,28 @@ class Upload(_Out):
     expires_at: str
 
 
-class CreatedImport(_Out):
+class CreatedImport(_LaterOut):
     job: JobStatusResponse
     upload: Upload | None = Field(
         description="the presigned POST for the file; absent when a replayed request finds the job started"
     )
 
 
-class CreatedExport(_Out):
+class CreatedExport(_LaterOut):
     """A created job (an export, or the import that commits a dry run)."""
 
     job: JobStatusResponse
 
 
-class JobList(_Out):
+class JobList(_LaterOut):
     jobs: list[JobSummary]
     next_cursor: str | None = None
 
 
 class ProcessResult(BaseModel):
     """POST /jobs/process, the seed's contract."""
+
+    model_config = ConfigDict(defer_build=True)  # as _LaterOut's
 
     success: bool
     message: str
@@ -197,7 +208,7 @@ class ProcessResult(BaseModel):
 DatasetName = Annotated[str, Field(pattern=DATASET_NAME)]
 
 
-class DatasetOut(_Out):
+class DatasetOut(_LaterOut):
     name: str
     fields: list[dict[str, Any]]
     keys: list[str]
@@ -215,7 +226,7 @@ class DatasetOut(_Out):
         return cls.model_validate({k: v for k, v in data.items() if k != "tenant"})
 
 
-class DatasetList(_Out):
+class DatasetList(_LaterOut):
     datasets: list[DatasetOut]
 
 
