@@ -23,6 +23,10 @@ from impex.local.auth import LocalIssuer
 from tests.conftest import ROOT
 
 IMPEX = str(Path(sys.executable).with_name("impex"))
+# How long one HTTP request to the local stack may take: its sandboxes share two cores with moto,
+# the pytest workers and each other, so a request that starts a sandbox can take well over 10 s on
+# a loaded machine (seen in `make test`). The tests assert what the answers say, never their speed.
+REQUEST_TIMEOUT = 60
 
 
 @dataclass
@@ -139,7 +143,7 @@ CSV = (
 def put_dataset(stack: RunningStack, tenant: str) -> None:
     """The customers dataset from examples/, for ``tenant``."""
     response = requests.put(
-        f"{stack.api}/datasets/customers", json=SCHEMA, headers=stack.headers(tenant), timeout=10
+        f"{stack.api}/datasets/customers", json=SCHEMA, headers=stack.headers(tenant), timeout=REQUEST_TIMEOUT
     )
     assert response.status_code in (200, 201), response.text
 
@@ -150,7 +154,7 @@ def create_import(stack: RunningStack, tenant: str, file_name: str) -> dict:
         f"{stack.api}/imports",
         json={"dataset": "customers", "fileName": file_name},
         headers=stack.headers(tenant),
-        timeout=10,
+        timeout=REQUEST_TIMEOUT,
     )
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
@@ -171,7 +175,7 @@ def wait_for(stack: RunningStack, job_id: str, tenant: str, timeout: float = 120
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = requests.get(
-            f"{stack.api}/jobs/{job_id}/status", headers=stack.headers(tenant), timeout=10
+            f"{stack.api}/jobs/{job_id}/status", headers=stack.headers(tenant), timeout=REQUEST_TIMEOUT
         ).json()
         if status["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
             return status  # type: ignore[no-any-return]

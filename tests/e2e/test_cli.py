@@ -8,6 +8,7 @@ import openpyxl
 import pytest
 
 from tests.conftest import ROOT
+from tests.e2e.conftest import REQUEST_TIMEOUT
 
 pytestmark = pytest.mark.e2e
 SCHEMA_FILE = ROOT / "examples" / "customers.schema.json"
@@ -126,7 +127,7 @@ def test_local_token_prints_a_token_the_stack_accepts(local_stack):
 
     assert (
         requests.get(
-            f"{local_stack.api}/jobs", headers={"Authorization": f"Bearer {token}"}, timeout=10
+            f"{local_stack.api}/jobs", headers={"Authorization": f"Bearer {token}"}, timeout=REQUEST_TIMEOUT
         ).status_code
         == 200
     )

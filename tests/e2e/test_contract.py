@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import CSV, SCHEMA, RunningStack, create_import, upload, wait_for
+from tests.e2e.conftest import CSV, REQUEST_TIMEOUT, SCHEMA, RunningStack, create_import, upload, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +35,9 @@ def _seed_data(stack: RunningStack) -> dict[str, list[str]]:
     """Jobs in each kind of state, and datasets, for the generated requests to find."""
     headers = stack.headers(TENANT)
     for name in ("customers", "scratch"):
-        created = requests.put(f"{stack.api}/datasets/{name}", json=SCHEMA, headers=headers, timeout=10)
+        created = requests.put(
+            f"{stack.api}/datasets/{name}", json=SCHEMA, headers=headers, timeout=REQUEST_TIMEOUT
+        )
         assert created.status_code in (200, 201), created.text
     jobs = []
     imported = create_import(stack, TENANT, "people.csv")
@@ -45,7 +47,7 @@ def _seed_data(stack: RunningStack) -> dict[str, list[str]]:
         f"{stack.api}/imports",
         json={"dataset": "customers", "fileName": "dry.csv", "options": {"dryRun": True}},
         headers=headers,
-        timeout=10,
+        timeout=REQUEST_TIMEOUT,
     ).json()
     assert upload(dry_run, CSV, "dry.csv").status_code == 204
     jobs.append(wait_for(stack, dry_run["job"]["id"], TENANT)["id"])  # a dry run to commit
@@ -55,7 +57,10 @@ def _seed_data(stack: RunningStack) -> dict[str, list[str]]:
     assert failed["status"] == "FAILED", failed
     jobs.append(failed["id"])  # to retry
     export = requests.post(
-        f"{stack.api}/exports", json={"dataset": "customers", "format": "csv"}, headers=headers, timeout=10
+        f"{stack.api}/exports",
+        json={"dataset": "customers", "format": "csv"},
+        headers=headers,
+        timeout=REQUEST_TIMEOUT,
     ).json()
     jobs.append(wait_for(stack, export["job"]["id"], TENANT)["id"])  # a file to download
     jobs.append(create_import(stack, TENANT, "later.csv")["job"]["id"])  # PENDING, to cancel

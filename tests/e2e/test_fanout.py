@@ -13,7 +13,15 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.e2e.conftest import RunningStack, create_import, put_dataset, running_stack, upload, wait_for
+from tests.e2e.conftest import (
+    REQUEST_TIMEOUT,
+    RunningStack,
+    create_import,
+    put_dataset,
+    running_stack,
+    upload,
+    wait_for,
+)
 
 CHUNKS = 4
 
@@ -69,7 +77,7 @@ def exported_table(stack: RunningStack, tenant: str) -> list[dict[str, str]]:
         f"{stack.api}/exports",
         headers=stack.headers(tenant),
         json={"dataset": "customers", "format": "csv"},
-        timeout=10,
+        timeout=REQUEST_TIMEOUT,
     )
     assert response.status_code in (200, 201, 202), response.text
     done = wait_for(stack, response.json()["job"]["id"], tenant, timeout=240)
@@ -145,12 +153,16 @@ def test_a_cancel_stops_every_parallel_chunk_with_exact_counts(local_stack, fann
     headers = fanned_stack.headers(tenant)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        status = requests.get(f"{fanned_stack.api}/jobs/{job_id}/status", headers=headers, timeout=10).json()
+        status = requests.get(
+            f"{fanned_stack.api}/jobs/{job_id}/status", headers=headers, timeout=REQUEST_TIMEOUT
+        ).json()
         if status.get("totalRows"):  # split: the chunks are on their way
             break
         time.sleep(0.05)
     # When it is cancelled
-    cancelled = requests.post(f"{fanned_stack.api}/jobs/{job_id}/cancel", headers=headers, timeout=10)
+    cancelled = requests.post(
+        f"{fanned_stack.api}/jobs/{job_id}/cancel", headers=headers, timeout=REQUEST_TIMEOUT
+    )
     assert cancelled.status_code == 202, cancelled.text
     # Then it ends CANCELLED, having written exactly what it says, and less than the file
     status = wait_for(fanned_stack, job_id, tenant, timeout=240)

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.bombs import xml_bomb, zip_bomb
-from tests.e2e.conftest import RunningStack, upload, wait_for
+from tests.e2e.conftest import REQUEST_TIMEOUT, RunningStack, upload, wait_for
 from tests.workbooks import workbook_bytes
 
 TENANT = "hostile"
@@ -108,7 +108,10 @@ def reset_peak_rss(stack: RunningStack) -> None:
 @pytest.fixture(scope="module")
 def hostile_stack(local_stack: RunningStack) -> RunningStack:
     response = requests.put(
-        f"{local_stack.api}/datasets/hostile", json=DATASET, headers=local_stack.headers(TENANT), timeout=10
+        f"{local_stack.api}/datasets/hostile",
+        json=DATASET,
+        headers=local_stack.headers(TENANT),
+        timeout=REQUEST_TIMEOUT,
     )
     assert response.status_code in (200, 201), response.text
     return local_stack
@@ -124,7 +127,7 @@ def test_a_hostile_file_ends_its_job_and_leaves_the_stack_well(hostile_stack, na
         f"{hostile_stack.api}/imports",
         json={"dataset": "hostile", "fileName": file_name},
         headers=hostile_stack.headers(TENANT),
-        timeout=10,
+        timeout=REQUEST_TIMEOUT,
     )
     assert created.status_code == 201, created.text
     job = created.json()
@@ -149,7 +152,7 @@ def test_a_pathological_pattern_never_holds_up_another_request(hostile_stack):
         f"{hostile_stack.api}/imports",
         json={"dataset": "hostile", "fileName": "codes.csv"},
         headers=hostile_stack.headers(TENANT),
-        timeout=10,
+        timeout=REQUEST_TIMEOUT,
     ).json()
     job_id = created["job"]["id"]
     assert upload(created, "id,n,at,doc,code\n" + rows, "codes.csv").status_code == 204
@@ -159,9 +162,13 @@ def test_a_pathological_pattern_never_holds_up_another_request(hostile_stack):
     while status["status"] not in ("COMPLETED", "FAILED", "CANCELLED") and time.monotonic() < deadline:
         started = time.perf_counter()
         status = requests.get(
-            f"{hostile_stack.api}/jobs/{job_id}/status", headers=hostile_stack.headers(TENANT), timeout=10
+            f"{hostile_stack.api}/jobs/{job_id}/status",
+            headers=hostile_stack.headers(TENANT),
+            timeout=REQUEST_TIMEOUT,
         ).json()
-        requests.get(f"{hostile_stack.api}/datasets", headers=hostile_stack.headers(TENANT), timeout=10)
+        requests.get(
+            f"{hostile_stack.api}/datasets", headers=hostile_stack.headers(TENANT), timeout=REQUEST_TIMEOUT
+        )
         latencies.append(time.perf_counter() - started)
         seen_processing += status["status"] == "PROCESSING"
     # Then every cell is one row error, and no request waited on the matching

@@ -12,7 +12,15 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.e2e.conftest import RunningStack, create_import, put_dataset, running_stack, upload, wait_for
+from tests.e2e.conftest import (
+    REQUEST_TIMEOUT,
+    RunningStack,
+    create_import,
+    put_dataset,
+    running_stack,
+    upload,
+    wait_for,
+)
 from tests.e2e.test_fanout import customers, run_import, seen_by_a_person
 
 CHUNKS = 4
@@ -79,7 +87,7 @@ def test_killed_chunk_workers_are_swept_and_the_import_ends_as_one_worker_ends_i
     status: dict = {}
     while time.monotonic() < deadline:
         status = requests.get(
-            f"{sandboxed_stack.api}/jobs/{job_id}/status", headers=headers, timeout=10
+            f"{sandboxed_stack.api}/jobs/{job_id}/status", headers=headers, timeout=REQUEST_TIMEOUT
         ).json()
         if status.get("processedRows"):  # a chunk has checkpointed...
             chunks = chunk_statuses(sandboxed_stack, job_id)

@@ -13,7 +13,7 @@ import jwt
 import pytest
 import requests
 
-from tests.e2e.conftest import CSV, create_import, put_dataset, upload, wait_for
+from tests.e2e.conftest import CSV, REQUEST_TIMEOUT, create_import, put_dataset, upload, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ def test_import_then_export_and_download_over_http(local_stack):
         f"{local_stack.api}/jobs/{status['id']}/download",
         params={"file": "errors"},
         headers=headers,
-        timeout=10,
+        timeout=REQUEST_TIMEOUT,
     )
     assert report.status_code == 200 and report.url != f"{local_stack.api}/jobs/{status['id']}/download"
     assert "orders is not an integer" in report.text
@@ -42,7 +42,7 @@ def test_import_then_export_and_download_over_http(local_stack):
     export = requests.post(
         f"{local_stack.api}/exports",
         headers=headers,
-        timeout=10,
+        timeout=REQUEST_TIMEOUT,
         json={
             "dataset": "customers",
             "format": "csv",
@@ -52,7 +52,7 @@ def test_import_then_export_and_download_over_http(local_stack):
     ).json()["job"]
     done = wait_for(local_stack, export["id"], tenant)
     assert done["status"] == "COMPLETED" and done["processedRows"] == 2
-    file = requests.get(done["fileUrl"], timeout=10)
+    file = requests.get(done["fileUrl"], timeout=REQUEST_TIMEOUT)
     assert file.status_code == 200
     assert file.headers["Content-Disposition"].startswith("attachment;")
     rows = list(csv.DictReader(io.StringIO(file.content.decode())))
@@ -94,7 +94,7 @@ def test_curl_can_post_the_upload_and_get_the_download(local_stack, tmp_path):
         f"{local_stack.api}/exports",
         json={"dataset": "customers", "format": "jsonl"},
         headers=headers,
-        timeout=10,
+        timeout=REQUEST_TIMEOUT,
     ).json()["job"]
     url = wait_for(local_stack, export["id"], tenant)["fileUrl"]
     got = subprocess.run(["curl", "-s", "-f", url], capture_output=True, text=True, timeout=60, check=True)
@@ -114,7 +114,7 @@ def test_a_file_dropped_into_the_bucket_is_imported(local_stack):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         jobs = requests.get(
-            f"{local_stack.api}/jobs", headers=local_stack.headers(tenant), timeout=10
+            f"{local_stack.api}/jobs", headers=local_stack.headers(tenant), timeout=REQUEST_TIMEOUT
         ).json()["jobs"]
         if jobs and jobs[0]["status"] == "COMPLETED":
             break
@@ -124,10 +124,10 @@ def test_a_file_dropped_into_the_bucket_is_imported(local_stack):
 
 
 def test_missing_bad_and_expired_tokens_are_refused_before_any_handler(local_stack):
-    assert requests.get(f"{local_stack.api}/jobs", timeout=10).status_code == 401
+    assert requests.get(f"{local_stack.api}/jobs", timeout=REQUEST_TIMEOUT).status_code == 401
     assert (
         requests.get(
-            f"{local_stack.api}/jobs", headers={"Authorization": "Bearer nope"}, timeout=10
+            f"{local_stack.api}/jobs", headers={"Authorization": "Bearer nope"}, timeout=REQUEST_TIMEOUT
         ).status_code
         == 401
     )
@@ -136,14 +136,14 @@ def test_missing_bad_and_expired_tokens_are_refused_before_any_handler(local_sta
     forged = jwt.encode({**claims, "exp": 1}, "not-the-signing-key-of-the-local-stack", algorithm="HS256")
     assert (
         requests.get(
-            f"{local_stack.api}/jobs", headers={"Authorization": f"Bearer {forged}"}, timeout=10
+            f"{local_stack.api}/jobs", headers={"Authorization": f"Bearer {forged}"}, timeout=REQUEST_TIMEOUT
         ).status_code
         == 401
     )
     # The spec and Swagger UI need no token
-    spec = requests.get(f"{local_stack.api}/openapi.json", timeout=10)
+    spec = requests.get(f"{local_stack.api}/openapi.json", timeout=REQUEST_TIMEOUT)
     assert spec.status_code == 200 and spec.json()["info"]["title"] == "impex"
-    assert requests.get(f"{local_stack.api}/docs", timeout=10).status_code == 200
+    assert requests.get(f"{local_stack.api}/docs", timeout=REQUEST_TIMEOUT).status_code == 200
 
 
 def test_tenants_do_not_see_each_other_over_http(local_stack):
@@ -152,10 +152,12 @@ def test_tenants_do_not_see_each_other_over_http(local_stack):
         f"{local_stack.api}/exports",
         json={"dataset": "customers", "format": "csv"},
         headers=local_stack.headers("one"),
-        timeout=10,
+        timeout=REQUEST_TIMEOUT,
     ).json()["job"]
     other = requests.get(
-        f"{local_stack.api}/jobs/{created['id']}/status", headers=local_stack.headers("two"), timeout=10
+        f"{local_stack.api}/jobs/{created['id']}/status",
+        headers=local_stack.headers("two"),
+        timeout=REQUEST_TIMEOUT,
     )
     assert other.status_code == 404
 
@@ -166,7 +168,7 @@ def test_a_browser_may_post_the_upload_cors_preflight(local_stack):
     created = create_import(local_stack, tenant, "b.csv")
     preflight = requests.options(
         created["upload"]["url"],
-        timeout=10,
+        timeout=REQUEST_TIMEOUT,
         headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST"},
     )
     assert preflight.status_code == 200
@@ -174,7 +176,7 @@ def test_a_browser_may_post_the_upload_cors_preflight(local_stack):
     assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
     api_preflight = requests.options(
         f"{local_stack.api}/imports",
-        timeout=10,
+        timeout=REQUEST_TIMEOUT,
         headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST"},
     )
     assert api_preflight.status_code == 204 and api_preflight.headers["Access-Control-Allow-Origin"] == "*"

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import IMPEX, RunningStack
+from tests.e2e.conftest import IMPEX, REQUEST_TIMEOUT, RunningStack
 
 
 def serve(tmp_path, **environment: str) -> subprocess.Popen[str]:
@@ -125,7 +125,9 @@ def test_a_refused_token_gets_the_documented_error_shape_with_its_reason(local_s
     }
     for header, reason in cases.items():
         response = requests.get(
-            f"{local_stack.api}/jobs", headers={"Authorization": header} if header else {}, timeout=10
+            f"{local_stack.api}/jobs",
+            headers={"Authorization": header} if header else {},
+            timeout=REQUEST_TIMEOUT,
         )
         assert response.status_code == 401
         body = response.json()
@@ -135,7 +137,7 @@ def test_a_refused_token_gets_the_documented_error_shape_with_its_reason(local_s
 @pytest.mark.parametrize("method", ["TRACE", "PATCH", "QUERY", "PROPFIND"])
 def test_any_method_gets_a_json_answer_from_the_api_not_a_501_page(local_stack: RunningStack, method):
     response = requests.request(
-        method, f"{local_stack.api}/datasets", headers=local_stack.headers("m"), timeout=10
+        method, f"{local_stack.api}/datasets", headers=local_stack.headers("m"), timeout=REQUEST_TIMEOUT
     )
     assert response.status_code == 405 and response.headers["Allow"] == "GET"
     assert response.headers["Content-Type"] == "application/json"
@@ -144,7 +146,7 @@ def test_any_method_gets_a_json_answer_from_the_api_not_a_501_page(local_stack: 
 def test_a_content_length_that_is_no_number_is_not_a_dropped_connection(local_stack: RunningStack):
     host, port = "127.0.0.1", int(local_stack.api.split(":")[2].split("/")[0])
     path = local_stack.api.split(str(port), 1)[1] + "/openapi.json"
-    with socket.create_connection((host, port), timeout=10) as connection:
+    with socket.create_connection((host, port), timeout=REQUEST_TIMEOUT) as connection:
         connection.sendall(
             f"GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\nConnection: close\r\n\r\n".encode()
         )

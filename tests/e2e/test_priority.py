@@ -11,7 +11,16 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.e2e.conftest import CSV, RunningStack, create_import, put_dataset, running_stack, upload, wait_for
+from tests.e2e.conftest import (
+    CSV,
+    REQUEST_TIMEOUT,
+    RunningStack,
+    create_import,
+    put_dataset,
+    running_stack,
+    upload,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -30,13 +39,16 @@ def test_a_high_priority_job_overtakes_a_backlog(local_stack):
     assert wait_for(local_stack, created["job"]["id"], tenant)["status"] == "COMPLETED"
     body = {"dataset": "customers", "format": "xlsx"}
     normal = [
-        requests.post(f"{local_stack.api}/exports", json=body, headers=headers, timeout=10).json()["job"][
-            "id"
-        ]
+        requests.post(
+            f"{local_stack.api}/exports", json=body, headers=headers, timeout=REQUEST_TIMEOUT
+        ).json()["job"]["id"]
         for _ in range(50)
     ]
     high = requests.post(
-        f"{local_stack.api}/exports", json={**body, "priority": "high"}, headers=headers, timeout=10
+        f"{local_stack.api}/exports",
+        json={**body, "priority": "high"},
+        headers=headers,
+        timeout=REQUEST_TIMEOUT,
     ).json()["job"]["id"]
     statuses = {job_id: wait_for(local_stack, job_id, tenant, timeout=300) for job_id in [*normal, high]}
     assert all(s["status"] == "COMPLETED" for s in statuses.values())
