@@ -50,8 +50,12 @@ class Deadline:
         self._reserve_ms = 1000 * min(reserve_seconds, total / 4)
 
     def near(self) -> bool:
-        """True once the remaining time is inside the reserve."""
-        return self._context is not None and self._context.get_remaining_time_in_millis() < self._reserve_ms
+        """True once the remaining time is inside the reserve, or gone (an invocation that started with
+        no time left has no reserve, and must still hand over rather than run on past its timeout)."""
+        if self._context is None:
+            return False
+        remaining = self._context.get_remaining_time_in_millis()
+        return remaining < self._reserve_ms or remaining <= 0
 
 
 class BulkAllocations:
