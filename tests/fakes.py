@@ -32,9 +32,9 @@ class HookedRecordTable(RecordTable):
         around_put: Callable[[PutMany, list[dict[str, Any]]], None] | None = None,
         around_page: Callable[..., tuple[list[Any], Any]] | None = None,
         client: Any = None,
-        sleep: Callable[[float], None] | None = None,
+        backoff: Callable[[int], float] | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+        kwargs: dict[str, Any] = {} if backoff is None else {"backoff": backoff}
         super().__init__(client or clients.dynamodb_fast(), name, **kwargs)
         self._around_put = around_put
         self._around_page = around_page

@@ -19,6 +19,7 @@ from impex.aws import clients
 from impex.aws.dynamo_http import RawDynamoDB, ResponseTooLarge, raw_client_like
 from impex.aws.records import RecordTable
 from impex.aws.tables import DocumentTable
+from tests.integration.loopback import read_request
 
 
 @pytest.fixture
@@ -157,7 +158,7 @@ class _ScriptedServer:
             self.connections += 1
             with connection:
                 while self.answers:
-                    request = self._read_request(connection)
+                    request = read_request(connection)
                     if request is None:
                         break
                     self.requests.append(request)
@@ -165,24 +166,6 @@ class _ScriptedServer:
                     connection.sendall(answer)
                     if close:
                         break
-
-    @staticmethod
-    def _read_request(connection: socket.socket) -> bytes | None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = connection.recv(65536)
-            if not chunk:
-                return None
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length")
-        )
-        while len(body) < length:
-            body += connection.recv(65536)
-        return head + b"\r\n\r\n" + body
 
     def client(self, monkeypatch) -> RawDynamoDB:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

@@ -317,7 +317,7 @@ def test_a_worker_killed_mid_job_is_recovered_exactly(api, put_dataset, stack, s
 def test_throttling_and_unprocessed_items_are_retried_and_nothing_is_lost(importer):
     # Given a DynamoDB that throttles the first batch write and leaves most of the second unprocessed
     client = ThrottlingDynamoDB(clients.dynamodb_fast(), throttled=1, partial=1)
-    importer.rewire(records=hooked_records(client=client, sleep=lambda _: None))
+    importer.rewire(records=hooked_records(client=client, backoff=lambda _: 0.0))
     content = (HEADER + "".join(f"t{i}@x.io,T,{i % 99},1,1,\n" for i in range(60))).encode()
     # When a file is imported
     status = importer.run(content)

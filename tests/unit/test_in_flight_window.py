@@ -68,7 +68,7 @@ class _Throttling:
 
 def test_a_throttled_table_shrinks_its_window_and_still_writes_everything():
     client = _Throttling()
-    table = RecordTable(client, "records", max_workers=8, sleep=lambda _: None)
+    table = RecordTable(client, "records", max_workers=8, backoff=lambda _: 0.0)
     items = [{"pk": {"S": "p"}, "sk": {"S": str(i)}} for i in range(250)]
     table.put_many(items)
     table.close()

@@ -3,7 +3,8 @@
 moto does not enforce the 25-item BatchWriteItem limit; DynamoDB does, so the chunking is ours.
 Unprocessed items and throttling are retried with exponential backoff and full jitter, and the
 requests in flight adapt (InFlightWindow): enough to fill each request's latency, fewer against a
-throttled partition.
+throttled partition. Batches go through the lean client's multiplexer (one I/O thread for every
+request in flight, see aws.dynamo_http.Multiplexer); with any other client they run on a pool.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from impex.aws.dynamo_http import RETRYABLE
+from impex.aws.dynamo_http import RETRYABLE, RawDynamoDB, throttled_by
 
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
@@ -52,6 +54,14 @@ class InFlightWindow:
                 self._changed.wait()
             self._active += 1
 
+    def try_acquire(self) -> bool:
+        """Take room in the window if there is some now."""
+        with self._changed:
+            if self._active >= self.size:
+                return False
+            self._active += 1
+            return True
+
     def release(self, *, throttled: bool) -> None:
         """A request came back: shrink the window if it was throttled, grow it otherwise."""
         with self._changed:
@@ -62,6 +72,61 @@ class InFlightWindow:
             else:
                 self._size = min(float(self.cap), self._size + 1.0 / self.size)
             self._changed.notify_all()
+
+
+def full_jitter(attempt: int) -> float:
+    """Seconds to wait before a batch's retry: exponential backoff with full jitter, capped at 5 s."""
+    return random.uniform(0, min(5.0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not crypto
+
+
+class _Transport(Protocol):
+    def submit_many(
+        self, method: str, requests: list[dict[str, Any]], *, gate: InFlightWindow, not_before: list[float]
+    ) -> list[Future[dict[str, Any]]]: ...
+
+
+class _Pooled:
+    """Requests on a thread pool, for a client that can only block (botocore's, the tests' fakes)."""
+
+    def __init__(self, client: Any, pool: ThreadPoolExecutor) -> None:
+        self._client = client
+        self._pool = pool
+
+    def submit_many(
+        self, method: str, requests: list[dict[str, Any]], *, gate: InFlightWindow, not_before: list[float]
+    ) -> list[Future[dict[str, Any]]]:
+        call: Callable[..., dict[str, Any]] = getattr(self._client, method)
+
+        def send(request: dict[str, Any], when: float) -> dict[str, Any]:
+            time.sleep(max(0.0, when - time.monotonic()))
+            gate.acquire()
+            response: dict[str, Any] | None = None
+            error: BaseException | None = None
+            try:
+                response = call(**request)
+                return response
+            except BaseException as raised:
+                error = raised
+                raise
+            finally:
+                gate.release(throttled=throttled_by(response, error))
+
+        return [
+            self._pool.submit(send, request, when) for request, when in zip(requests, not_before, strict=True)
+        ]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One BatchWriteItem or BatchGetItem and what is left of it to send."""
+
+    request_items: dict[str, Any]
+    # What an answer leaves to send again (its UnprocessedItems / UnprocessedKeys), or None.
+    left_by: Callable[[dict[str, Any]], dict[str, Any] | None]
+    unfinished: str  # what a batch that never finished leaves: "items unwritten", "keys unread"
+    rounds: int = 0  # times sent again for what DynamoDB left unprocessed
+    refusals: int = 0  # times sent again after a throttling (or other retryable) error
+    not_before: float = 0.0  # time.monotonic() of its next sending (after a backoff)
 
 
 def _key_id(key: dict[str, Any], names: list[str]) -> tuple[Any, ...]:
@@ -79,14 +144,19 @@ class RecordTable:
         *,
         max_workers: int = 16,
         max_retries: int = 10,
-        sleep: Callable[[float], None] = time.sleep,
+        backoff: Callable[[int], float] = full_jitter,
     ) -> None:
         self._client = client
         self.table_name = table_name
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="records")
+        # Batches go through the lean client's multiplexer (one I/O thread for every request in
+        # flight); any other client blocks, so its requests run on the pool.
+        self._transport: _Transport = (
+            client if isinstance(client, RawDynamoDB) else _Pooled(client, self._pool)
+        )
         self.window = InFlightWindow(max_workers, start=max(1, max_workers // 2))
         self._max_retries = max_retries
-        self._sleep = sleep
+        self._backoff = backoff
 
     def close(self) -> None:
         """Stop the worker threads."""
@@ -103,50 +173,86 @@ class RecordTable:
         names = list(keys[0])
         ids = [_key_id(key, names) for key in keys]
         unique = list(dict(zip(ids, keys, strict=True)).values())
-        chunks = [unique[i : i + BATCH_GET_LIMIT] for i in range(0, len(unique), BATCH_GET_LIMIT)]
         found: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for items in self._pool.map(lambda chunk: self._get_chunk(chunk, projection), chunks):
-            for item in items:
-                found[_key_id(item, names)] = item
-        return [found.get(key) for key in ids]
 
-    def _get_chunk(
-        self, keys: list[dict[str, Any]], projection: Sequence[str] | None
-    ) -> list[dict[str, Any]]:
-        request: dict[str, Any] = {"Keys": keys, "ConsistentRead": True}
-        if projection:
-            names = {f"#p{i}": name for i, name in enumerate(dict.fromkeys([*keys[0], *projection]))}
-            request["ProjectionExpression"] = ", ".join(names)
-            request["ExpressionAttributeNames"] = names
-        items: list[dict[str, Any]] = []
-        pending = {self.table_name: request}
-        for attempt in range(self._max_retries + 1):
-            response = self._call("batch_get_item", RequestItems=pending)
-            items.extend(response.get("Responses", {}).get(self.table_name, []))
-            pending = response.get("UnprocessedKeys") or {}
-            if not pending:
-                return items
-            self._backoff(attempt)
-        raise WriteFailed(f"DynamoDB left keys unread after {self._max_retries} retries")
+        def left_by(response: dict[str, Any]) -> dict[str, Any] | None:
+            for item in response.get("Responses", {}).get(self.table_name, []):
+                found[_key_id(item, names)] = item
+            return response.get("UnprocessedKeys") or None
+
+        batches = []
+        for start in range(0, len(unique), BATCH_GET_LIMIT):
+            chunk = unique[start : start + BATCH_GET_LIMIT]
+            request: dict[str, Any] = {"Keys": chunk, "ConsistentRead": True}
+            if projection:
+                aliases = {f"#p{i}": name for i, name in enumerate(dict.fromkeys([*names, *projection]))}
+                request["ProjectionExpression"] = ", ".join(aliases)
+                request["ExpressionAttributeNames"] = aliases
+            batches.append(_Batch({self.table_name: request}, left_by, "keys unread"))
+        self._send_batches("batch_get_item", batches)
+        return [found.get(key) for key in ids]
 
     # ---- writes ----------------------------------------------------------------------------------
 
     def put_many(self, items: Sequence[dict[str, Any]]) -> None:
         """Put every item (at most one per key per call), 25 per request, several requests at once."""
-        chunks = [list(items[i : i + BATCH_WRITE_LIMIT]) for i in range(0, len(items), BATCH_WRITE_LIMIT)]
-        for _ in self._pool.map(self._write_chunk, chunks):
-            pass
 
-    def _write_chunk(self, items: list[dict[str, Any]]) -> None:
-        assert len(items) <= BATCH_WRITE_LIMIT
-        pending: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in items]
-        for attempt in range(self._max_retries + 1):
-            response = self._call("batch_write_item", RequestItems={self.table_name: pending})
-            pending = (response.get("UnprocessedItems") or {}).get(self.table_name, [])
-            if not pending:
-                return
-            self._backoff(attempt)
-        raise WriteFailed(f"DynamoDB left {len(pending)} items unwritten after {self._max_retries} retries")
+        def left_by(response: dict[str, Any]) -> dict[str, Any] | None:
+            return response.get("UnprocessedItems") or None
+
+        requests = [{"PutRequest": {"Item": item}} for item in items]
+        batches = [
+            _Batch({self.table_name: requests[i : i + BATCH_WRITE_LIMIT]}, left_by, "items unwritten")
+            for i in range(0, len(requests), BATCH_WRITE_LIMIT)
+        ]
+        self._send_batches("batch_write_item", batches)
+
+    def _send_batches(self, method: str, batches: list[_Batch]) -> None:
+        """Send every batch, as many in flight as the window allows, then each again (after its own
+        backoff) for what DynamoDB left unprocessed or refused as throttled; returns or raises only
+        once nothing it sent is in flight, so a failure never leaves writes landing after it."""
+        pending = batches
+        while pending:
+            sent = self._transport.submit_many(
+                method,
+                [{"RequestItems": batch.request_items} for batch in pending],
+                gate=self.window,
+                not_before=[batch.not_before for batch in pending],
+            )
+            wait(sent)  # one wake-up for the lot, not one an answer
+            again: list[_Batch] = []
+            failure: BaseException | None = None
+            for batch, answered in zip(pending, sent, strict=True):
+                try:
+                    delay = self._after(batch, answered)
+                except BaseException as error:
+                    failure = failure or error
+                    continue
+                if delay is not None:
+                    batch.not_before = time.monotonic() + delay
+                    again.append(batch)
+            if failure is not None:
+                raise failure
+            pending = again
+
+    def _after(self, batch: _Batch, answered: Future[dict[str, Any]]) -> float | None:
+        """Seconds before the batch goes again, or None when it is done."""
+        try:
+            response = answered.result()
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in RETRYABLE or batch.refusals == self._max_retries:
+                raise
+            batch.refusals += 1
+            return self._backoff(batch.refusals - 1)
+        left = batch.left_by(response)
+        if left is None:
+            return None
+        if batch.rounds == self._max_retries:
+            count = sum(len(v) if isinstance(v, list) else len(v.get("Keys", [])) for v in left.values())
+            raise WriteFailed(f"DynamoDB left {count} {batch.unfinished} after {self._max_retries} retries")
+        batch.request_items = left
+        batch.rounds += 1
+        return self._backoff(batch.rounds - 1)
 
     def put_if(self, items: Sequence[tuple[dict[str, Any], str, dict[str, Any]]]) -> list[bool]:
         """Conditional puts, one request each (concurrently): (item, condition, values) -> written?"""
@@ -244,12 +350,8 @@ class RecordTable:
                     raise
             finally:
                 self.window.release(throttled=throttled)
-            self._backoff(attempt)
+            time.sleep(self._backoff(attempt))
         raise AssertionError("unreachable")
-
-    def _backoff(self, attempt: int) -> None:
-        # Exponential backoff with full jitter, capped at 5 seconds.
-        self._sleep(random.uniform(0, min(5.0, 0.05 * 2**attempt)))  # noqa: S311 - jitter, not crypto
 
 
 def _names_in(condition: str) -> list[str]:
