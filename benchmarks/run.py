@@ -312,7 +312,13 @@ def _latency_cases(
     generate_csv(path, rows, seed=11)
     key = f"uploads/bench/{path.name}"
     s3.upload_file(str(path), bucket, key)
-    config: dict[str, Any] = {"moto": moto, "bucket": bucket, "resources": resources, "key": key}
+    config: dict[str, Any] = {
+        "moto": moto,
+        "bucket": bucket,
+        "resources": resources,
+        "key": key,
+        "max_workers": args.max_workers,
+    }
     if args.batches_in_flight is not None:  # both runs: the ratio is of one configuration
         config["batches_in_flight"] = args.batches_in_flight
     if args.exact_conversion:
