@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import socket
+import struct
 import threading
 import time
 from concurrent.futures import wait
@@ -32,12 +33,15 @@ INVALID = _answer("400 Bad Request", b'{"__type":"x#ValidationException","messag
 class SlowEndpoint:
     """Answers every request after ``delay`` seconds, a thread a connection; it counts the requests
     it holds at once, the connections, and when each request arrived. ``silent`` never answers;
-    ``one_each`` closes a connection after its first answer without saying so."""
+    ``one_each`` closes a connection after its first answer without saying so (``reset``: with a
+    TCP reset, so the client's next send on it fails)."""
 
-    def __init__(self, delay: float = 0.02, *, silent: bool = False, one_each: bool = False) -> None:
+    def __init__(
+        self, delay: float = 0.02, *, silent: bool = False, one_each: bool = False, reset: bool = False
+    ) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.delay, self.silent, self.one_each = delay, silent, one_each
+        self.delay, self.silent, self.one_each, self.reset = delay, silent, one_each or reset, reset
         self.lock = threading.Lock()
         self.active = self.most = self.connections = 0
         self.arrivals: list[tuple[float, bytes]] = []
@@ -69,6 +73,8 @@ class SlowEndpoint:
                     self.active -= 1
                 connection.sendall(_answer("200 OK", b'{"UnprocessedItems":{}}'))
                 if self.one_each:
+                    if self.reset:
+                        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     return
 
     def client(self, timeout: float = 30.0) -> RawDynamoDB:
@@ -135,6 +141,23 @@ def test_a_kept_alive_connection_the_server_closed_is_replaced():
     # Then each was answered, on a fresh connection, and sent exactly once
     assert answers == [{"UnprocessedItems": {}}] * 3
     assert endpoint.connections == 3 and len(endpoint.arrivals) == 3
+    endpoint.close()
+
+
+def test_a_kept_alive_connection_the_server_reset_is_replaced_when_the_send_fails():
+    # Given an endpoint that resets each connection after its first answer
+    endpoint = SlowEndpoint(delay=0, reset=True)
+    client = endpoint.client()
+    gate = InFlightWindow(4)
+    (first,) = client.submit_many("batch_write_item", [batch(1)], gate=gate)
+    assert first.result(timeout=10) == {"UnprocessedItems": {}}
+    time.sleep(0.1)  # the reset has arrived: a send on that connection fails at once
+    # When the next request goes, with nothing else in flight
+    (second,) = client.submit_many("batch_write_item", [batch(2)], gate=gate)
+    # Then it is sent again on a fresh connection and answered (it does not wait for ever), once
+    assert second.result(timeout=10) == {"UnprocessedItems": {}}
+    assert endpoint.connections == 2 and len(endpoint.arrivals) == 2
+    assert gate.throttles == 0
     endpoint.close()
 
 

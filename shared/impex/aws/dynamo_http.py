@@ -235,7 +235,7 @@ class RawDynamoDB:
             connection, reused = self._connection()
             try:
                 status, data, keep_alive = connection.exchange(body, headers)
-            except (ConnectionClosed, ConnectionResetError, BrokenPipeError):
+            except _STALE:
                 connection.close()
                 self._local.connection = None
                 if reused:
@@ -431,6 +431,10 @@ def throttled_by(response: dict[str, Any] | None, error: BaseException | None) -
     return bool(response and (response.get("UnprocessedItems") or response.get("UnprocessedKeys")))
 
 
+# What a kept-alive connection the server has closed answers with.
+_STALE = (ConnectionClosed, ConnectionResetError, BrokenPipeError)
+
+
 @dataclass(slots=True)
 class _Request:
     """A request waiting for, or on, a connection."""
@@ -596,18 +600,23 @@ class Multiplexer:
             except Exception as error:  # no credentials, or a value JSON cannot hold
                 _finish(request, error=error)
                 return
-        request.reused = bool(idle)
-        try:
-            connection = idle.pop() if idle else _Connection(self._address, self._timeout, self._tls)
-        except OSError as error:
-            _finish(request, error=error)
-            return
-        try:
-            connection.send(request.wire)
-        except OSError as error:
-            connection.close()
-            self._retry_or_fail(request, error)
-            return
+        while True:
+            request.reused = bool(idle)
+            try:
+                connection = idle.pop() if idle else _Connection(self._address, self._timeout, self._tls)
+            except OSError as error:
+                _finish(request, error=error)
+                return
+            try:
+                connection.send(request.wire)
+                break
+            except OSError as error:
+                connection.close()
+                if not (request.reused and isinstance(error, _STALE)):
+                    _finish(request, error=error)
+                    return
+                # The server had closed the kept-alive connection: at once on another one (nothing
+                # else may come to wake the thread for a request put back to wait).
         request.deadline = time.monotonic() + self._timeout
         selector.register(connection, selectors.EVENT_READ)
         busy[connection] = request
@@ -631,7 +640,7 @@ class Multiplexer:
             _finish(request, result=result)
 
     def _retry_or_fail(self, request: _Request, error: Exception) -> None:
-        if request.reused and isinstance(error, (ConnectionClosed, ConnectionResetError, BrokenPipeError)):
+        if request.reused and isinstance(error, _STALE):
             # The server had closed the kept-alive connection: send again, first, on another one.
             with self._lock:
                 self._waiting.insert(0, request)
