@@ -353,3 +353,121 @@ def test_a_column_of_long_cells_is_checked_cell_by_cell_without_another_copy_of_
     # joined into one more 30 MB string
     assert prepared == [None] * len(rows)
     assert peak < 10 * 1024**2, peak
+
+
+# A workbook's typed columns: numbers as floats (or ints, from openpyxl), dates as date or datetime,
+# booleans as bool, a column often of one class only (the case the fast path takes whole).
+whole_floats = st.one_of(
+    st.integers(-(10**15), 10**15).map(float),
+    st.sampled_from([0.0, -0.0, 1e16, -1e37, 9.999999999999999e37, 1e38, 1e300, float("inf"), float("nan")]),
+)
+any_floats = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    whole_floats,
+    st.sampled_from([1e-4, 1e-5, 0.1 + 0.2, 123456789.125, 1e-129, 1.5e-129, 1e125, 9.99e124, 5e-324, -2.5]),
+)
+TYPED_COLUMNS: dict[str, st.SearchStrategy[Any]] = {
+    "name": st.one_of(any_floats, st.text(max_size=5), blank, st.none()),
+    "qty": st.one_of(whole_floats, any_floats, st.integers(-(10**39), 10**39), st.booleans()),
+    "price": st.one_of(any_floats, st.integers(-(10**37), 10**37), st.none()),
+    "active": st.one_of(st.booleans(), st.sampled_from([0.0, 1.0, 2.0, "yes", "x"])),
+    "joined": st.one_of(
+        st.dates(),
+        st.datetimes().map(lambda moment: moment.replace(hour=0, minute=0, second=0, microsecond=0)),
+        st.datetimes(),
+        st.datetimes(timezones=st.just(UTC)).map(lambda moment: moment.replace(hour=0, minute=0, second=0)),
+    ),
+    "seenAt": st.one_of(
+        st.datetimes(),
+        st.dates(),
+        st.datetimes(timezones=st.just(UTC)),
+        st.sampled_from(["2024-05-01T13:00:00Z"]),
+    ),
+}
+
+
+@st.composite
+def typed_batches(draw: st.DrawFn) -> list[list[Any]]:
+    """Rows of a workbook: each typed column drawn from one of its strategies' branches or from all."""
+    count = draw(st.integers(1, 25))
+    codes = draw(st.lists(st.from_regex(r"K[0-9]{1,6}", fullmatch=True), min_size=count, max_size=count))
+    columns: dict[str, list[Any]] = {}
+    for name, strategy in TYPED_COLUMNS.items():
+        branches = strategy.branches if hasattr(strategy, "branches") else [strategy]
+        chosen = draw(st.sampled_from([strategy, *branches]))  # one class only, or a mix
+        columns[name] = draw(st.lists(chosen, min_size=count, max_size=count))
+    return [
+        [codes[i], *(columns[name][i] for name in TYPED_COLUMNS), None, "A", 3.0, None, 2.5]
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("keying", ["string-key", "sharded", "append-only"])
+@PROPERTY
+@given(cells=typed_batches())
+def test_a_workbooks_typed_columns_give_the_exact_paths_items(keying, cells):
+    # Given a batch of a workbook's rows, its columns typed as calamine or openpyxl type them
+    converter, layout = converters(keying)
+    rows = [SourceRow(number, row, None) for number, row in enumerate(cells, start=2)]
+    # When the fast path prepares the batch
+    prepared = ColumnarConverter(converter, layout, JOB).prepare(rows)
+    # Then every row it built is the exact path's item, and every row it left the exact path refuses
+    # or the fast path has no builder for
+    for row, fast in zip(rows, prepared, strict=True):
+        if fast is not None:
+            assert fast == exact(converter, layout, row), row
+            assert as_boto3_serialises(fast[2]) == fast[2]
+
+
+def test_a_workbooks_typical_typed_rows_all_take_the_fast_path():
+    # Given 200 rows as calamine reads a workbook: text, whole and fractional floats, bools, dates
+    converter, layout = converters("string-key")
+    rows = [
+        SourceRow(
+            number,
+            [
+                f"K{number}",
+                float(number),
+                float(number % 1000),
+                number / 100,
+                number % 2 == 0,
+                date(2024, 1 + number % 12, 1 + number % 28),
+                datetime(2024, 5, 1, number % 24, 0, 0, 1000 * (number % 3)),
+                None,
+                "A",
+                3.0,
+                None,
+                2.5,
+            ],
+            None,
+        )
+        for number in range(2, 202)
+    ]
+    # When the fast path prepares them
+    prepared = ColumnarConverter(converter, layout, JOB).prepare(rows)
+    # Then it built every one, each as the exact path would
+    for row, fast in zip(rows, prepared, strict=True):
+        assert fast is not None, row
+        assert fast == exact(converter, layout, row)
+    assert prepared[0] is not None and prepared[0][2]["name"] == {"S": "2"}
+    assert prepared[0][2]["price"] == {"N": "0.02"} and prepared[0][2]["seenAt"] == {
+        "S": "2024-05-01T02:00:00.002000Z"
+    }
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), 1e125, 1e-130])
+def test_a_float_column_with_one_value_dynamodb_cannot_store_leaves_that_row_to_the_exact_path(bad):
+    # Given a decimal column of floats, one of which is not finite or is out of DynamoDB's range
+    # (after the first row: min and max skip a nan that is not first)
+    converter, layout = converters("string-key")
+    good = ["K", "n", 1.0, 2.5, True, date(2024, 5, 1), None, None, "A", 3.0, None, 2.5]
+    rows = [SourceRow(2, good, None), SourceRow(3, [*good[:3], bad, *good[4:]], None)]
+    rows[1].cells[0] = "K2"
+    # When the fast path prepares them
+    prepared = ColumnarConverter(converter, layout, JOB).prepare(rows)
+    # Then the good row is built as the exact path builds it, and the other gives the exact path's
+    # answer: a row error, or (1e125 as 1E+125) the converter's own value
+    assert prepared[0] == exact(converter, layout, rows[0])
+    assert prepared[1] is None or prepared[1] == exact(converter, layout, rows[1])
+    if prepared[1] is not None:
+        assert prepared[1][2]["price"] != {"N": repr(bad)}

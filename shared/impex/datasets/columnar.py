@@ -13,6 +13,7 @@ tests compare the two on generated values, edge values included).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -135,27 +136,63 @@ class ColumnarConverter:
         if not chosen:
             return prepared
         batch = self._convert_columns(list(zip(*[rows[index].cells for index in chosen], strict=True)))
-        layout, job_id, constant = self._layout, self._job_id, self._constant
-        partitions = layout.partitions
-        names = [column.name for column in self._columns]
-        keys, refused, omitted = batch.key_texts, batch.refused, batch.omitted
-        for local, values in enumerate(zip(*batch.attributes, strict=True)):
+        numbers = [rows[index].number for index in chosen]
+        identities = self._identities(batch, numbers)
+        # The constant and metadata attributes are columns too: each item is then one dict(zip(...)).
+        names, columns = self._metadata_columns(batch, numbers, identities)
+        refused, omitted = batch.refused, batch.omitted
+        for local, values in enumerate(zip(*batch.attributes, *columns, strict=True)):
             if local in refused:
                 continue
-            number = rows[chosen[local]].number
-            identity = "#".join([texts[local] for texts in keys]) if keys else f"{job_id}#{number:010d}"
             item = dict(zip(names, values, strict=True))
             if local in omitted:
                 item = {name: value for name, value in item.items() if value is not _OMIT}
-            for name, value in constant:
-                item[name] = layout.serializer(name)(value)
-            partition = partitions[0] if len(partitions) == 1 else layout.partition_of(identity)
-            key = {"pk": {"S": partition}, "sk": {"S": identity}}
-            item.update(key)
-            item[JOB_ATTRIBUTE] = {"S": job_id}
-            item[ROW_ATTRIBUTE] = {"N": str(number)}
-            prepared[chosen[local]] = (identity, key, item)
+            prepared[chosen[local]] = (identities[local], {"pk": item["pk"], "sk": item["sk"]}, item)
         return prepared
+
+    def _identities(self, batch: _Batch, numbers: list[int]) -> list[str]:
+        """Each row's identity: its key texts joined, or the job's id and its row number."""
+        keys, refused = batch.key_texts, batch.refused
+        if not keys:
+            return [f"{self._job_id}#{number:010d}" for number in numbers]
+        if len(keys) == 1 and not refused:
+            return keys[0]
+        # A refused row's key cells may not be text: it gets no identity here.
+        return [
+            "" if local in refused else "#".join([texts[local] for texts in keys])
+            for local in range(len(numbers))
+        ]
+
+    def _metadata_columns(
+        self, batch: _Batch, numbers: list[int], identities: list[str]
+    ) -> tuple[list[str], list[list[Any]]]:
+        """Every attribute's name (the columns', then the rest), and the columns of the attributes
+        no cell feeds: fields' defaults, the partition and sort keys, the job and the row number."""
+        layout, job_id, refused = self._layout, self._job_id, batch.refused
+        partitions = layout.partitions
+        if len(partitions) == 1:
+            partition_keys = [{"S": partitions[0]} for _ in numbers]
+        else:
+            partition_keys = [
+                {"S": "" if local in refused else layout.partition_of(identity)}
+                for local, identity in enumerate(identities)
+            ]
+        names = [
+            *(column.name for column in self._columns),
+            *(name for name, _ in self._constant),
+            "pk",
+            "sk",
+            JOB_ATTRIBUTE,
+            ROW_ATTRIBUTE,
+        ]
+        columns = [
+            *([layout.serializer(name)(value) for _ in numbers] for name, value in self._constant),
+            partition_keys,
+            [{"S": identity} for identity in identities],
+            [{"S": job_id} for _ in numbers],
+            [{"N": str(number)} for number in numbers],
+        ]
+        return names, columns
 
     def _convert_columns(self, cells: list[tuple[Any, ...]]) -> _Batch:
         """Every mapped column's attribute values, the key fields' texts, and which rows are left to
@@ -173,11 +210,18 @@ class ColumnarConverter:
         return batch
 
     def _canonical(self, column: _Column, values: tuple[Any, ...]) -> list[Any]:
-        """Attribute values of the cells already in canonical form; None for every other cell."""
-        build = _CANONICAL_BUILDERS.get(column.type) if column.canonical else None
-        if build is None or set(map(type, values)) != _TEXT_ONLY:
+        """Attribute values of the cells already in canonical form (text a reader gives, or a
+        workbook's typed cells); None for every other cell."""
+        if not column.canonical:
             return [None] * len(values)
-        return build(column.type, values, self._max_chars)
+        kinds = set(map(type, values))
+        if kinds == _TEXT_ONLY:
+            build = _CANONICAL_BUILDERS.get(column.type)
+            return [None] * len(values) if build is None else build(column.type, values, self._max_chars)
+        typed = _TYPED_BUILDERS.get(column.type)
+        if typed is None or not kinds & _TYPED_CELLS:
+            return [None] * len(values)
+        return typed(values, kinds, self._max_chars)  # kinds: the cells' exact classes
 
     def _convert_the_rest(
         self, column: _Column, values: tuple[Any, ...], built: list[Any], refused: set[int], omitted: set[int]
@@ -223,10 +267,11 @@ class ColumnarConverter:
             refused.update(range(len(values)))
             return []
         for local, attribute in enumerate(canonical):
-            if attribute is None:
+            # A typed key cell (a workbook's number or date) has the converted value's key text.
+            if attribute is None or values[local].__class__ is not str:
                 refused.add(local)
         texts: list[str] = list(values)
-        joined = "".join(texts) if all(text.__class__ is str for text in texts) else ""
+        joined = "".join(text for text in texts if text.__class__ is str)  # the refused rows' aside
         if "#" in joined or "\\" in joined:
             texts = [escape_key_part(text) if text.__class__ is str else text for text in texts]
         return texts
@@ -282,6 +327,126 @@ _CANONICAL_BUILDERS: dict[FieldType, Callable[[FieldType, tuple[str, ...], int],
     FieldType.DECIMAL: _patterned,
     FieldType.DATE: _patterned,
     FieldType.DATETIME: _patterned,
+}
+
+
+# ---- a workbook's typed cells ----------------------------------------------------------------------
+# calamine and openpyxl give numbers as floats, dates as date or datetime, booleans as bool. Each
+# builder below takes the cells of those types whose attribute value it can give exactly as the
+# field's converter and serializer would (convert.py), and leaves every other cell (None) to them.
+# Classes are compared exactly: bool is an int, datetime is a date.
+
+_TYPED_CELLS = frozenset({float, int, bool, date, datetime})
+_INTEGER_LIMIT = 10**38  # DynamoDB's 38 digits, as convert._storable_integer checks them
+
+
+def _typed_strings(values: tuple[Any, ...], kinds: set[type], max_chars: int) -> list[Any]:
+    """Text cells as _strings takes them; a float as to_string writes it (3, not 3.0)."""
+    built: list[Any] = []
+    for value in values:
+        kind = value.__class__
+        if kind is str:
+            good = value and not value.isspace() and len(value) <= max_chars
+            built.append({"S": value} if good else None)
+        elif kind is float:
+            built.append({"S": str(int(value)) if value.is_integer() else repr(value)})
+        else:
+            built.append(None)
+    return built
+
+
+def _typed_integers(values: tuple[Any, ...], kinds: set[type], max_chars: int) -> list[Any]:
+    """Whole floats and ints within DynamoDB's 38 digits, as str(int(value))."""
+    if kinds == {float} and all(map(float.is_integer, values)) and max(map(abs, values)) < _INTEGER_LIMIT:
+        # A whole float below 1e38 in magnitude is an int of at most 38 digits.
+        return [{"N": text} for text in map(str, map(int, values))]
+    built: list[Any] = []
+    for value in values:
+        kind = value.__class__
+        if kind is float and value.is_integer() and -_INTEGER_LIMIT < value < _INTEGER_LIMIT:
+            number = int(value)
+            built.append({"N": str(number)} if -_INTEGER_LIMIT < number < _INTEGER_LIMIT else None)
+        elif kind is int and -_INTEGER_LIMIT < value < _INTEGER_LIMIT:
+            built.append({"N": str(value)})
+        else:
+            built.append(None)
+    return built
+
+
+def _typed_decimals(values: tuple[Any, ...], kinds: set[type], max_chars: int) -> list[Any]:
+    """Floats in DynamoDB's range whose repr has no exponent: Decimal(repr(value)) prints as that repr."""
+    if kinds == {float}:
+        texts = list(map(repr, values))
+        # isfinite first: min and max skip a nan that is not the first value (it compares false).
+        magnitudes = [magnitude for magnitude in map(abs, values) if magnitude]
+        in_range = all(map(math.isfinite, values)) and (
+            not magnitudes or (min(magnitudes) > 1e-129 and max(magnitudes) < 1e125)
+        )
+        if in_range and "e" not in "".join(texts):
+            return [{"N": text} for text in texts]
+    built: list[Any] = []
+    for value in values:
+        if value.__class__ is float and (value == 0 or 1e-129 < abs(value) < 1e125):
+            text = repr(value)  # finite here: inf and nan fail both comparisons
+            built.append(None if "e" in text else {"N": text})
+        else:
+            built.append(None)
+    return built
+
+
+def _typed_booleans(values: tuple[Any, ...], kinds: set[type], max_chars: int) -> list[Any]:
+    """bool cells, and the spellings _booleans looks up."""
+    if kinds == {bool}:
+        return [{"BOOL": value} for value in values]
+    built: list[Any] = []
+    for value in values:
+        kind = value.__class__
+        if kind is bool:
+            built.append({"BOOL": value})
+        elif kind is str and (word := _BOOLEANS.get(value)) is not None:
+            built.append({"BOOL": word})
+        else:
+            built.append(None)
+    return built
+
+
+def _typed_dates(values: tuple[Any, ...], kinds: set[type], max_chars: int) -> list[Any]:
+    """date cells, and datetime cells at midnight (naive or not: to_date keeps the date)."""
+    if kinds == {date}:
+        return [{"S": text} for text in map(date.isoformat, values)]
+    built: list[Any] = []
+    for value in values:
+        kind = value.__class__
+        if kind is date:
+            built.append({"S": value.isoformat()})
+        elif kind is datetime and not (value.hour or value.minute or value.second or value.microsecond):
+            built.append({"S": value.date().isoformat()})
+        else:
+            built.append(None)
+    return built
+
+
+def _typed_datetimes(values: tuple[Any, ...], kinds: set[type], max_chars: int) -> list[Any]:
+    """Naive datetime cells (a workbook's are: UTC, as to_datetime reads them) and date cells at midnight."""
+    built: list[Any] = []
+    for value in values:
+        kind = value.__class__
+        if kind is datetime and value.tzinfo is None:
+            built.append({"S": value.isoformat() + "Z"})
+        elif kind is date:
+            built.append({"S": value.isoformat() + "T00:00:00Z"})
+        else:
+            built.append(None)
+    return built
+
+
+_TYPED_BUILDERS: dict[FieldType, Callable[[tuple[Any, ...], set[type], int], list[Any]]] = {
+    FieldType.STRING: _typed_strings,
+    FieldType.INTEGER: _typed_integers,
+    FieldType.DECIMAL: _typed_decimals,
+    FieldType.BOOLEAN: _typed_booleans,
+    FieldType.DATE: _typed_dates,
+    FieldType.DATETIME: _typed_datetimes,
 }
 
 
