@@ -88,6 +88,11 @@ def _records_client(config: dict[str, Any]) -> Any:
     return raw_client_like(client)
 
 
+def _in_flight(config: dict[str, Any]) -> dict[str, int]:
+    """RecordTable's max_workers when the run sets it (--max-workers), or nothing: impex's default."""
+    return {} if config.get("max_workers") is None else {"max_workers": int(config["max_workers"])}
+
+
 def _rss_mb() -> float:
     """Peak RSS of this process's own address space (VmHWM; ru_maxrss would include the parent's,
     which a child inherits across fork)."""
@@ -252,7 +257,7 @@ def _import_job(
         jobs=jobs,
         datasets=datasets,
         files=files,
-        records=lambda name: RecordTable(fast, name, max_workers=int(config.get("max_workers", 16))),
+        records=lambda name: RecordTable(fast, name, **_in_flight(config)),
         queues=queues,
         limits=ImportLimits(
             max_file_bytes=5 * 1024**3,

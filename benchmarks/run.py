@@ -136,7 +136,9 @@ def main() -> None:
         "--sharded-rows", type=int, default=30_000, help="rows of the import against DynamoDB's real limits"
     )
     parser.add_argument("--shards", type=int, default=16, help="shards of the sharded dataset")
-    parser.add_argument("--max-workers", type=int, default=16, help="requests in flight, at most")
+    parser.add_argument(
+        "--max-workers", type=int, default=None, help="record requests in flight, at most (default: impex's)"
+    )
     parser.add_argument(
         "--batches-in-flight", type=int, default=None, help="import batches in flight (default: impex's)"
     )

@@ -19,7 +19,14 @@ from impex.aws.tables import DocumentTable
 from impex.datasets.store import DatasetStore
 from impex.jobs.model import JobType
 from impex.jobs.store import JobStore
-from impex.settings import ApiSettings, CommonSettings, ExporterSettings, ImporterSettings, SweeperSettings
+from impex.settings import (
+    RECORD_REQUESTS_IN_FLIGHT,
+    ApiSettings,
+    CommonSettings,
+    ExporterSettings,
+    ImporterSettings,
+    SweeperSettings,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
@@ -75,7 +82,7 @@ def export_queues(settings: CommonSettings) -> PriorityQueues:
     )
 
 
-def record_tables(max_workers: int = 16) -> RecordTables:
+def record_tables(max_workers: int = RECORD_REQUESTS_IN_FLIGHT) -> RecordTables:
     """Record tables by name, on the lean DynamoDB client, each with its own bounded thread pool."""
     return lambda name: RecordTable(clients.dynamodb_fast(), name, max_workers=max_workers)
 

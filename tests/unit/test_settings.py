@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from impex.settings import ApiSettings, ImporterSettings
+from impex.settings import RECORD_REQUESTS_IN_FLIGHT, ApiSettings, ImporterSettings
 
 API_ENV = {
     "JOBS_TABLE": "jobs-t",
@@ -108,3 +108,22 @@ def test_settings_are_frozen(api_env):
     settings = ApiSettings.from_environment()
     with pytest.raises(ValidationError):
         settings.jobs_table = "other"  # type: ignore[misc]
+
+
+def test_the_importers_record_requests_in_flight_default_to_the_tables_window_and_stop_at_64(api_env):
+    # Given the importer's variables without WRITE_CONCURRENCY
+    api_env.setenv("RECORDS_TABLE", "records-t")
+    from impex import wiring
+
+    # When the settings are read and the record tables built from them
+    settings = ImporterSettings.from_environment()
+    table = wiring.record_tables(settings.write_concurrency)("records-t")
+    # Then the window's ceiling is the default, which is also a record table's own, and a value past
+    # the lean client's 64 connections is refused
+    assert settings.write_concurrency == RECORD_REQUESTS_IN_FLIGHT > 16
+    assert table.window.cap == RECORD_REQUESTS_IN_FLIGHT
+    assert wiring.record_tables()("records-t").window.cap == RECORD_REQUESTS_IN_FLIGHT
+    table.close()
+    api_env.setenv("WRITE_CONCURRENCY", "65")
+    with pytest.raises(ValidationError, match="write_concurrency"):
+        ImporterSettings.from_environment()

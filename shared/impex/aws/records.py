@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from impex.aws.dynamo_http import RETRYABLE, RawDynamoDB, throttled_by
+from impex.settings import RECORD_REQUESTS_IN_FLIGHT
 
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
@@ -142,7 +143,7 @@ class RecordTable:
         client: Any,
         table_name: str,
         *,
-        max_workers: int = 16,
+        max_workers: int = RECORD_REQUESTS_IN_FLIGHT,
         max_retries: int = 10,
         backoff: Callable[[int], float] = full_jitter,
     ) -> None:
