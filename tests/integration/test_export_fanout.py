@@ -20,6 +20,7 @@ from impex.settings import SweeperSettings
 from tests.integration.conftest import CUSTOMERS, job_store
 from tests.integration.importing import Importer
 from tests.integration.test_export_pipeline import Exporter
+from tests.integration.test_fanout import retry_dying_while_resuming
 from tests.integration.test_sharding import people_with_trouble
 
 WORKERS = 3
@@ -53,6 +54,24 @@ def split(exporter: Exporter, stack) -> None:
     first = exporter.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"][0]
     exporter.sqs.delete_message(QueueUrl=queue, ReceiptHandle=first["ReceiptHandle"])
     exporter.deliver(first["Body"])
+
+
+def failed_after_one_share(exporter: Exporter, stack) -> tuple[dict[str, Any], str, str]:
+    """A fanned-out CSV export that failed: one chunk wrote its share, the next was dead-lettered, and
+    the last was stopped by that failure. The job, the completed chunk's id and the failed one's."""
+    job = exporter.create(dataset="sharded", format="csv")
+    split(exporter, stack)
+    queue = stack.physical["ExportQueue"]
+    first = exporter.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"][0]
+    exporter.sqs.delete_message(QueueUrl=queue, ReceiptHandle=first["ReceiptHandle"])
+    exporter.deliver(first["Body"])
+    done = json.loads(first["Body"])["jobId"]
+    lost = next(c.id for c in chunks_of(stack, job["id"]) if c.status is JobStatus.PENDING)
+    body = json.dumps({"jobId": lost, "tenant": "acme"})
+    exporter.sqs.send_message(QueueUrl=stack.physical["ExportDeadLetterQueue"], MessageBody=body)
+    wiring.sweeper(SweeperSettings.from_environment()).sweep()
+    exporter.drain()
+    return job, done, lost
 
 
 def key_of(line: str, file_format: str) -> str:
@@ -139,18 +158,7 @@ def test_a_failed_fanned_out_export_is_retried_keeping_the_shares_already_writte
     ordered = export(exporter, format="csv", options={"order": "key"})
     # And a fanned-out export of them that failed: one chunk wrote its share, the next was
     # dead-lettered, and the last was stopped by that failure
-    job = exporter.create(dataset="sharded", format="csv")
-    split(exporter, stack)
-    queue = stack.physical["ExportQueue"]
-    first = exporter.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"][0]
-    exporter.sqs.delete_message(QueueUrl=queue, ReceiptHandle=first["ReceiptHandle"])
-    exporter.deliver(first["Body"])
-    done = json.loads(first["Body"])["jobId"]
-    lost = next(c.id for c in chunks_of(stack, job["id"]) if c.status is JobStatus.PENDING)
-    body = json.dumps({"jobId": lost, "tenant": "acme"})
-    exporter.sqs.send_message(QueueUrl=stack.physical["ExportDeadLetterQueue"], MessageBody=body)
-    wiring.sweeper(SweeperSettings.from_environment()).sweep()
-    exporter.drain()
+    job, done, lost = failed_after_one_share(exporter, stack)
     assert api.call("GET", f"/jobs/{job['id']}/status").json()["status"] == "FAILED"
     statuses = {c.id: c.status for c in chunks_of(stack, job["id"])}
     assert statuses[done] is JobStatus.COMPLETED and statuses[lost] is JobStatus.FAILED
@@ -166,6 +174,42 @@ def test_a_failed_fanned_out_export_is_retried_keeping_the_shares_already_writte
     one, many = lines_of(exporter, ordered), lines_of(exporter, status)
     assert many[0] == one[0] and sorted(many[1:]) == sorted(one[1:])
     assert status["processedRows"] == status["result"]["rows"] == len(one) - 1
+
+
+@pytest.mark.parametrize("marked", [True, False], ids=["resume-marked", "unmarked-as-before"])
+def test_a_worker_killed_while_resuming_a_retried_export_never_completes_it_short(
+    exporter, stack, api, monkeypatch, marked
+):
+    # Given the rows one worker exports
+    ordered = export(exporter, format="csv", options={"order": "key"})
+    # And a fanned-out export of them that failed: one chunk wrote its share, the next was
+    # dead-lettered, and the last was stopped by that failure
+    job, _, _ = failed_after_one_share(exporter, stack)
+    assert api.call("GET", f"/jobs/{job['id']}/status").json()["status"] == "FAILED"
+    # When it is retried and the worker resuming it dies once it has put one chunk back on its way
+    retry_dying_while_resuming(exporter, stack, api, monkeypatch, job["id"])
+    statuses = sorted(c.status.value for c in chunks_of(stack, job["id"]))
+    assert statuses == ["CANCELLED", "COMPLETED", "PENDING"], statuses
+    if not marked:  # as a retry made before resumes were marked left it
+        boto3.client("dynamodb").update_item(
+            TableName=stack.physical["JobsTable"],
+            Key={"id": {"S": job["id"]}},
+            UpdateExpression="REMOVE resumePending",
+        )
+    # And the sweeper looks once the job has been quiet too long, and the chunks run
+    wiring.sweeper(SweeperSettings.from_environment()).sweep(now="2099-01-01T00:00:00Z")
+    exporter.drain()
+    status = api.call("GET", f"/jobs/{job['id']}/status").json()
+    if marked:
+        # Then the sweeper finished the resume: the file holds exactly the rows one worker writes
+        assert status["status"] == "COMPLETED", status
+        one, many = lines_of(exporter, ordered), lines_of(exporter, status)
+        assert many[0] == one[0] and sorted(many[1:]) == sorted(one[1:])
+    else:
+        # Then the stopped chunk failed the export, saying so: never a file without its share
+        assert status["status"] == "FAILED", status
+        assert "stopped before it ended; retry the job" in status["errorMessage"], status
+        assert status.get("downloadUrl") is None
 
 
 def test_composed_objects_are_their_concatenation_with_every_part_but_the_last_of_5_mb(stack):

@@ -447,11 +447,9 @@ def test_a_failed_fanned_out_import_is_retried_from_each_chunks_checkpoint_and_e
     assert chunk_files(importer, job_id) == []
 
 
-def test_a_retry_after_the_chunk_files_expired_fails_saying_so_and_keeps_the_counts(
-    importer, monkeypatch, stack, api
-):
-    # Given a fanned-out import that failed after a chunk had completed (another was dead-lettered)
-    content = troubled_people(1200)
+def failed_after_one_chunk(importer: Importer, monkeypatch: pytest.MonkeyPatch, stack, content: bytes) -> str:
+    """A fanned-out import of ``content`` that failed after one chunk had completed (another was
+    dead-lettered, the other two stopped). The job's id."""
     fan_out(importer, monkeypatch)
     job_id = split_upload(importer, content)
     completed = deliver_one_chunk(importer)
@@ -460,6 +458,99 @@ def test_a_retry_after_the_chunk_files_expired_fails_saying_so_and_keeps_the_cou
     importer.sqs.send_message(QueueUrl=stack.physical["ImportDeadLetterQueue"], MessageBody=message)
     wiring.sweeper(SweeperSettings.from_environment()).sweep()
     importer.drain()
+    return job_id
+
+
+def retry_dying_while_resuming(runner: Any, stack, api, monkeypatch: pytest.MonkeyPatch, job_id: str) -> None:
+    """Retry the FAILED fanned-out job with a worker (``runner``'s: an importer or an exporter) that
+    dies once it has put one chunk back on its way; then rewire the runner as it was."""
+    jobs = job_store(stack)
+    resume_chunk = jobs.resume_chunk
+    resumed: list[str] = []
+
+    def dies_after_the_first(chunk, **kwargs):
+        if resumed:
+            raise Killed()
+        resumed.append(chunk.id)
+        return resume_chunk(chunk, **kwargs)
+
+    monkeypatch.setattr(jobs, "resume_chunk", dies_after_the_first)
+    runner.rewire(jobs=jobs)
+    assert api.call("POST", f"/jobs/{job_id}/retry").status == 200
+    with pytest.raises(Killed):
+        runner.drain()
+    runner.rewire()
+
+
+def killed_while_resuming(
+    importer: Importer, monkeypatch: pytest.MonkeyPatch, stack, api, content: bytes
+) -> str:
+    """failed_after_one_chunk, retried, whose resuming worker died once it had put one chunk back on
+    its way. The job's id."""
+    job_id = failed_after_one_chunk(importer, monkeypatch, stack, content)
+    assert importer.status(job_id)["status"] == "FAILED"
+    retry_dying_while_resuming(importer, stack, api, monkeypatch, job_id)
+    statuses = sorted(c.status.value for c in chunk_jobs(stack, job_id))
+    assert statuses == ["CANCELLED", "CANCELLED", "COMPLETED", "PENDING"], statuses
+    return job_id
+
+
+def test_a_worker_killed_while_resuming_a_retried_import_is_finished_by_the_sweeper(
+    importer, monkeypatch, stack, api
+):
+    # Given the file imported by one worker
+    content = troubled_people(1200)
+    single = importer.run(content, dataset="single")
+    # And a retried fanned-out import of it whose resuming worker died half-way (one chunk PENDING
+    # again, two still stopped, one completed by the first run)
+    job_id = killed_while_resuming(importer, monkeypatch, stack, api, content)
+    # When the sweeper looks once the job has been quiet too long, and the chunks run
+    wiring.sweeper(SweeperSettings.from_environment()).sweep(now="2099-01-01T00:00:00Z")
+    importer.drain()
+    # Then the sweeper finished the resume instead of ending the job from its chunks' states:
+    # every chunk completed, and the job ends exactly as the single worker's did
+    fanned = importer.status(job_id)
+    assert fanned["status"] == "COMPLETED", fanned
+    assert all(c.status is JobStatus.COMPLETED for c in chunk_jobs(stack, job_id))
+    assert outcome(importer, fanned, "fanned") == outcome(importer, single, "single")
+
+
+def test_a_stopped_chunk_nothing_failed_or_cancelled_fails_its_job_instead_of_completing_it(
+    importer, monkeypatch, stack, api
+):
+    # Given the file imported by one worker
+    content = troubled_people(1200)
+    single = importer.run(content, dataset="single")
+    # And a retried fanned-out import of it whose resuming worker died half-way, with no mark of the
+    # resume on the job (as a retry made before resumes were marked left it)
+    job_id = killed_while_resuming(importer, monkeypatch, stack, api, content)
+    boto3.client("dynamodb").update_item(
+        TableName=stack.physical["JobsTable"],
+        Key={"id": {"S": job_id}},
+        UpdateExpression="REMOVE resumePending",
+    )
+    # When its PENDING chunk runs (the sweeper re-sends its message) and ends
+    wiring.sweeper(SweeperSettings.from_environment()).sweep(now="2099-01-01T00:00:00Z")
+    importer.drain()
+    # Then the job FAILED, saying which chunk stopped and what to do, and kept its chunks' files:
+    # completing it would have lost the stopped chunks' rows
+    failed = importer.status(job_id)
+    assert failed["status"] == "FAILED", failed
+    assert "stopped before it ended; retry the job" in failed["errorMessage"], failed
+    assert failed["result"]["written"] < single["result"]["written"]
+    # When it is retried
+    assert api.call("POST", f"/jobs/{job_id}/retry").status == 200
+    importer.drain()
+    # Then it ends exactly as the single worker's did
+    fanned = importer.status(job_id)
+    assert outcome(importer, fanned, "fanned") == outcome(importer, single, "single")
+
+
+def test_a_retry_after_the_chunk_files_expired_fails_saying_so_and_keeps_the_counts(
+    importer, monkeypatch, stack, api
+):
+    # Given a fanned-out import that failed after a chunk had completed (another was dead-lettered)
+    job_id = failed_after_one_chunk(importer, monkeypatch, stack, troubled_people(1200))
     failed = importer.status(job_id)
     assert failed["status"] == "FAILED", failed
     assert failed["result"]["written"] > 0

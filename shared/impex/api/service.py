@@ -301,7 +301,12 @@ class JobService:
                 details={"status": job.status.value},
             )
         # A manual retry always gets at least one more attempt.
-        retried = self.jobs.retry(job_id, tenant=tenant, max_attempts=max(job.max_attempts, job.attempts + 1))
+        retried = self.jobs.retry(
+            job_id,
+            tenant=tenant,
+            max_attempts=max(job.max_attempts, job.attempts + 1),
+            resume_chunks=job.fanout is not None,
+        )
         queues = self.import_queues if job.type is JobType.IMPORT else self.export_queues
         queues.send(JobMessage(job_id, tenant), priority=job.priority.value)
         return retried

@@ -152,6 +152,11 @@ class Job(_CamelModel):
     # A fanned-out import (the parent) and its chunks (the children, never listed or shown).
     fanout: FanOut | None = None
     chunk: ChunkRef | None = None
+    # A retried fanned-out job whose chunks are still being put back on their way: set by the retry,
+    # removed once every chunk that stopped is PENDING again and sent. Until then nothing ends the
+    # job from its chunks' states (some are PENDING, others still stopped), and if the worker
+    # resuming it dies the sweeper finishes the resume.
+    resume_pending: bool | None = None
 
     created_at: str
     updated_at: str

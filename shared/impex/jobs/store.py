@@ -451,16 +451,30 @@ class JobStore:
         change.sets.update({**_outcome_fields(outcome), "checkpoint": None})
         return self._apply(job_id, change)
 
-    def retry(self, job_id: str, *, tenant: str, max_attempts: int) -> Job:
-        """The tenant's FAILED job -> PENDING, as a new attempt from its checkpoint."""
+    def retry(self, job_id: str, *, tenant: str, max_attempts: int, resume_chunks: bool = False) -> Job:
+        """The tenant's FAILED job -> PENDING, as a new attempt from its checkpoint (a fanned-out one
+        marked resume-pending: ``resume_chunks``)."""
         change = _Change(
             JobStatus.PENDING,
             allowed_from=frozenset({JobStatus.FAILED}),
-            sets={"errorMessage": None, "maxAttempts": max_attempts},
+            sets={"errorMessage": None, "maxAttempts": max_attempts, "resumePending": resume_chunks or None},
             removes=("expiresAt", "completedAt", "cancelRequestedAt"),
             tenant=tenant,
         )
         return self._apply(job_id, change)
+
+    def resumed(self, job_id: str) -> Job:
+        """Clear a PROCESSING retried parent's resume-pending mark (its chunks are all on their way)."""
+        changed = self._table.update(
+            {"id": job_id},
+            update=Expression(
+                "REMOVE resumePending SET updatedAt = :now, heartbeatAt = :now", {}, {":now": iso(utc_now())}
+            ),
+            condition=Expression("#status = :processing", dict(_STATUS), {":processing": "PROCESSING"}),
+        )
+        if changed is None:
+            self._raise_refused(job_id, JobStatus.PROCESSING, None)
+        return Job.model_validate(changed)
 
     def resume_chunk(self, chunk: Job, *, checkpoint: dict[str, Any] | None) -> Job:
         """A FAILED or CANCELLED chunk of a retried parent -> PENDING, to carry on from ``checkpoint``

@@ -100,12 +100,13 @@ class FanOutExports(ChunkedJobs):
 
     def _end_parent(self, parent: Job, chunks: list[Job]) -> None:
         rows = sum(chunk.processed_rows for chunk in chunks)
-        failed = [chunk for chunk in chunks if chunk.status is JobStatus.FAILED]
+        failed = self._failed_chunks(parent, chunks)
         try:
             if failed:
                 first = failed[0]
                 assert first.chunk is not None
-                message = f"part {first.chunk.index + 1} of {len(chunks)} failed: {first.error_message}"
+                reason = first.error_message or "it was stopped before it ended; retry the job"
+                message = f"part {first.chunk.index + 1} of {len(chunks)} failed: {reason}"
                 self.jobs.fail(parent.id, message, outcome=JobOutcome(processed_rows=rows))
                 metrics.add_metric(name="ExportsFailed", unit="Count", value=1)
             elif any(chunk.status is JobStatus.CANCELLED for chunk in chunks) and parent.cancel_requested_at:

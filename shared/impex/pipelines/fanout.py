@@ -153,6 +153,8 @@ class ChunkedJobs(ABC):
         parent = self.jobs.get(parent_id)
         if parent is None or parent.fanout is None or parent.status is not JobStatus.PROCESSING:
             return
+        if parent.resume_pending:
+            return  # a retry is putting its chunks back on their way: its worker settles after that
         found = self._chunks_of(parent, parent.fanout)
         if found is None:
             self.start_chunks(parent)  # the parent's worker stopped before creating them all
@@ -167,35 +169,48 @@ class ChunkedJobs(ABC):
     def resume(self, parent: Job) -> bool:
         """Carry on a retried parent (claimed again): every chunk that failed, or was stopped by another's
         failure, runs again from where it stopped; completed chunks stay as they are. False when the
-        files the chunks need have expired (the parent is then FAILED again, saying so)."""
+        files the chunks need have expired (the parent is then FAILED again, saying so).
+
+        Safe to run again over a resume that stopped half-way (the sweeper does, for a worker that
+        died in one): chunks already PENDING are sent again, and a chunk's message is only ever
+        claimed once.
+        """
         assert parent.fanout is not None
         chunks = [self.jobs.get(chunk_id) for chunk_id in parent.fanout.chunk_ids(parent.id)]
         found = [chunk for chunk in chunks if chunk is not None]
         again = [chunk for chunk in found if chunk.status in (JobStatus.FAILED, JobStatus.CANCELLED)]
         missing = self._missing_files(parent, found, again)
         if missing is not None:
-            try:
-                # No outcome: the counts and report of the run that failed stay as they were.
-                self.jobs.fail(parent.id, f"{missing}; create the job again")
-            except ImpexError as error:
-                logger.info("could not fail the retried job", extra={"reason": str(error)})
+            self._fail_retry(parent, f"{missing}; create the job again")
             return False
-        # Every chunk is PENDING (or done) before any runs: one that ended at once must not find another
-        # still FAILED and end the parent again.
-        resumed = []
+        # Every chunk is PENDING (or done) before any runs, and the parent stays resume-pending until
+        # then: a chunk that ended at once must not find another still stopped and end the parent.
+        waiting = [chunk for chunk in found if chunk.status is JobStatus.PENDING]
         for chunk in again:
             try:
-                resumed.append(self.jobs.resume_chunk(chunk, checkpoint=self._resume_point(chunk)))
+                waiting.append(self.jobs.resume_chunk(chunk, checkpoint=self._resume_point(chunk)))
             except ImpexError as error:
                 logger.info("could not resume the chunk", extra={"reason": str(error)})
         if len(found) < len(chunks):
             self.start_chunks(parent)  # the parent's worker stopped before creating them all
-        for chunk in resumed:
+        for chunk in waiting:
             self.queues.send(JobMessage(chunk.id, parent.tenant), priority=parent.priority.value)
-        logger.info("fanned-out job resumed", extra={"chunks": len(resumed)})
+        try:
+            self.jobs.resumed(parent.id)
+        except ImpexError as error:  # ended meanwhile (a cancel is still PROCESSING until its chunks stop)
+            logger.info("the retried job was ended while it resumed", extra={"reason": str(error)})
+            return True
+        logger.info("fanned-out job resumed", extra={"chunks": len(waiting)})
         self._after_creating_chunks(parent)
         self.settle(parent.id)  # every chunk had completed already: end it now
         return True
+
+    def _fail_retry(self, parent: Job, message: str) -> None:
+        try:
+            # No outcome: the counts and report of the run that failed stay as they were.
+            self.jobs.fail(parent.id, message)
+        except ImpexError as error:
+            logger.info("could not fail the retried job", extra={"reason": str(error)})
 
     @abstractmethod
     def _missing_files(self, parent: Job, chunks: list[Job], again: list[Job]) -> str | None:
@@ -204,6 +219,16 @@ class ChunkedJobs(ABC):
     @abstractmethod
     def _resume_point(self, chunk: Job) -> dict[str, Any] | None:
         """Where a resumed chunk carries on: a checkpoint, or None for its start."""
+
+    @staticmethod
+    def _failed_chunks(parent: Job, chunks: list[Job]) -> list[Job]:
+        """The ended chunks that fail their parent: those that failed; if none did and no cancel was
+        asked for, any that was stopped (a retry's resume that never finished, from before resumes
+        were marked): completing the parent would lose that chunk's rows."""
+        failed = [chunk for chunk in chunks if chunk.status is JobStatus.FAILED]
+        if failed or parent.cancel_requested_at:
+            return failed
+        return [chunk for chunk in chunks if chunk.status is JobStatus.CANCELLED]
 
     def cancel_chunks(self, parent: Job) -> None:
         """Pass a cancel of the parent on to its chunks (each ends itself with its exact counts)."""
@@ -405,7 +430,7 @@ class FanOutImports(ChunkedJobs):
         report = self._merge_reports(parent, chunks, totals.header)
         result = totals.progress.result(parent.import_options, totals.progress.mapping).as_dict()
         outcome = JobOutcome(result=result, processed_rows=totals.progress.processed, error_report=report)
-        failed = [chunk for chunk in chunks if chunk.status is JobStatus.FAILED]
+        failed = self._failed_chunks(parent, chunks)
         try:
             if failed:
                 self.jobs.fail(
@@ -512,7 +537,8 @@ class _Totals:
         written = f"{progress.written} rows were written before it stopped"
         first = failed[0]
         assert first.chunk is not None
-        message = f"chunk {first.chunk.index + 1} of {chunks} failed: {first.error_message}; {written}"
+        reason = first.error_message or "it was stopped before it ended; retry the job"
+        message = f"chunk {first.chunk.index + 1} of {chunks} failed: {reason}; {written}"
         if self.uncounted:
             message += (
                 "; a chunk that stopped without ending counts only up to its last checkpoint "

@@ -202,7 +202,11 @@ class Sweeper:
         coordinator = self._fanout.get(parent.type)
         if coordinator is None:
             return
-        coordinator.settle(parent.id)
+        if parent.resume_pending:
+            # The worker resuming a retry died (or stalled) half-way: finish putting its chunks back.
+            coordinator.resume(parent)
+        else:
+            coordinator.settle(parent.id)
         current = self._jobs.get(parent.id)
         if current is not None and current.status.is_terminal:
             report.add("fanned_out_ended", parent)
