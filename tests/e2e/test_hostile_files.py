@@ -8,6 +8,7 @@ import codecs
 import gzip
 import io
 import time
+import zipfile
 
 import openpyxl
 import pytest
@@ -39,6 +40,23 @@ def sparse_workbook() -> bytes:
     return buffer.getvalue()
 
 
+def far_reference_workbook() -> bytes:
+    """A header and one cell whose reference names row 99,999,999 (no spreadsheet has it; calamine
+    reads it, and would hold a range of 200 million cells)."""
+    book = openpyxl.Workbook()
+    book.active["A1"], book.active["B1"], book.active["B2"] = "id", "n", "x"
+    plain = io.BytesIO()
+    book.save(plain)
+    forged = io.BytesIO()
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(forged, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b'r="B2"', b'r="B99999999"')
+            out.writestr(item, data)
+    return forged.getvalue()
+
+
 def sparse_legacy(kind: str, far: tuple[int, int]) -> bytes:
     """A header and one cell far away, as .xls, .xlsb or .ods."""
     return workbook_bytes(kind, {(0, 0): "id", (0, 1): "n", far: "x"})
@@ -47,6 +65,7 @@ def sparse_legacy(kind: str, far: tuple[int, int]) -> bytes:
 HOSTILE = {
     # name: (file name, content, expected status, a phrase of the message, or (written, failed) rows)
     "sparse-xlsx": ("sparse.xlsx", sparse_workbook, "FAILED", "span A1:XFD1048576"),
+    "far-row-xlsx": ("far.xlsx", far_reference_workbook, "FAILED", "B99999999, past Excel's last row"),
     "sparse-xls": (
         "sparse.xls",
         lambda: sparse_legacy("xls", (65535, 255)),

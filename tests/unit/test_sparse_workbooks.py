@@ -193,3 +193,37 @@ def test_more_than_a_chunk_of_bare_text_is_refused(tmp_path):
     )
     with pytest.raises(FileProblem, match="no markup"):
         check_xlsx(raw_sheet_workbook(tmp_path / "bare.xlsx", sheet), PADDING_ALLOWED, None, BUDGET)
+
+
+@pytest.mark.parametrize(
+    ("far_cell", "says"),
+    [
+        # calamine reads every one of these; the first two made it allocate 200 million and 37 million
+        # cells from a file of a few hundred bytes, the scan having matched only 1-3 letters, 1-7 digits
+        (b'<c r="B99999999"/>', "past Excel's last row"),
+        (b'<c r="AAAA2000"/>', "past Excel's last column"),
+        (b'<c r="A' + b"9" * 5000 + b'"/>', "past Excel's last row"),  # int() refuses 4,301+ digits
+        (b'<c r="' + b"Z" * 50_000 + b'1"/>', "past Excel's last column"),
+    ],
+    ids=["8-digit-row", "4-letter-column", "5000-digit-row", "50000-letter-column"],
+)
+def test_a_reference_past_excels_last_row_or_column_is_refused_whatever_its_length(tmp_path, far_cell, says):
+    # Given a sheet with a cell at A1 and one whose reference names a row or column no sheet has
+    sheet = b'<worksheet><sheetData><row r="1"><c r="A1"/>' + far_cell + b"</row></sheetData></worksheet>"
+    path = raw_sheet_workbook(tmp_path / "far.xlsx", sheet)
+    # When its extent is checked
+    with pytest.raises(FileProblem) as raised:
+        check_xlsx(path, PADDING_ALLOWED, None, BUDGET)
+    # Then it is refused before any reader runs, saying why and what to do
+    assert says in raised.value.message and "save the sheet as CSV" in raised.value.message
+
+
+def test_a_reference_with_leading_zeros_counts_as_the_row_it_names(tmp_path):
+    # Given references whose row numbers have leading zeros (calamine reads A0000000002 as row 2)
+    sheet = (
+        b'<worksheet><sheetData><row r="1"><c r="A1"/></row><row r="2"><c r="C0000000002"/>'
+        b'<c r="B00000000000000000000000000000000000000000001"/></row></sheetData></worksheet>'
+    )
+    # Then the extent is the rows and columns they name
+    extent = check_xlsx(raw_sheet_workbook(tmp_path / "zeros.xlsx", sheet), ArchiveLimits(), None, BUDGET)
+    assert extent is not None and extent.reference() == "A1:C2"

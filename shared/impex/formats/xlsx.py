@@ -123,8 +123,12 @@ CELL_BYTES = 32  # what the dense reader keeps per cell of a sheet's range
 # Any attribute named r (prefixed or not, either quote, spaces around =) holding a cell reference:
 # found without parsing tags, so a ">" inside another attribute's value cannot hide one.
 # The pattern starts with its literal "r" (the look-behind follows it) so the engine can skip ahead.
-_CELL_REF = re.compile(rb"r(?<=[^\w.-]r)\s*=\s*[\"']([A-Za-z]{1,3})([0-9]{1,7})[\"']")
+# Letters and digits of any length: calamine reads B99999999 (row 99,999,999) and AAAA1 (column
+# 18,279), and a scan that matched only what Excel writes let such a cell through to the reader.
+_CELL_REF = re.compile(rb"r(?<=[^\w.-]r)\s*=\s*[\"']([A-Za-z]+)([0-9]+)[\"']")
 _LETTERS, _NUMBER = operator.itemgetter(0), operator.itemgetter(1)  # of a reference found
+_ROW_DIGITS, _COLUMN_LETTERS = 7, 3  # the most a row number (leading zeros aside) and a column may have
+EXCEL_LAST_ROW = 1_048_576
 # What a reference may be made of: the end of a chunk made only of these may hold half of one.
 _REF_BYTES = frozenset(b" \t\r\n=\"'0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
@@ -203,10 +207,17 @@ class _ExtentScan:
         if found:
             # C-level work: a sheet has millions. (zip(*found) to split the pairs cost more than
             # the regex: one call with every pair as an argument.)
-            row_numbers = list(map(int, map(_NUMBER, found)))
+            numbers = list(map(_NUMBER, found))
+            if max(map(len, numbers)) > _ROW_DIGITS:  # rare: leading zeros, or a row no sheet has
+                numbers = [_row_digits(number, found) for number in numbers]
+            row_numbers = list(map(int, numbers))
             self._rows += (min(row_numbers), max(row_numbers))
-            distinct = {letter.upper() for letter in set(map(_LETTERS, found))}
-            self._columns += (min(map(_column_number, distinct)), max(map(_column_number, distinct)))
+            distinct = set(map(_LETTERS, found))
+            if max(map(len, distinct)) > _COLUMN_LETTERS:
+                letters = max(distinct, key=len)
+                raise FileProblem(_too_far(_shown(letters), "past Excel's last column (XFD)"))
+            upper = {letter.upper() for letter in distinct}
+            self._columns += (min(map(_column_number, upper)), max(map(_column_number, upper)))
         self._tail = _unfinished(window)
 
     def extent(self) -> SheetExtent | None:
@@ -214,6 +225,25 @@ class _ExtentScan:
         if not self._rows:
             return None
         return SheetExtent(min(self._rows), min(self._columns), max(self._rows), max(self._columns))
+
+
+def _row_digits(number: bytes, found: list[tuple[bytes, bytes]]) -> bytes:
+    """A row number's digits without leading zeros; FileProblem for one past any sheet's last row."""
+    digits = number.lstrip(b"0") or b"0"
+    if len(digits) > _ROW_DIGITS:
+        letters = next(letters for letters, candidate in found if candidate is number)
+        reference = _shown(letters) + _shown(digits)
+        raise FileProblem(_too_far(reference, f"past Excel's last row ({EXCEL_LAST_ROW:,})"))
+    return digits
+
+
+def _shown(text: bytes) -> str:
+    """A reference's letters or digits as a message shows them (a long run cut short)."""
+    return text[:12].decode("ascii") + ("…" if len(text) > 12 else "")
+
+
+def _too_far(reference: str, where: str) -> str:
+    return f"the sheet has a cell at {reference}, {where}; delete that cell, or save the sheet as CSV"
 
 
 def _unfinished(window: bytes) -> bytes:
