@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import os
 import time
 import zipfile
 
@@ -40,11 +41,13 @@ def sparse_workbook() -> bytes:
     return buffer.getvalue()
 
 
-def far_reference_workbook() -> bytes:
-    """A header and one cell whose reference names row 99,999,999 (no spreadsheet has it; calamine
-    reads it, and would hold a range of 200 million cells)."""
+def forged_workbook(
+    cells: dict[str, str], sheet_edit: tuple[bytes, bytes], extra: dict[str, bytes] | None = None
+) -> bytes:
+    """A workbook of ``cells`` whose sheet XML has one edit made (old, new), with ``extra`` members."""
     book = openpyxl.Workbook()
-    book.active["A1"], book.active["B1"], book.active["B2"] = "id", "n", "x"
+    for reference, value in cells.items():
+        book.active[reference] = value
     plain = io.BytesIO()
     book.save(plain)
     forged = io.BytesIO()
@@ -52,9 +55,27 @@ def far_reference_workbook() -> bytes:
         for item in source.infolist():
             data = source.read(item.filename)
             if item.filename == "xl/worksheets/sheet1.xml":
-                data = data.replace(b'r="B2"', b'r="B99999999"')
+                data = data.replace(*sheet_edit)
             out.writestr(item, data)
+        for name, member in (extra or {}).items():
+            out.writestr(name, member)
     return forged.getvalue()
+
+
+def far_reference_workbook() -> bytes:
+    """A header and one cell whose reference names row 99,999,999 (no spreadsheet has it; calamine
+    reads it, and would hold a range of 200 million cells)."""
+    return forged_workbook({"A1": "id", "B1": "n", "B2": "x"}, (b'r="B2"', b'r="B99999999"'))
+
+
+def shared_strings_bomb() -> bytes:
+    """A one-cell sheet whose shared-strings table holds 12 million empty strings: a 0.8 MB upload
+    (random bytes in a comment keep its ratio under the zip-bomb guard's) that calamine held in
+    a 349 MB process here: past the importer's budget by impex's estimate."""
+    noise = os.urandom(600_000).hex().encode()
+    table = b"<sst><!--" + noise + b"-->" + b"<si/>" * 12_000_000 + b"</sst>"
+    inline = (b't="inlineStr"><is><t>placeholder</t></is>', b't="s"><v>0</v>')  # openpyxl writes it inline
+    return forged_workbook({"A1": "placeholder"}, inline, {"xl/sharedStrings.xml": table})
 
 
 def sparse_legacy(kind: str, far: tuple[int, int]) -> bytes:
@@ -66,6 +87,7 @@ HOSTILE = {
     # name: (file name, content, expected status, a phrase of the message, or (written, failed) rows)
     "sparse-xlsx": ("sparse.xlsx", sparse_workbook, "FAILED", "span A1:XFD1048576"),
     "far-row-xlsx": ("far.xlsx", far_reference_workbook, "FAILED", "B99999999, past Excel's last row"),
+    "strings-bomb": ("strings.xlsx", shared_strings_bomb, "FAILED", "shared strings"),
     "sparse-xls": (
         "sparse.xls",
         lambda: sparse_legacy("xls", (65535, 255)),

@@ -227,3 +227,71 @@ def test_a_reference_with_leading_zeros_counts_as_the_row_it_names(tmp_path):
     # Then the extent is the rows and columns they name
     extent = check_xlsx(raw_sheet_workbook(tmp_path / "zeros.xlsx", sheet), ArchiveLimits(), None, BUDGET)
     assert extent is not None and extent.reference() == "A1:C2"
+
+
+def shared_strings_workbook(path: Path, strings: bytes, *, member: str = "xl/sharedStrings.xml") -> Path:
+    """A workbook whose one cell is the first of a shared-strings table of ``strings`` (the <si>
+    elements), after a comment of random bytes that keeps the table's compression ratio within the
+    zip-bomb guard's; the table stored under ``member``."""
+    import os
+
+    plain = workbook(path.with_suffix(".plain.xlsx"), {"A1": "placeholder"})
+    noise = os.urandom(len(strings) // 100).hex().encode()
+    table = b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><!--' + noise + b"-->"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":  # openpyxl writes the text inline
+                data = data.replace(b't="inlineStr"><is><t>placeholder</t></is>', b't="s"><v>0</v>')
+            out.writestr(item, data)
+        out.writestr(member, table + strings + b"</sst>")
+    return path
+
+
+@pytest.mark.parametrize("member", ["xl/sharedStrings.xml", "xl/SHAREDSTRINGS.XML"])
+def test_a_shared_strings_table_too_large_to_hold_is_refused_before_any_reader_runs(tmp_path, member):
+    # Given a workbook whose shared-strings table holds a million empty strings: 5 MB of XML that the
+    # reader holds in 24+ MB (calamine finds the table whatever the case of its name)
+    path = shared_strings_workbook(tmp_path / "strings.xlsx", b"<si/>" * 1_000_000, member=member)
+    assert path.stat().st_size < 200_000
+    # When it is checked against a 16 MB budget
+    with pytest.raises(FileProblem) as raised:
+        check_xlsx(path, ArchiveLimits(), None, 16 * 1024**2)
+    # Then it is refused, saying why and what to do
+    message = raised.value.message
+    assert "shared strings" in message and "(16 MB)" in message and "save the sheet as CSV" in message
+
+
+def test_a_shared_strings_table_within_the_budget_passes_and_reads(tmp_path):
+    # Given a workbook with ten thousand shared strings, plain and rich, some split by whitespace
+    strings = b"".join(
+        b"<si><t>v%d</t></si>" % i if i % 3 else b"<si >\n<r><t>a</t></r><r><t>%d</t></r></si>" % i
+        for i in range(10_000)
+    )
+    path = shared_strings_workbook(tmp_path / "fine.xlsx", strings)
+    # Then the extent check passes, and the sheet reads its one cell
+    assert check_xlsx(path, ArchiveLimits(), None, BUDGET).reference() == "A1:A1"
+    from impex.formats.xlsx import WorkbookReader
+
+    assert WorkbookReader(path).header == ["a0"]  # the first string's two rich-text runs
+
+
+def test_the_shared_strings_are_counted_exactly_wherever_the_chunks_split_them():
+    from impex.formats.xlsx import STRING_BYTES, _SharedStrings
+
+    # Given a table of strings in every form the reader takes (prefixed, with attributes, empty)
+    table = b"".join(
+        [b"<si>a</si>", b"<x:si/>", b'<si\tcount="1"/>', b"<si\n>b</si>", b"<s>x</s>", b"<sia/>"]
+    )
+    expected = 4
+    for size in range(1, len(table) + 1):
+        # When it is fed in chunks of every size
+        counter = _SharedStrings(budget_bytes=10**9)
+        for start in range(0, len(table), size):
+            counter.feed(table[start : start + size])
+        # Then every string is counted once, and nothing that is not one
+        assert counter._strings == expected, size
+    # And the estimate is what the budget is checked against
+    over = _SharedStrings(budget_bytes=expected * STRING_BYTES + len(table) - 1)
+    with pytest.raises(FileProblem):
+        over.feed(table)

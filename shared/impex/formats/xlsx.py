@@ -6,7 +6,7 @@ from __future__ import annotations
 import operator
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,8 +56,16 @@ def check_xlsx(path: Path, limits: ArchiveLimits, sheet: str | None, budget_byte
         _inflate_members(archive, first, limits, inflated)
         member = _sheet_member(archive, sheet)
         scan = _ExtentScan()
+        scanners: dict[str, Callable[[bytes], None]] = {
+            # calamine reads the shared strings from this name, in any case
+            entry.filename: _SharedStrings(budget_bytes).feed
+            for entry in entries
+            if entry.filename.lower() == "xl/sharedstrings.xml"
+        }
+        if member is not None:
+            scanners[member] = scan.feed
         rest = [entry for entry in entries if entry.filename not in _WORKBOOK_PARTS]
-        _inflate_members(archive, rest, limits, inflated, scan_member=member, scan=scan)
+        _inflate_members(archive, rest, limits, inflated, scanners=scanners)
     if member is None:
         return None  # the reader reports a missing sheet itself
     return _within_budget(scan.extent(), budget_bytes)
@@ -88,8 +96,7 @@ def _inflate_members(
     limits: ArchiveLimits,
     inflated: _Inflated,
     *,
-    scan_member: str | None = None,
-    scan: _ExtentScan | None = None,
+    scanners: dict[str, Callable[[bytes], None]] | None = None,
 ) -> None:
     for info in entries:
         if info.file_size > limits.max_ratio * max(info.compress_size, 1) and info.file_size > SCAN_CHUNK:
@@ -97,7 +104,7 @@ def _inflate_members(
                 _bomb(f"entry {info.filename} expands {info.file_size // max(info.compress_size, 1)}x")
             )
         is_xml = info.filename.endswith((".xml", ".rels", ".vml"))
-        scanned = scan if info.filename == scan_member else None
+        scanned = (scanners or {}).get(info.filename)
         tail = b""
         try:
             with archive.open(info) as entry:
@@ -114,7 +121,7 @@ def _inflate_members(
                         )
                     tail = chunk[-16:]
                     if scanned is not None:
-                        scanned.feed(chunk)
+                        scanned(chunk)
         except (zipfile.BadZipFile, EOFError, OSError) as error:
             raise FileProblem(f"the workbook is corrupt ({error})") from None
 
@@ -189,6 +196,45 @@ def _sheet_member(archive: zipfile.ZipFile, sheet: str | None) -> str | None:
             member = target if target.startswith("xl/") else f"xl/{target}"
             return member if member in archive.namelist() else None
     return None
+
+
+# What calamine holds for each shared string, at most, besides its text (measured: 24 bytes for an
+# empty one, 56 for a short one whose XML is 22 bytes; the text itself is never longer than its XML).
+STRING_BYTES = 40
+# Where a shared string starts, as calamine sees one (prefixed or not): counted with bytes.count, and
+# an <si> split across two chunks is counted once (the window keeps the last chunk's end).
+_STRING_STARTS = tuple(
+    prefix + b"si" + end for prefix in (b"<", b":") for end in (b">", b"/", b" ", b"\t", b"\n", b"\r")
+)
+_STRING_TAIL = 3  # the bytes of a window's end an <si> may have begun in (its start is 4 bytes)
+
+
+class _SharedStrings:
+    """The memory the reader's shared-strings table will take, fed in chunks as it is inflated: a
+    workbook of 200 million empty strings is a 7 MB upload that needs 5 GB, so the table is refused,
+    saying so, once its estimate passes the budget."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self._budget = budget_bytes
+        self._strings = 0
+        self._bytes = 0
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> None:
+        """Count the next chunk's strings (and their bytes); FileProblem once past the budget."""
+        window = self._tail + chunk
+        tail = self._tail
+        self._strings += sum(window.count(start) - tail.count(start) for start in _STRING_STARTS)
+        self._bytes += len(chunk)
+        self._tail = window[-_STRING_TAIL:]
+        estimate = self._strings * STRING_BYTES + self._bytes
+        if estimate > self._budget:
+            megabytes, budget = self._bytes // 1024**2, self._budget // 1024**2
+            raise FileProblem(
+                f"the workbook's shared strings (over {self._strings:,} strings, {megabytes:,} MB) take "
+                f"more memory than the importer can hold ({budget:,} MB); save the sheet as CSV, or split "
+                "it into smaller workbooks"
+            )
 
 
 class _ExtentScan:
