@@ -42,9 +42,13 @@ def sparse_workbook() -> bytes:
 
 
 def forged_workbook(
-    cells: dict[str, str], sheet_edit: tuple[bytes, bytes], extra: dict[str, bytes] | None = None
+    cells: dict[str, str],
+    sheet_edit: tuple[bytes, bytes] = (b"", b""),
+    extra: dict[str, bytes] | None = None,
+    sheet_name: str = "xl/worksheets/sheet1.xml",
 ) -> bytes:
-    """A workbook of ``cells`` whose sheet XML has one edit made (old, new), with ``extra`` members."""
+    """A workbook of ``cells`` whose sheet XML has one edit made (old, new) and is stored under
+    ``sheet_name``, with ``extra`` members."""
     book = openpyxl.Workbook()
     for reference, value in cells.items():
         book.active[reference] = value
@@ -55,8 +59,9 @@ def forged_workbook(
         for item in source.infolist():
             data = source.read(item.filename)
             if item.filename == "xl/worksheets/sheet1.xml":
-                data = data.replace(*sheet_edit)
-            out.writestr(item, data)
+                out.writestr(sheet_name, data.replace(*sheet_edit))
+            else:
+                out.writestr(item, data)
         for name, member in (extra or {}).items():
             out.writestr(name, member)
     return forged.getvalue()
@@ -88,6 +93,14 @@ HOSTILE = {
     "sparse-xlsx": ("sparse.xlsx", sparse_workbook, "FAILED", "span A1:XFD1048576"),
     "far-row-xlsx": ("far.xlsx", far_reference_workbook, "FAILED", "B99999999, past Excel's last row"),
     "strings-bomb": ("strings.xlsx", shared_strings_bomb, "FAILED", "shared strings"),
+    "sparse-renamed-xlsx": (  # calamine finds the sheet in any case of its name
+        "renamed.xlsx",
+        lambda: forged_workbook(
+            {"A1": "id", "B1": "n", "XFD1048576": "x"}, sheet_name="xl/WORKSHEETS/Sheet1.XML"
+        ),
+        "FAILED",
+        "span A1:XFD1048576",
+    ),
     "sparse-xls": (
         "sparse.xls",
         lambda: sparse_legacy("xls", (65535, 255)),

@@ -320,3 +320,29 @@ def test_fuzz_found_a_row_record_before_the_sheet_data_does_not_hide_the_cells_a
     outcome, detail, peak_mb = open_in_a_fresh_process(path)
     assert outcome == "problem" and "delete the stray cells" in str(detail)
     assert peak_mb < 140, f"refusing it still peaked at {peak_mb} MB"
+
+
+@pytest.mark.parametrize(
+    ("renames", "target"),
+    [
+        ({"xl/worksheets/sheet1.bin": "xl/WORKSHEETS/Sheet1.BIN"}, None),  # found in any case
+        ({"xl/worksheets/sheet1.bin": "xl\\worksheets\\sheet1.bin"}, None),  # and with either slash
+        ({"xl/worksheets/sheet1.bin": "xl/xl/worksheets/sheet1.bin"}, b"xl/worksheets/sheet1.bin"),
+    ],
+    ids=["member-case", "backslashes", "target-from-xl"],
+)
+def test_a_sparse_xlsb_is_measured_wherever_the_reader_would_find_its_sheet(tmp_path, renames, target):
+    # Given the sparse .xlsb, its sheet stored where calamine looks for it (the first two made the
+    # check measure nothing, and the reader abort allocating 512 GiB; the third is the target
+    # resolved as calamine resolves it, from xl/)
+    path = tmp_path / "renamed.xlsb"
+    with zipfile.ZipFile(io.BytesIO(far_xlsb())) as source, zipfile.ZipFile(path, "w") as out:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if target is not None and item.filename == "xl/_rels/workbook.bin.rels":
+                data = data.replace(b'Target="worksheets/sheet1.bin"', b'Target="' + target + b'"')
+                assert target in data
+            out.writestr(renames.get(item.filename, item.filename), data)
+    # When its footprint is checked, then it is refused
+    with pytest.raises(FileProblem, match="17,179,869,184 cells"):
+        check_footprint(path, WorkbookKind.XLSB, None, 442 * 1024**2)

@@ -3,6 +3,7 @@ the memory budget; a process abort is the one failure Python cannot report, so n
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -295,3 +296,106 @@ def test_the_shared_strings_are_counted_exactly_wherever_the_chunks_split_them()
     over = _SharedStrings(budget_bytes=expected * STRING_BYTES + len(table) - 1)
     with pytest.raises(FileProblem):
         over.feed(table)
+
+
+@pytest.mark.parametrize("member", ["xl/workbook.xml", "xl/_rels/workbook.xml.rels", "XL/Workbook.XML"])
+def test_a_workbook_part_too_large_to_parse_is_refused_before_it_is_parsed(tmp_path, member, monkeypatch):
+    import impex.formats.xlsx as xlsx
+
+    # Given a workbook whose own part (the sheets' list, or its relations) holds a megabyte of defined
+    # names (the cap is lowered to half of that: a real one takes 16 MB), after random bytes that keep
+    # its compression ratio within the zip-bomb guard's
+    monkeypatch.setattr(xlsx, "WORKBOOK_PART_BYTES", 512 * 1024)
+    path = workbook(tmp_path / "plain.xlsx", {"A1": "email"})
+    names = b"".join(b'<definedName name="n%d">S!A1</definedName>' % i for i in range(25_000))
+    forged = tmp_path / "names.xlsx"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(forged, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename.lower() == member.lower():
+                data = data.replace(
+                    b"</", b"<!--" + os.urandom(6000).hex().encode() + b"-->" + names + b"</", 1
+                )
+                out.writestr(member, data)
+            else:
+                out.writestr(item, data)
+    assert forged.stat().st_size < 100_000
+    # When it is checked
+    with pytest.raises(FileProblem) as raised:
+        check_xlsx(forged, ArchiveLimits(), None, BUDGET)
+    # Then it is refused before anything parses it, saying why and what to do
+    assert "inflates past" in raised.value.message
+    assert "re-save the file from Excel" in raised.value.message
+
+
+def rearranged(
+    path: Path, out: Path, *, names: dict[str, str], edits: dict[str, tuple[bytes, bytes]]
+) -> Path:
+    """``path``'s archive with some entries renamed (old -> new) and some edited (name -> (old, new))."""
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename in edits:
+                data = data.replace(*edits[item.filename])
+            archive.writestr(names.get(item.filename, item.filename), data)
+    return out
+
+
+SHEET, RELATIONS = "xl/worksheets/sheet1.xml", "xl/_rels/workbook.xml.rels"
+
+
+@pytest.mark.parametrize(
+    ("names", "edits"),
+    [
+        ({SHEET: "xl/worksheets/SHEET1.xml"}, {}),  # calamine finds parts in any case
+        ({SHEET: "xl\\worksheets\\sheet1.xml"}, {}),  # and with either slash
+        ({SHEET: "xl/xl/worksheets/sheet1.xml"}, {RELATIONS: (b"/xl/worksheets/", b"xl/worksheets/")}),
+        ({}, {RELATIONS: (b"/xl/worksheets/sheet1.xml", b"/XL/WORKSHEETS/SHEET1.XML")}),
+        (
+            {},
+            {"xl/workbook.xml": (b' xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"', b"")},
+        ),
+    ],
+    ids=["member-case", "backslashes", "target-from-xl", "target-case", "no-default-namespace"],
+)
+def test_the_sheet_is_measured_wherever_the_reader_would_find_it(tmp_path, names, edits):
+    # Given the 1.6 KB workbook whose dense range aborts the reader, its sheet named the way calamine
+    # still finds it (each of these made the check measure nothing, and the reader abort)
+    sparse = workbook(tmp_path / "sparse.xlsx", {"A1": "email", "XFD1048576": "x"})
+    with zipfile.ZipFile(sparse) as archive:
+        assert b"/xl/worksheets/sheet1.xml" in archive.read(RELATIONS)  # what the edits rely on
+    path = rearranged(sparse, tmp_path / "renamed.xlsx", names=names, edits=edits)
+    # When it is checked, then it is refused, naming the span
+    with pytest.raises(FileProblem, match="A1:XFD1048576"):
+        check_xlsx(path, ArchiveLimits(), None, BUDGET)
+
+
+def test_two_parts_under_one_name_as_the_reader_reads_names_are_refused(tmp_path):
+    # Given a workbook holding its sheet twice, the second under another case
+    path = workbook(tmp_path / "plain.xlsx", {"A1": "email"})
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("XL/worksheets/sheet1.xml", archive.read(SHEET))
+    # Then it is refused, naming both: which one a reader would take is not the check's to guess
+    with pytest.raises(
+        FileProblem,
+        match=re.escape("two parts named 'xl/worksheets/sheet1.xml' and 'XL/worksheets/sheet1.xml'"),
+    ):
+        check_xlsx(path, ArchiveLimits(), None, BUDGET)
+
+
+def test_a_workbook_part_that_is_not_xml_is_a_file_problem_and_a_missing_one_is_the_readers(tmp_path):
+    plain = workbook(tmp_path / "plain.xlsx", {"A1": "email"})
+    # Given a workbook whose workbook.xml is cut short
+    cut = rearranged(
+        plain, tmp_path / "cut.xlsx", names={}, edits={"xl/workbook.xml": (b"</workbook>", b"<")}
+    )
+    # Then the check says so (it was a ParseError, retried as if transient)
+    with pytest.raises(FileProblem, match=re.escape("xl/workbook.xml is not valid XML")):
+        check_xlsx(cut, ArchiveLimits(), None, BUDGET)
+    # And one without it measures nothing (it was a KeyError): the reader refuses it, saying so
+    gone = rearranged(plain, tmp_path / "gone.xlsx", names={"xl/workbook.xml": "xl/elsewhere.xml"}, edits={})
+    assert check_xlsx(gone, ArchiveLimits(), None, BUDGET) is None
+    from impex.formats.xlsx import WorkbookReader
+
+    with pytest.raises(FileProblem):
+        WorkbookReader(gone)

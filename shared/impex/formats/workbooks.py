@@ -216,20 +216,70 @@ def _biff12_records(data: bytes) -> Iterator[tuple[int, memoryview]]:
         position += length
 
 
-def _check_records(archive: zipfile.ZipFile) -> None:
+def as_read(name: str) -> str:
+    """A zip part's name as calamine looks it up: in any case, either slash."""
+    return name.replace("\\", "/").lower()
+
+
+def parts_as_read(entries: list[zipfile.ZipInfo]) -> dict[str, zipfile.ZipInfo]:
+    """Each entry of an archive by its name as calamine looks it up. Two entries under one such name
+    are refused: which of them a reader takes would be its choice, and a check must measure what the
+    reader reads (a sheet stored as xl/worksheets/SHEET1.xml went unmeasured, and was read)."""
+    parts: dict[str, zipfile.ZipInfo] = {}
+    for entry in entries:
+        name = as_read(entry.filename)
+        if name in parts:
+            raise FileProblem(
+                f"the workbook holds two parts named {parts[name].filename!r} and {entry.filename!r} "
+                "(Excel never writes both); re-save the file from Excel"
+            )
+        parts[name] = entry
+    return parts
+
+
+def part_of_target(parts: dict[str, zipfile.ZipInfo], target: str) -> str | None:
+    """The part a workbook relation's target names, as calamine resolves it: from the archive's root
+    when it starts with a slash, else from xl/."""
+    entry = parts.get(as_read(target[1:] if target.startswith("/") else f"xl/{target}"))
+    return entry.filename if entry is not None else None
+
+
+def parsed_part(archive: zipfile.ZipFile, part: zipfile.ZipInfo) -> Any:
+    """A workbook's XML part (its sheet list, its relations) parsed; FileProblem when it is no XML."""
+    from xml.etree.ElementTree import ParseError
+
+    from defusedxml.ElementTree import fromstring  # the data layer's; the api function never reads sheets
+
+    try:
+        return fromstring(_read_member(archive, part.filename))
+    except ParseError as error:
+        raise FileProblem(
+            f"the workbook's {part.filename} is not valid XML ({error}); re-save the file from Excel"
+        ) from None
+
+
+def named_twice(sheet: str) -> FileProblem:
+    """The problem of a workbook that names a sheet's part more than once (readers differ on which)."""
+    return FileProblem(
+        f"the workbook names the part of sheet '{sheet}' more than once; re-save the file from Excel"
+    )
+
+
+def _check_records(archive: zipfile.ZipFile, parts: dict[str, zipfile.ZipInfo]) -> None:
     """Walk every binary part the reader reads whole when the workbook opens, so none of them can
     claim more bytes than it holds."""
-    for member in ("xl/workbook.bin", "xl/sharedStrings.bin", "xl/styles.bin"):
-        if member in archive.namelist():
-            for _ in _biff12_records(_read_member(archive, member)):
+    for name in ("xl/workbook.bin", "xl/sharedstrings.bin", "xl/styles.bin"):
+        if name in parts:
+            for _ in _biff12_records(_read_member(archive, parts[name].filename)):
                 pass
 
 
 def _xlsb_footprint(path: Path, sheet: str | None) -> Footprint:
     footprint = Footprint()
     with zipfile.ZipFile(path) as archive:
-        _check_records(archive)
-        member, name = _xlsb_sheet_member(archive, sheet)
+        parts = parts_as_read(archive.infolist())
+        _check_records(archive, parts)
+        member, name = _xlsb_sheet_member(archive, parts, sheet)
         if member is None:
             return footprint  # the reader reports a missing sheet itself
         data = _read_member(archive, member)
@@ -271,25 +321,26 @@ def _xlsb_footprint(path: Path, sheet: str | None) -> Footprint:
     return footprint
 
 
-def _xlsb_sheet_member(archive: zipfile.ZipFile, sheet: str | None) -> tuple[str | None, str]:
-    from defusedxml.ElementTree import fromstring
-
-    targets: dict[str, str] = {}
-    try:
-        relations = fromstring(archive.read("xl/_rels/workbook.bin.rels"))
-    except KeyError:
-        return None, ""
+def _xlsb_sheet_member(
+    archive: zipfile.ZipFile, parts: dict[str, zipfile.ZipInfo], sheet: str | None
+) -> tuple[str | None, str]:
+    relations_part, workbook_part = parts.get("xl/_rels/workbook.bin.rels"), parts.get("xl/workbook.bin")
+    if relations_part is None or workbook_part is None:
+        return None, ""  # the reader fails on it, and says so
+    relations = parsed_part(archive, relations_part)
+    targets: dict[str, list[str]] = {}
     for element in relations:
-        targets[element.get("Id") or ""] = (element.get("Target") or "").lstrip("/")
-    for kind, body in _biff12_records(_read_member(archive, "xl/workbook.bin")):
+        targets.setdefault(element.get("Id") or "", []).append(element.get("Target") or "")
+    for kind, body in _biff12_records(_read_member(archive, workbook_part.filename)):
         if kind != _XLSB_BUNDLE_SHEET or len(body) < 12:
             continue
         relation, offset = _wide_string(body, 8)
         name, _ = _wide_string(body, offset)
         if sheet is None or name == sheet:
-            target = targets.get(relation, "")
-            member = target if target.startswith("xl/") else f"xl/{target}"
-            return (member if member in archive.namelist() else None), name
+            found = targets.get(relation, [])
+            if len(found) > 1:
+                raise named_twice(name)
+            return (part_of_target(parts, found[0]) if found else None), name
     return None, ""
 
 

@@ -6,14 +6,21 @@ from __future__ import annotations
 import operator
 import re
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from impex.formats.columns import MARK_EVERY, SourceRow, progress_mark
 from impex.formats.errors import FileProblem
-from impex.formats.workbooks import MAX_COLUMNS, WorkbookKind
+from impex.formats.workbooks import (
+    MAX_COLUMNS,
+    WorkbookKind,
+    named_twice,
+    parsed_part,
+    part_of_target,
+    parts_as_read,
+)
 
 SCAN_CHUNK = 1024 * 1024
 
@@ -49,22 +56,22 @@ def check_xlsx(path: Path, limits: ArchiveLimits, sheet: str | None, budget_byte
     """
     with _open_archive(path) as archive:
         entries = archive.infolist()
+        parts = parts_as_read(entries)
         # The workbook and its relations (which name the sheet's member) are checked first, so they
         # are read only once they are known to be safe.
-        first = [entry for entry in entries if entry.filename in _WORKBOOK_PARTS]
+        first = [parts[name] for name in sorted(_WORKBOOK_PARTS) if name in parts]
         inflated = _Inflated()
-        _inflate_members(archive, first, limits, inflated)
-        member = _sheet_member(archive, sheet)
+        capped = {entry.filename: _PartCap(entry.filename).feed for entry in first}
+        _inflate_members(archive, first, limits, inflated, scanners=capped)
+        member = _sheet_member(archive, parts, sheet)
         scan = _ExtentScan()
-        scanners: dict[str, Callable[[bytes], None]] = {
-            # calamine reads the shared strings from this name, in any case
-            entry.filename: _SharedStrings(budget_bytes).feed
-            for entry in entries
-            if entry.filename.lower() == "xl/sharedstrings.xml"
-        }
+        scanners: dict[str, Callable[[bytes], None]] = {}
+        if (strings := parts.get("xl/sharedstrings.xml")) is not None:
+            scanners[strings.filename] = _SharedStrings(budget_bytes).feed
         if member is not None:
             scanners[member] = scan.feed
-        rest = [entry for entry in entries if entry.filename not in _WORKBOOK_PARTS]
+        done = {entry.filename for entry in first}
+        rest = [entry for entry in entries if entry.filename not in done]
         _inflate_members(archive, rest, limits, inflated, scanners=scanners)
     if member is None:
         return None  # the reader reports a missing sheet itself
@@ -72,6 +79,28 @@ def check_xlsx(path: Path, limits: ArchiveLimits, sheet: str | None, budget_byte
 
 
 _WORKBOOK_PARTS = frozenset({"xl/workbook.xml", "xl/_rels/workbook.xml.rels"})
+# The most either of those may inflate to. They are parsed whole (to find the sheet), as a tree about
+# ten times their size: a 140 MB workbook.xml of defined names (7.7 MB deflated) took 1.4 GB. Excel
+# writes a few KB.
+WORKBOOK_PART_BYTES = 16 * 1024**2
+
+
+class _PartCap:
+    """Refuses a workbook part that inflates past WORKBOOK_PART_BYTES, fed in chunks as it is inflated."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._bytes = 0
+
+    def feed(self, chunk: bytes) -> None:
+        """Count the next chunk; FileProblem once the part is past its cap."""
+        self._bytes += len(chunk)
+        if self._bytes > WORKBOOK_PART_BYTES:
+            raise FileProblem(
+                f"the workbook's {self._name} inflates past {WORKBOOK_PART_BYTES // 1024**2} MB (Excel "
+                "writes a few KB: it lists the sheets and their names); re-save the file from Excel, or save "
+                "the sheet as CSV"
+            )
 
 
 @dataclass
@@ -96,7 +125,7 @@ def _inflate_members(
     limits: ArchiveLimits,
     inflated: _Inflated,
     *,
-    scanners: dict[str, Callable[[bytes], None]] | None = None,
+    scanners: Mapping[str, Callable[[bytes], None]] | None = None,
 ) -> None:
     for info in entries:
         if info.file_size > limits.max_ratio * max(info.compress_size, 1) and info.file_size > SCAN_CHUNK:
@@ -176,26 +205,34 @@ def _within_budget(extent: SheetExtent | None, budget_bytes: int) -> SheetExtent
     return extent
 
 
-def _sheet_member(archive: zipfile.ZipFile, sheet: str | None) -> str | None:
-    """The archive member holding the named sheet (or the first), from the workbook and its relations."""
-    from defusedxml.ElementTree import fromstring  # the data layer's; the api function never reads sheets
-
-    workbook = fromstring(archive.read("xl/workbook.xml"))
-    sheets = [element for element in workbook.iter() if element.tag.endswith("}sheet")]
-    chosen = next((e for e in sheets if sheet is None or e.get("name") == sheet), None)
+def _sheet_member(
+    archive: zipfile.ZipFile, parts: dict[str, zipfile.ZipInfo], sheet: str | None
+) -> str | None:
+    """The archive member holding the named sheet (or the first), from the workbook and its relations,
+    found as calamine finds it (a target from the archive's root if it starts with a slash, else from
+    xl/; names in any case)."""
+    workbook_part, relations_part = parts.get("xl/workbook.xml"), parts.get("xl/_rels/workbook.xml.rels")
+    if workbook_part is None or relations_part is None:
+        return None  # the reader fails on it, and says so
+    chosen = _chosen_sheet(parsed_part(archive, workbook_part), sheet)
     if chosen is None:
         return None
-    relation = next((value for key, value in chosen.attrib.items() if key.endswith("}id")), None)
-    try:
-        relations = fromstring(archive.read("xl/_rels/workbook.xml.rels"))
-    except KeyError:
-        return None
-    for element in relations:
-        if element.get("Id") == relation:
-            target = (element.get("Target") or "").lstrip("/")
-            member = target if target.startswith("xl/") else f"xl/{target}"
-            return member if member in archive.namelist() else None
-    return None
+    ids = {value for key, value in chosen.attrib.items() if _local(key) == "id"}
+    relations = [element for element in parsed_part(archive, relations_part) if element.get("Id") in ids]
+    if len(ids) > 1 or len(relations) > 1:
+        raise named_twice(chosen.get("name") or "")
+    return part_of_target(parts, relations[0].get("Target") or "") if relations else None
+
+
+def _chosen_sheet(workbook: Any, sheet: str | None) -> Any:
+    """The workbook's <sheet> element of that name (or its first), with or without a namespace."""
+    sheets = [element for element in workbook.iter() if _local(element.tag) == "sheet"]
+    return next((e for e in sheets if sheet is None or e.get("name") == sheet), None)
+
+
+def _local(name: str) -> str:
+    """An XML tag's or attribute's name without its namespace."""
+    return name.rsplit("}", 1)[-1]
 
 
 # What calamine holds for each shared string, at most, besides its text (measured: 24 bytes for an
