@@ -399,3 +399,37 @@ def test_a_workbook_part_that_is_not_xml_is_a_file_problem_and_a_missing_one_is_
 
     with pytest.raises(FileProblem):
         WorkbookReader(gone)
+
+
+def text_of(size: int) -> bytes:
+    """``size`` bytes of text, with punctuation, that deflates about a hundredfold (under the zip-bomb
+    ratio)."""
+    out = bytearray(b"a" * size)
+    for index, byte in zip(range(0, size, 300), os.urandom(size // 300 + 1), strict=False):
+        out[index] = 97 + byte % 26
+    out[150::300] = b"," * len(range(150, size, 300))
+    return bytes(out)
+
+
+@pytest.mark.parametrize(("text_mb", "refused"), [(20, True), (15, False)])
+def test_a_sheets_range_text_and_strings_together_are_held_to_twice_the_budget(tmp_path, text_mb, refused):
+    # Given a sheet whose range (A1:J40000, 12.8 MB at 32 bytes a cell) fits a 16 MB budget, and one
+    # inline string of ``text_mb`` MB: alone each fits, together they need 32.8 MB or 27.8 MB
+    text = text_of(text_mb * 1024**2)
+    sheet = (
+        b'<worksheet><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>'
+        + text
+        + b'</t></is></c><c r="J40000"/></row></sheetData></worksheet>'
+    )
+    path = raw_sheet_workbook(tmp_path / "text.xlsx", sheet)
+    assert path.stat().st_size < 1024**2
+    # When it is checked against the 16 MB budget (twice that for all the reader holds)
+    if refused:
+        # Then past 32 MB it is refused, saying what takes the memory and what to do
+        with pytest.raises(FileProblem) as raised:
+            check_xlsx(path, ArchiveLimits(), None, 16 * 1024**2)
+        message = raised.value.message
+        assert "12 MB for its cells' range, 20 MB of text" in message and "(32 MB)" in message
+        assert "save the sheet as CSV" in message
+    else:
+        assert check_xlsx(path, ArchiveLimits(), None, 16 * 1024**2).reference() == "A1:J40000"

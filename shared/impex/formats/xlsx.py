@@ -66,8 +66,9 @@ def check_xlsx(path: Path, limits: ArchiveLimits, sheet: str | None, budget_byte
         member = _sheet_member(archive, parts, sheet)
         scan = _ExtentScan()
         scanners: dict[str, Callable[[bytes], None]] = {}
-        if (strings := parts.get("xl/sharedstrings.xml")) is not None:
-            scanners[strings.filename] = _SharedStrings(budget_bytes).feed
+        strings = _SharedStrings(budget_bytes)
+        if (table := parts.get("xl/sharedstrings.xml")) is not None:
+            scanners[table.filename] = strings.feed
         if member is not None:
             scanners[member] = scan.feed
         done = {entry.filename for entry in first}
@@ -75,7 +76,9 @@ def check_xlsx(path: Path, limits: ArchiveLimits, sheet: str | None, budget_byte
         _inflate_members(archive, rest, limits, inflated, scanners=scanners)
     if member is None:
         return None  # the reader reports a missing sheet itself
-    return _within_budget(scan.extent(), budget_bytes)
+    extent = _within_budget(scan.extent(), budget_bytes)
+    _within_memory(extent, scan.text_bytes(), strings.estimate, budget_bytes)
+    return extent
 
 
 _WORKBOOK_PARTS = frozenset({"xl/workbook.xml", "xl/_rels/workbook.xml.rels"})
@@ -156,6 +159,7 @@ def _inflate_members(
 
 
 CELL_BYTES = 32  # what the dense reader keeps per cell of a sheet's range
+CELL_MARKUP_BYTES = 11  # the least XML a referenced cell takes: <c r="A1"/>
 # Any attribute named r (prefixed or not, either quote, spaces around =) holding a cell reference:
 # found without parsing tags, so a ">" inside another attribute's value cannot hide one.
 # The pattern starts with its literal "r" (the look-behind follows it) so the engine can skip ahead.
@@ -203,6 +207,22 @@ def _within_budget(extent: SheetExtent | None, budget_bytes: int) -> SheetExtent
             "or save the sheet as CSV"
         )
     return extent
+
+
+def _within_memory(extent: SheetExtent | None, text: int, strings: int, budget_bytes: int) -> None:
+    """Refuse a sheet whose range, text and shared strings together take more than twice the budget:
+    each within its own budget, they could still add up past the function's memory (the reader keeps
+    inline text as it is: 200 MB of one letter with a random one every 300 bytes is a 1.8 MB upload,
+    within the zip-bomb ratio, that calamine held in 210 MB)."""
+    cells = extent.cells * CELL_BYTES if extent is not None else 0
+    held, allowed = cells + text + strings, 2 * budget_bytes
+    if held > allowed:
+        mb = 1024**2
+        raise FileProblem(
+            f"reading the sheet would hold about {held // mb:,} MB ({cells // mb:,} MB for its cells' range, "
+            f"{text // mb:,} MB of text, {strings // mb:,} MB of shared strings), more than the importer can "
+            f"give ({allowed // mb:,} MB); save the sheet as CSV, or split it into smaller workbooks"
+        )
 
 
 def _sheet_member(
@@ -257,6 +277,11 @@ class _SharedStrings:
         self._bytes = 0
         self._tail = b""
 
+    @property
+    def estimate(self) -> int:
+        """The memory the table takes, at most, by its strings and bytes so far."""
+        return self._strings * STRING_BYTES + self._bytes
+
     def feed(self, chunk: bytes) -> None:
         """Count the next chunk's strings (and their bytes); FileProblem once past the budget."""
         window = self._tail + chunk
@@ -264,8 +289,7 @@ class _SharedStrings:
         self._strings += sum(window.count(start) - tail.count(start) for start in _STRING_STARTS)
         self._bytes += len(chunk)
         self._tail = window[-_STRING_TAIL:]
-        estimate = self._strings * STRING_BYTES + self._bytes
-        if estimate > self._budget:
+        if self.estimate > self._budget:
             megabytes, budget = self._bytes // 1024**2, self._budget // 1024**2
             raise FileProblem(
                 f"the workbook's shared strings (over {self._strings:,} strings, {megabytes:,} MB) take "
@@ -281,12 +305,16 @@ class _ExtentScan:
         self._rows: list[int] = []
         self._columns: list[int] = []
         self._tail = b""
+        self._bytes = 0
+        self._references = 0
 
     def feed(self, chunk: bytes) -> None:
         """Scan the next chunk (with the end of the last one a reference may be running in)."""
         window = self._tail + chunk
         # A reference in the carried-over tail may be found twice: the bounds do not mind.
         found = _CELL_REF.findall(window)
+        self._bytes += len(chunk)
+        self._references += len(found)
         if found:
             # C-level work: a sheet has millions. (zip(*found) to split the pairs cost more than
             # the regex: one call with every pair as an argument.)
@@ -302,6 +330,11 @@ class _ExtentScan:
             upper = {letter.upper() for letter in distinct}
             self._columns += (min(map(_column_number, upper)), max(map(_column_number, upper)))
         self._tail = _unfinished(window)
+
+    def text_bytes(self) -> int:
+        """At most how much of the sheet's XML is text the reader keeps (inline strings, numbers):
+        what is left once each cell's least markup (<c r="A1"/>) is taken off."""
+        return max(0, self._bytes - CELL_MARKUP_BYTES * self._references)
 
     def extent(self) -> SheetExtent | None:
         """The rectangle from the first to the last cell referenced, or None for a sheet with none."""
