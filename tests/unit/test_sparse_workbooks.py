@@ -282,7 +282,7 @@ def test_the_shared_strings_are_counted_exactly_wherever_the_chunks_split_them()
 
     # Given a table of strings in every form the reader takes (prefixed, with attributes, empty)
     table = b"".join(
-        [b"<si>a</si>", b"<x:si/>", b'<si\tcount="1"/>', b"<si\n>b</si>", b"<s>x</s>", b"<sia/>"]
+        [b"<si>a</si>", b"<x:si/>", b'<si\tcount="1"/>', b"<si\n>b</si>", b"<s>x</s>", b"<t>s</t>"]
     )
     expected = 4
     for size in range(1, len(table) + 1):

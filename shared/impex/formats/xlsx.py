@@ -258,12 +258,11 @@ def _local(name: str) -> str:
 # What calamine holds for each shared string, at most, besides its text (measured: 24 bytes for an
 # empty one, 56 for a short one whose XML is 22 bytes; the text itself is never longer than its XML).
 STRING_BYTES = 40
-# Where a shared string starts, as calamine sees one (prefixed or not): counted with bytes.count, and
-# an <si> split across two chunks is counted once (the window keeps the last chunk's end).
-_STRING_STARTS = tuple(
-    prefix + b"si" + end for prefix in (b"<", b":") for end in (b">", b"/", b" ", b"\t", b"\n", b"\r")
-)
-_STRING_TAIL = 3  # the bytes of a window's end an <si> may have begun in (its start is 4 bytes)
+# Where a shared string starts, as calamine sees one (prefixed or not), counted with bytes.count: no
+# other element of the table starts with "si", and text cannot hold a "<", so this never undercounts
+# (an unknown <sig> element, or ":si" in a text, would count too: the estimate only grows).
+_STRING_STARTS = (b"<si", b":si")
+_STRING_TAIL = 2  # the bytes of a window's end a start may have begun in (a start is 3 bytes)
 
 
 class _SharedStrings:
