@@ -76,6 +76,32 @@ def test_a_gzip_file_continues_by_skipping_what_was_done(api, put_dataset, stack
     assert_table_matches(importer, expected)
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-worker", "split-for-fan-out"])
+def test_a_gzip_file_no_invocation_can_get_back_into_fails_instead_of_continuing_for_ever(
+    api, put_dataset, stack, monkeypatch, split
+):
+    # Given a gzip file of millions of blank lines before its one row (a few kilobytes upload), and
+    # invocations of 0.6 s: each continuation reads a gzip file again from its start, so the second
+    # spends all its time getting back to where the first stopped, and so would every one after it
+    put_dataset()
+    importer = Importer(api, stack, timeout_seconds=0.6)
+    if split:  # the splitting pass of a fanned-out import reads the file the same way
+        monkeypatch.setenv("FANOUT_THRESHOLD_BYTES", "1")
+        importer.rewire()
+    content = gzip.compress(
+        b"email,name,age,balance,active,signedUp\n" + b"\n" * 20_000_000 + b"z@x.io,Z,1,1,1,\n"
+    )
+    assert len(content) < 100_000
+    # When it is imported
+    status = importer.run(content, file_name="blank.csv.gz")
+    # Then it failed after the continuation that could not get back, saying why and what to do (it
+    # used to hand over to another continuation for ever, each re-reading the same lines)
+    assert status["status"] == "FAILED", status
+    assert importer.invocations <= 3
+    message = status["errorMessage"]
+    assert "again from its start" in message and "upload it uncompressed" in message, message
+
+
 def test_row_errors_from_every_invocation_reach_the_report(api, put_dataset, stack):
     put_dataset()
     importer = Importer(api, stack, timeout_seconds=0.6)

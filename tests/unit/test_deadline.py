@@ -37,3 +37,34 @@ def test_an_invocation_that_starts_with_no_time_left_hands_over_at_once():
 
 def test_without_a_context_there_is_no_deadline():
     assert not Deadline(None, 60).near()
+
+
+def test_getting_back_to_the_checkpoint_may_take_half_the_working_time_and_no_more(monkeypatch):
+    import pytest
+
+    from impex.formats.errors import FileProblem
+    from impex.pipelines import common
+    from impex.pipelines.common import CatchUp
+
+    now = {"t": 1000.0}
+    monkeypatch.setattr(common.time, "monotonic", lambda: now["t"])
+    # Given a 15-minute invocation (840 s of working time before its 60 s reserve) of a file read
+    # again from its start, to get back past row 5,000
+    deadline = Deadline(Clock(900_000), 60)
+    assert deadline.working_seconds == 840
+    quick, slow, never = (CatchUp(deadline, False, 5_000) for _ in range(3))
+    # When one gets past it after 400 s, one after 430 s, and one not at all by the deadline
+    now["t"] += 400
+    quick.reached(5_001)
+    now["t"] += 30
+    slow.reached(5_001)
+    never.reached(5_000)  # a mark of a skipped record: not past the checkpoint
+    now["t"] += 400
+    # Then the first carries on, and the others fail, saying what to do
+    quick.check()
+    for caught in (slow, never):
+        with pytest.raises(FileProblem, match="upload it uncompressed"):
+            caught.check()
+    # And a file resumed from a byte offset, or read from its start, has nothing to get back to
+    CatchUp(deadline, True, 5_000).check()
+    CatchUp(deadline, False, 0).check()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import gc
 import random
 import threading
+import time
 from enum import StrEnum
 from types import TracebackType
 from typing import Protocol
 
 from impex.aws.queues import JobMessage, JobQueue
 from impex.errors import ImpexError
+from impex.formats.errors import FileProblem
 from impex.jobs.model import Job, JobStatus
 from impex.jobs.store import JobStore
 from impex.observability import logger
@@ -48,6 +50,7 @@ class Deadline:
         self._context = context
         total = context.get_remaining_time_in_millis() / 1000 if context else 0
         self._reserve_ms = 1000 * min(reserve_seconds, total / 4)
+        self.working_seconds = max(total - self._reserve_ms / 1000, 0.0)  # the time before the reserve
 
     def near(self) -> bool:
         """True once the remaining time is inside the reserve, or gone (an invocation that started with
@@ -56,6 +59,38 @@ class Deadline:
             return False
         remaining = self._context.get_remaining_time_in_millis()
         return remaining < self._reserve_ms or remaining <= 0
+
+
+class CatchUp:
+    """How long an invocation took to get back to where the last one stopped, for a file it reads
+    again from its start (gzip, UTF-16, a chunk's segments: no byte offset to resume from). One that
+    spent over half its working time doing so would leave the next less, and a file of blank lines
+    none at all: its continuations would re-read the same lines for ever. Such a file fails instead,
+    saying what to do."""
+
+    def __init__(self, deadline: Deadline, resumable: bool, resume_row: int) -> None:
+        self._deadline = deadline
+        self._started = time.monotonic()
+        self._resume_row = resume_row
+        self._caught_up_at: float | None = self._started if resumable or resume_row == 0 else None
+
+    def reached(self, row_number: int) -> None:
+        """Note the row (or mark) the reader is at."""
+        if self._caught_up_at is None and row_number > self._resume_row:
+            self._caught_up_at = time.monotonic()
+
+    def check(self) -> None:
+        """At the deadline: FileProblem when getting back took over half the invocation's working time."""
+        spent = (self._caught_up_at or time.monotonic()) - self._started
+        working = self._deadline.working_seconds
+        if spent > working / 2:
+            where = "got back" if self._caught_up_at is not None else "had not got back"
+            raise FileProblem(
+                f"the file cannot be imported in parts: each invocation reads it again from its start "
+                f"(it is gzip-compressed or not UTF-8), and this one {where} to row {self._resume_row:,} "
+                f"after {spent:.1f} s of its {working:.1f} s; upload it uncompressed (as UTF-8), or split "
+                "it into smaller files"
+            )
 
 
 class BulkAllocations:

@@ -38,7 +38,7 @@ from impex.formats.source import Source
 from impex.jobs.model import ChunkRef, FanOut, FileRef, Job, JobOutcome, JobStatus
 from impex.jobs.store import JobNotProcessing, JobStore
 from impex.observability import logger, metrics
-from impex.pipelines.common import Deadline, Stopped
+from impex.pipelines.common import CatchUp, Deadline, Stopped
 from impex.pipelines.error_report import ErrorReport, report_header
 from impex.pipelines.import_batches import FIRST_ERRORS, ImportProgress, tolerance_message
 
@@ -305,7 +305,9 @@ class FanOutImports(ChunkedJobs):
         encoders = [ChunkEncoder(self.limits.segment_bytes) for _ in range(chunks)]
         last_check = time.monotonic()
         routed, seen = sum(state.rows), 0
+        catching_up = CatchUp(deadline, source.resumable, progress.last_row)
         for row in source.rows(after_row=progress.last_row):
+            catching_up.reached(row.number)
             if row.cells:
                 if routed >= max_rows:
                     raise FileProblem(f"the file has more than {max_rows:,} rows, the limit")
@@ -321,6 +323,7 @@ class FanOutImports(ChunkedJobs):
             if seen % _CHECK_EVERY_ROWS:
                 continue
             if deadline.near():
+                catching_up.check()
                 self._save_split(job, progress, source, encoders, state)
                 return False
             # A heartbeat (and a look for a cancel) at most once a second: the split writes nothing else.

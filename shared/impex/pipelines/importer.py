@@ -30,6 +30,7 @@ from impex.jobs.options import ImportOptions
 from impex.jobs.store import JobNotProcessing, JobStore
 from impex.observability import logger, metrics
 from impex.pipelines.common import (
+    CatchUp,
     Deadline,
     RemainingTime,
     RunOutcome,
@@ -311,12 +312,14 @@ class ImportPipeline:
     def _import_rows(self, run: _Run, converter: RowConverter, deadline: Deadline) -> RunOutcome:
         progress, writer = run.progress, run.writer
         last_checkpoint = time.monotonic()
+        catching_up = CatchUp(deadline, run.source.resumable, progress.last_row)
         rows = run.source.rows(after_row=progress.last_row)
         # Marks of blank and skipped records end a batch early at least this often, so the checks below
         # run every couple of seconds of work, whatever the file holds.
         tick = min(1.0, self.limits.progress_every_seconds)
         try:
             for batch, position in _batches(rows, self.limits.batch_rows, tick):
+                catching_up.reached(position.number)
                 self._process(run, batch, converter)
                 if position.number > progress.last_row:
                     progress.last_row = position.number
@@ -324,6 +327,7 @@ class ImportPipeline:
                     run.position = position.end_offset
                 _check_tolerance(run.options, progress, run.others, before_failing=writer.drain)
                 if deadline.near():
+                    catching_up.check()
                     writer.drain()
                     self._checkpoint(run)
                     self._continue(run.job)
