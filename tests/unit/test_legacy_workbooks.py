@@ -346,3 +346,18 @@ def test_a_sparse_xlsb_is_measured_wherever_the_reader_would_find_its_sheet(tmp_
     # When its footprint is checked, then it is refused
     with pytest.raises(FileProblem, match="17,179,869,184 cells"):
         check_footprint(path, WorkbookKind.XLSB, None, 442 * 1024**2)
+
+
+def test_an_xlsb_sheet_whose_part_cannot_be_found_is_refused_not_left_to_the_reader(tmp_path):
+    # Given the sparse .xlsb with its sheet's relation pointing at a part the archive lacks
+    path = tmp_path / "lost.xlsb"
+    with zipfile.ZipFile(io.BytesIO(far_xlsb())) as source, zipfile.ZipFile(path, "w") as out:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/_rels/workbook.bin.rels":
+                data = data.replace(b'Target="worksheets/sheet1.bin"', b'Target="worksheets/gone.bin"')
+                assert b"gone.bin" in data
+            out.writestr(item, data)
+    # Then its footprint check refuses it, saying so
+    with pytest.raises(FileProblem, match="names a part it does not hold"):
+        check_footprint(path, WorkbookKind.XLSB, None, 442 * 1024**2)

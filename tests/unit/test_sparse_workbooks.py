@@ -433,3 +433,23 @@ def test_a_sheets_range_text_and_strings_together_are_held_to_twice_the_budget(t
         assert "save the sheet as CSV" in message
     else:
         assert check_xlsx(path, ArchiveLimits(), None, 16 * 1024**2).reference() == "A1:J40000"
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        (b"/xl/worksheets/sheet1.xml", b"/xl/worksheets/elsewhere.xml"),  # a part the archive lacks
+        (b'Id="rId1"', b'Id="rId9"'),  # no relation of the sheet's id
+    ],
+    ids=["missing-part", "missing-relation"],
+)
+def test_a_sheet_whose_part_cannot_be_found_is_refused_not_left_to_the_reader(tmp_path, edit):
+    # Given a workbook whose first sheet names a part that is not there (a reader finding one some
+    # other way would read a sheet nothing measured)
+    plain = workbook(tmp_path / "plain.xlsx", {"A1": "email"})
+    with zipfile.ZipFile(plain) as archive:
+        assert edit[0] in archive.read(RELATIONS)
+    path = rearranged(plain, tmp_path / "lost.xlsx", names={}, edits={RELATIONS: edit})
+    # Then the check refuses it, saying so
+    with pytest.raises(FileProblem, match="names a part it does not hold"):
+        check_xlsx(path, ArchiveLimits(), None, BUDGET)

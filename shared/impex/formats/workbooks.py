@@ -265,6 +265,15 @@ def named_twice(sheet: str) -> FileProblem:
     )
 
 
+def missing_part(sheet: str, target: str) -> FileProblem:
+    """The problem of a sheet whose part is not in the archive: refused rather than left to the
+    reader, which, finding a part some other way, would read a sheet nothing measured."""
+    return FileProblem(
+        f"the workbook's sheet '{sheet}' names a part it does not hold ({target!r}); re-save the file "
+        "from Excel"
+    )
+
+
 def _check_records(archive: zipfile.ZipFile, parts: dict[str, zipfile.ZipInfo]) -> None:
     """Walk every binary part the reader reads whole when the workbook opens, so none of them can
     claim more bytes than it holds."""
@@ -340,7 +349,11 @@ def _xlsb_sheet_member(
             found = targets.get(relation, [])
             if len(found) > 1:
                 raise named_twice(name)
-            return (part_of_target(parts, found[0]) if found else None), name
+            target = found[0] if found else ""
+            member = part_of_target(parts, target) if found else None
+            if member is None:
+                raise missing_part(name, target)
+            return member, name
     return None, ""
 
 

@@ -16,6 +16,7 @@ from impex.formats.errors import FileProblem
 from impex.formats.workbooks import (
     MAX_COLUMNS,
     WorkbookKind,
+    missing_part,
     named_twice,
     parsed_part,
     part_of_target,
@@ -237,11 +238,21 @@ def _sheet_member(
     chosen = _chosen_sheet(parsed_part(archive, workbook_part), sheet)
     if chosen is None:
         return None
+    name = chosen.get("name") or ""
+    target = _relation_target(parsed_part(archive, relations_part), chosen, name)
+    member = part_of_target(parts, target) if target is not None else None
+    if member is None:
+        raise missing_part(name, target or "")
+    return member
+
+
+def _relation_target(relations: Any, chosen: Any, name: str) -> str | None:
+    """The target of the one relation the sheet element names; None when there is none."""
     ids = {value for key, value in chosen.attrib.items() if _local(key) == "id"}
-    relations = [element for element in parsed_part(archive, relations_part) if element.get("Id") in ids]
-    if len(ids) > 1 or len(relations) > 1:
-        raise named_twice(chosen.get("name") or "")
-    return part_of_target(parts, relations[0].get("Target") or "") if relations else None
+    found = [element for element in relations if element.get("Id") in ids]
+    if len(ids) > 1 or len(found) > 1:
+        raise named_twice(name)
+    return (found[0].get("Target") or "") if found else None
 
 
 def _chosen_sheet(workbook: Any, sheet: str | None) -> Any:
