@@ -453,3 +453,15 @@ def test_a_sheet_whose_part_cannot_be_found_is_refused_not_left_to_the_reader(tm
     # Then the check refuses it, saying so
     with pytest.raises(FileProblem, match="names a part it does not hold"):
         check_xlsx(path, ArchiveLimits(), None, BUDGET)
+
+
+def test_a_sheet_name_listed_twice_is_refused(tmp_path):
+    # Given a workbook listing a second sheet "far" (calamine lists <sheet> elements at any depth)
+    plain = workbook(tmp_path / "plain.xlsx", {"A1": "email"})
+    listed = b'<bookViews><sheet name="Sheet" sheetId="9" r:id="rId9" />'
+    path = rearranged(
+        plain, tmp_path / "twice.xlsx", names={}, edits={"xl/workbook.xml": (b"<bookViews>", listed)}
+    )
+    # Then the check refuses it: which of the two a reader would take is not the check's to guess
+    with pytest.raises(FileProblem, match="names the part of sheet 'Sheet' more than once"):
+        check_xlsx(path, ArchiveLimits(), None, BUDGET)

@@ -256,9 +256,14 @@ def _relation_target(relations: Any, chosen: Any, name: str) -> str | None:
 
 
 def _chosen_sheet(workbook: Any, sheet: str | None) -> Any:
-    """The workbook's <sheet> element of that name (or its first), with or without a namespace."""
+    """The workbook's <sheet> element of that name (or its first), with or without a namespace, at any
+    depth, as calamine lists them; a name listed twice is refused (which one a reader takes is its
+    choice)."""
     sheets = [element for element in workbook.iter() if _local(element.tag) == "sheet"]
-    return next((e for e in sheets if sheet is None or e.get("name") == sheet), None)
+    chosen = next((e for e in sheets if sheet is None or e.get("name") == sheet), None)
+    if chosen is not None and sum(e.get("name") == chosen.get("name") for e in sheets) > 1:
+        raise named_twice(chosen.get("name") or "")
+    return chosen
 
 
 def _local(name: str) -> str:
