@@ -67,6 +67,16 @@ def forged_workbook(
     return forged.getvalue()
 
 
+# A header row of 300 cells without references, then row 1,048,576: calamine would hold 1,048,576 x 300
+# cells. They replace the workbook's own row.
+PLACEHOLDER_ROW = b'<row r="1"><c r="A1" t="inlineStr"><is><t>placeholder</t></is></c></row>'
+POSITIONAL_ROWS = (
+    b'<row r="1"><c t="inlineStr"><is><t>id</t></is></c><c t="inlineStr"><is><t>n</t></is></c>'
+    + b"".join(b'<c t="inlineStr"><is><t>extra%d</t></is></c>' % i for i in range(298))
+    + b'</row><row r="1048576"><c t="inlineStr"><is><t>z</t></is></c><c><v>1</v></c></row>'
+)
+
+
 def far_reference_workbook() -> bytes:
     """A header and one cell whose reference names row 99,999,999 (no spreadsheet has it; calamine
     reads it, and would hold a range of 200 million cells)."""
@@ -93,6 +103,12 @@ HOSTILE = {
     "sparse-xlsx": ("sparse.xlsx", sparse_workbook, "FAILED", "span A1:XFD1048576"),
     "far-row-xlsx": ("far.xlsx", far_reference_workbook, "FAILED", "B99999999, past Excel's last row"),
     "strings-bomb": ("strings.xlsx", shared_strings_bomb, "FAILED", "shared strings"),
+    "positional-sparse-xlsx": (  # cells placed by order, a row numbered 1,048,576: read streaming
+        "positional.xlsx",
+        lambda: forged_workbook({"A1": "placeholder"}, (PLACEHOLDER_ROW, POSITIONAL_ROWS)),
+        "COMPLETED",
+        (1, 0),
+    ),
     "sparse-renamed-xlsx": (  # calamine finds the sheet in any case of its name
         "renamed.xlsx",
         lambda: forged_workbook(

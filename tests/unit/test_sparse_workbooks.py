@@ -101,7 +101,7 @@ spec = SourceSpec(size=len(data), expected=FileFormat.XLSX, options=ReadOptions(
                   spool_dir=Path({str(path.parent)!r}), archive_limits=limits)
 try:
     source = open_source(data, lambda start: io.BytesIO(data[start:]), spec)
-    rows = sum(1 for _ in source.rows(after_row=0))
+    rows = sum(1 for row in source.rows(after_row=0) if row.cells)  # not the progress marks
     source.close()
     # VmHWM, not ru_maxrss: a child inherits its parent's ru_maxrss across fork and exec.
     peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
@@ -192,7 +192,7 @@ def test_more_than_a_chunk_of_bare_text_is_refused(tmp_path):
     sheet = (
         b'<worksheet><sheetData><row r="1"><c r' + b" " * (3 * SCAN_CHUNK) + b'="XFD1"/></row></sheetData>'
     )
-    with pytest.raises(FileProblem, match="no markup"):
+    with pytest.raises(FileProblem, match=r"no markup|a tag over 1 MB long"):
         check_xlsx(raw_sheet_workbook(tmp_path / "bare.xlsx", sheet), PADDING_ALLOWED, None, BUDGET)
 
 
@@ -465,3 +465,68 @@ def test_a_sheet_name_listed_twice_is_refused(tmp_path):
     # Then the check refuses it: which of the two a reader would take is not the check's to guess
     with pytest.raises(FileProblem, match="names the part of sheet 'Sheet' more than once"):
         check_xlsx(path, ArchiveLimits(), None, BUDGET)
+
+
+def positional_workbook(path: Path, rows: bytes) -> Path:
+    """An openpyxl workbook whose sheet's <sheetData> is ``rows`` (cells placed by order, no r)."""
+    plain = workbook(path.with_suffix(".plain.xlsx"), {"A1": "x"})
+    sheet = b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+    sheet += rows + b"</sheetData></worksheet>"
+    return _with_sheet(plain, path, sheet)
+
+
+def _with_sheet(plain: Path, path: Path, sheet: bytes) -> Path:
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in source.infolist():
+            out.writestr(item, sheet if item.filename == SHEET else source.read(item.filename))
+    return path
+
+
+def test_a_sheet_whose_cells_are_placed_by_order_is_read_streaming_never_densely(tmp_path):
+    # Given the sheet that aborted the reader: a row of 300 cells without references, and a row
+    # numbered 1,048,576 (calamine places each cell after the last, and would hold 1,048,576 x 300)
+    header = b'<row r="1">' + b'<c t="inlineStr"><is><t>h</t></is></c>' * 300 + b"</row>"
+    path = positional_workbook(
+        tmp_path / "positional.xlsx", header + b'<row r="1048576"><c><v>1</v></c></row>'
+    )
+    # When it is checked, then it is known for a sheet whose range its references do not give
+    extent = check_xlsx(path, ArchiveLimits(), None, BUDGET)
+    assert extent is not None and extent.positional
+    # And when a fresh process opens it as the importer does, it reads it (streaming), in little memory
+    assert read_in_a_fresh_process(path) == ("ok", 1)
+
+
+def test_a_sheet_of_cells_without_references_reads_as_its_cells_say(tmp_path):
+    from impex.formats.xlsx import WorkbookReader
+
+    # Given a sheet a writer made without cell references (its cells placed in order)
+    rows = b"".join(
+        b"<row>" + b"".join(b'<c t="inlineStr"><is><t>%s</t></is></c>' % text for text in line) + b"</row>"
+        for line in [(b"email", b"name"), (b"a@x.io", b"A"), (b"b@x.io", b"B"), (b"c@x.io",)]
+    )
+    path = positional_workbook(tmp_path / "plain-order.xlsx", rows)
+    extent = check_xlsx(path, ArchiveLimits(), None, BUDGET)
+    assert extent is not None and extent.positional
+    # Then the streaming reader gives its header and rows in order, a short row as wide as the others
+    # (as calamine's rectangle has it: no ragged row)
+    reader = WorkbookReader(path, streaming=True)
+    assert reader.header == ["email", "name"]
+    assert [row.cells for row in reader.rows()] == [["a@x.io", "A"], ["b@x.io", "B"], ["c@x.io", None]]
+
+
+def test_a_cell_placed_by_order_is_seen_wherever_the_chunks_split_its_tag():
+    from impex.formats.xlsx import _ExtentScan
+
+    # Given a row whose one positional cell has a long, prefixed attribute list
+    text = b'<row r="1"><c r="A1"/><c x:foo="1" s="2" t="n"><v>1</v></c></row>'
+    for cut in range(1, len(text)):
+        # When it is fed in two chunks, split anywhere
+        scan = _ExtentScan()
+        scan.feed(text[:cut])
+        scan.feed(text[cut:])
+        # Then the cell placed by order is seen
+        assert scan.positional, cut
+    # And a row of referenced cells is not taken for one
+    scan = _ExtentScan()
+    scan.feed(b'<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1"/></row>')
+    assert not scan.positional

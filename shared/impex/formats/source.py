@@ -172,13 +172,15 @@ def checked_workbook(
     ratios, entities), then what its sheet would take in memory (the extent of its cells, or the
     footprint of an .xls/.xlsb/.ods)."""
     budget = limits.max_sheet_bytes
+    streaming = False
     if kind is WorkbookKind.XLSX:
-        check_xlsx(path, limits, sheet, budget)
+        extent = check_xlsx(path, limits, sheet, budget)
+        streaming = extent is not None and extent.positional
     else:
         if kind is not WorkbookKind.XLS:
             check_archive(path, limits)
         check_footprint(path, kind, sheet, budget)
-    return WorkbookReader(path, sheet=sheet, kind=kind)
+    return WorkbookReader(path, sheet=sheet, kind=kind, streaming=streaming)
 
 
 def _decompressed_head(head: bytes) -> bytes:
