@@ -7,7 +7,14 @@ import io
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from impex.formats.columns import MARK_EVERY, Column, SourceRow, progress_mark
+from impex.formats.columns import (
+    MARK_EVERY,
+    MAX_BLANK_RUN,
+    Column,
+    SourceRow,
+    progress_mark,
+    too_many_blank_lines,
+)
 from impex.formats.errors import FileProblem
 from impex.formats.text import MAX_LINE_BYTES, LineSource, Sink, TextOut
 from impex.formats.values import csv_row_encoder
@@ -89,8 +96,11 @@ class DelimitedReader:
                 if not record or (len(record) == 1 and not record[0].strip()):
                     blank += 1
                     if blank % MARK_EVERY == 0:
+                        if blank > MAX_BLANK_RUN:
+                            raise too_many_blank_lines(number)
                         yield progress_mark(number, self._lines.offset if exact else None)
                     continue
+                blank = 0
                 yield SourceRow(number, record, self._lines.offset if exact else None)
         except csv.Error as error:
             raise FileProblem(f"the CSV is malformed near row {number + 1}: {error}") from None

@@ -7,7 +7,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from impex.formats.columns import MARK_EVERY, Column, SourceRow, progress_mark
+from impex.formats.columns import (
+    MARK_EVERY,
+    MAX_BLANK_RUN,
+    Column,
+    SourceRow,
+    progress_mark,
+    too_many_blank_lines,
+)
 from impex.formats.errors import FileProblem
 from impex.formats.text import LineSource, Sink, TextOut
 from impex.formats.values import object_encoder
@@ -66,8 +73,11 @@ class JsonLinesReader:
             if not line.strip():
                 blank += 1
                 if blank % MARK_EVERY == 0:
+                    if blank > MAX_BLANK_RUN:
+                        raise too_many_blank_lines(self._line_number)
                     yield progress_mark(self._line_number, self._end())
                 continue
+            blank = 0
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as error:
