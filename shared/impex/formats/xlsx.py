@@ -7,7 +7,9 @@ import operator
 import re
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -457,6 +459,10 @@ class WorkbookReader:
             return
         try:
             self._rows, self.sheet_names, self.total_rows = _calamine_rows(path, sheet)
+        except _StartsFarDown:
+            if kind is not WorkbookKind.XLSX:
+                raise
+            self._rows, self.sheet_names, self.total_rows = _streaming_rows(path, sheet)
         except FileProblem:
             raise
         except _NOT_OURS:
@@ -468,24 +474,16 @@ class WorkbookReader:
         self.header = self._read_header()
 
     def _read_header(self) -> list[str]:
-        try:
+        with _reader_failures():
             for _, cells in self._rows:
                 if any(not _blank(cell) for cell in cells):
                     return ["" if _blank(cell) else _header_text(cell) for cell in cells]
-        except (FileProblem, *_NOT_OURS):
-            raise
-        except BaseException as error:  # a reader's own failure on a malformed sheet (or its panic)
-            raise _unreadable(error) from None
         raise FileProblem("the sheet has no header row")
 
     def rows(self) -> Iterator[SourceRow]:
         """Data rows after the header; empty rows are skipped (their numbers are kept by the others)."""
-        try:
+        with _reader_failures():
             yield from self._data_rows()
-        except (FileProblem, *_NOT_OURS):
-            raise
-        except BaseException as error:  # a reader's own failure on a malformed sheet (or its panic)
-            raise _unreadable(error) from None
 
     def _data_rows(self) -> Iterator[SourceRow]:
         empty = 0
@@ -511,6 +509,17 @@ def _unreadable(error: BaseException) -> FileProblem:
     return FileProblem(f"the workbook cannot be read ({type(error).__name__}: {str(error)[:200]})")
 
 
+@contextmanager
+def _reader_failures() -> Iterator[None]:
+    """A reader's own failure on a malformed sheet (or its panic) becomes a FileProblem saying so."""
+    try:
+        yield
+    except (FileProblem, *_NOT_OURS):
+        raise
+    except BaseException as error:  # BaseException: a panic inside the Rust reader is one
+        raise _unreadable(error) from None
+
+
 def _blank(cell: Any) -> bool:
     return cell is None or (isinstance(cell, str) and not cell.strip())
 
@@ -534,27 +543,75 @@ def _calamine_rows(path: Path, sheet: str | None) -> tuple[Iterator[tuple[int, l
     if sheet is not None and sheet not in names:
         raise FileProblem(f"the workbook has no sheet '{sheet}'; its sheets are: {', '.join(names)}")
     worksheet = workbook.get_sheet_by_name(sheet) if sheet else workbook.get_sheet_by_index(0)
-    start = worksheet.start[0] if worksheet.start else 0
+    if worksheet.start is None:  # no cell at all
+        return iter(()), names, 0
+    above, width = worksheet.start[0], int(worksheet.width)
+    if above * width > MAX_CELLS_ABOVE:
+        raise _StartsFarDown(above, width)
+    # The iterator yields an empty row for each row above the range, then the range's rows: those
+    # are stepped past, and the range's first row is numbered as the sheet numbers it. (calamine makes
+    # a new list for every row: each is handed on as it is, not copied.)
+    rows = islice(worksheet.iter_rows(), above, None)
+    return enumerate(rows, start=above + 1), names, int(worksheet.height)
 
-    # calamine makes a new list for every row: it is handed on as it is, not copied.
-    return enumerate(worksheet.iter_rows(), start=start + 1), names, int(worksheet.height)
+
+# python-calamine's row iterator steps through the rows above a sheet's range as rows of empty cells as
+# wide as the range (~15 ns a cell here): two cells, at A1000000 and XFD1000000, are a small range and
+# 16 billion empty cells above it, hours of a worker's time. Past this many, the .xlsx is read by the
+# streaming reader, and other workbooks are refused.
+MAX_CELLS_ABOVE = 20_000_000
+
+
+class _StartsFarDown(FileProblem):
+    """The sheet's cells start too far down, over too many columns, for calamine's iterator."""
+
+    def __init__(self, above: int, width: int) -> None:
+        super().__init__(
+            f"the sheet's cells start at row {above + 1:,} and span {width:,} columns: reading past the "
+            f"{above * width:,} empty cells above them would take too long; delete the empty rows above the "
+            "data (or the stray cells far to its right), or save the sheet as .xlsx or CSV"
+        )
 
 
 def _streaming_rows(path: Path, sheet: str | None) -> tuple[Iterator[tuple[int, list[Any]]], list[str], int]:
-    """openpyxl's rows, each as wide as the widest so far: calamine's range is a rectangle, so a row
-    shorter than the header is no ragged one. (One wider than the header is ragged here, a row error,
-    where calamine's padded header would list its extra columns as having no header.)"""
-    rows, names, total = _openpyxl_rows(path, sheet)
+    """openpyxl's rows cut to the columns the sheet uses, each as wide as they are, as calamine's range
+    (the rectangle of the used cells) has them: a short row is no ragged one, a header shorter than a
+    later row leaves that row's extra columns with no header, and unused columns on the left are not
+    there. Finding those columns takes a first pass over the sheet; this reader is only for the rare
+    sheet calamine cannot read or whose range the check could not know. (One difference is left: an
+    inline text's surrounding spaces without xml:space="preserve" are kept here, calamine trims them.)"""
+    with _reader_failures():
+        used = _used_range(_openpyxl_rows(path, sheet)[0])
+    rows, names, _ = _openpyxl_rows(path, sheet)
+    if used is None:
+        return iter(()), names, 0
+    first_row, first, last_row, last = used
+    width = last - first
 
-    def widened() -> Iterator[tuple[int, list[Any]]]:
-        width = 0
+    def cut() -> Iterator[tuple[int, list[Any]]]:
         for number, cells in rows:
-            width = max(width, len(cells))
+            # A row openpyxl made of nothing ([], between rows far apart) stays empty.
+            cells = cells[first:last]
             if cells and len(cells) < width:
-                cells = cells + [None] * (width - len(cells))
+                cells += [None] * (width - len(cells))
             yield number, cells
 
-    return widened(), names, total
+    return cut(), names, last_row - first_row + 1
+
+
+def _used_range(rows: Iterator[tuple[int, list[Any]]]) -> tuple[int, int, int, int] | None:
+    """The first and last row numbers with a value, and the columns (from, to: 0-based, end excluded)
+    holding one; None for a sheet without any."""
+    used: tuple[int, int, int, int] | None = None
+    for number, cells in rows:
+        held = [position for position, cell in enumerate(cells) if cell is not None]
+        if not held:
+            continue
+        if used is None:
+            used = (number, held[0], number, held[-1] + 1)
+        else:
+            used = (used[0], min(used[1], held[0]), number, max(used[3], held[-1] + 1))
+    return used
 
 
 def _openpyxl_rows(path: Path, sheet: str | None) -> tuple[Iterator[tuple[int, list[Any]]], list[str], int]:
@@ -575,7 +632,10 @@ def _openpyxl_rows(path: Path, sheet: str | None) -> tuple[Iterator[tuple[int, l
     worksheet.reset_dimensions()
 
     def numbered() -> Iterator[tuple[int, list[Any]]]:
-        for number, row in enumerate(worksheet.iter_rows(values_only=True), start=1):
-            yield number, list(row)
+        try:
+            for number, row in enumerate(worksheet.iter_rows(values_only=True), start=1):
+                yield number, list(row)
+        finally:
+            workbook.close()  # a read-only workbook holds its archive open until closed
 
     return numbered(), names, int(worksheet.max_row or 0)
