@@ -1,8 +1,8 @@
 """The composition root: every long-lived object of every function is built here, from its settings.
 
 Handlers (functions/*/app.py) import only this module (and impex.observability for their
-decorators). The worker pipelines are imported inside the builders that use them, so the api
-function's cold start never loads the import or export pipeline.
+decorators). The worker pipelines and settings are imported inside the builders that use them, so
+the api function's cold start never loads the import or export pipeline.
 """
 
 from __future__ import annotations
@@ -14,30 +14,24 @@ from impex.aws import clients
 from impex.aws.events import JobEvents
 from impex.aws.files import FilesBucket
 from impex.aws.queues import DeadLetters, PriorityQueues
-from impex.aws.records import RecordTable
 from impex.aws.tables import DocumentTable
 from impex.datasets.store import DatasetStore
 from impex.jobs.model import JobType
 from impex.jobs.store import JobStore
-from impex.settings import (
-    RECORD_REQUESTS_IN_FLIGHT,
-    ApiSettings,
-    CommonSettings,
-    ExporterSettings,
-    ImporterSettings,
-    SweeperSettings,
-)
+from impex.settings import RECORD_REQUESTS_IN_FLIGHT, ApiSettings, CommonSettings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
     from impex.api.service import JobService
+    from impex.aws.records import RecordTable
     from impex.pipelines.exporter import ExportPipeline
     from impex.pipelines.importer import ImportPipeline
     from impex.pipelines.sweeper import Sweeper
     from impex.pipelines.workers import ExportTrigger, ImportTrigger
+    from impex.settings.workers import ExporterSettings, ImporterSettings
 
-RecordTables = Callable[[str], RecordTable]
+RecordTables = Callable[[str], "RecordTable"]
 
 
 # ---- adapters, built once per settings ------------------------------------------------------------
@@ -84,6 +78,10 @@ def export_queues(settings: CommonSettings) -> PriorityQueues:
 
 def record_tables(max_workers: int = RECORD_REQUESTS_IN_FLIGHT) -> RecordTables:
     """Record tables by name, on the lean DynamoDB client, each with its own bounded thread pool."""
+    # Imported here: the api function writes no records (the module and its thread pools' imports
+    # took ~1.5 ms of its cold start; the lean client's HTTP stack now loads on its first request).
+    from impex.aws.records import RecordTable
+
     return lambda name: RecordTable(clients.dynamodb_fast(), name, max_workers=max_workers)
 
 
@@ -95,6 +93,7 @@ def sweeper(settings: CommonSettings, *, jobs: JobStore | None = None) -> Sweepe
     from impex.pipelines.export_fanout import NO_EXPORT_SPLITTING, FanOutExports
     from impex.pipelines.fanout import NO_SPLITTING, FanOutImports
     from impex.pipelines.sweeper import Sweeper
+    from impex.settings.workers import SweeperSettings
 
     dead_letters = None
     if isinstance(settings, SweeperSettings):
@@ -226,6 +225,7 @@ def import_trigger(
     from impex.pipelines.dropped import DroppedFiles
     from impex.pipelines.fairness import TenantCap
     from impex.pipelines.workers import ImportTrigger
+    from impex.settings.workers import ImporterSettings
 
     settings = settings or ImporterSettings.from_environment()
     pipeline = pipeline or import_pipeline(settings)
@@ -271,6 +271,7 @@ def export_trigger(
     """The exporter function's record handler (settings from the environment unless given)."""
     from impex.pipelines.fairness import TenantCap
     from impex.pipelines.workers import ExportTrigger
+    from impex.settings.workers import ExporterSettings
 
     settings = settings or ExporterSettings.from_environment()
     pipeline = pipeline or export_pipeline(settings)
@@ -281,4 +282,6 @@ def export_trigger(
 
 def scheduled_sweeper() -> Sweeper:
     """The sweeper function's sweeper (settings from the environment)."""
+    from impex.settings.workers import SweeperSettings
+
     return sweeper(SweeperSettings.from_environment())

@@ -13,7 +13,7 @@ import boto3
 
 from impex import wiring
 from impex.local.context import LocalLambdaContext
-from impex.settings import ImporterSettings
+from impex.settings.workers import ImporterSettings
 from tests.conftest import load_event
 from tests.integration.conftest import ApiClient, load_function
 

@@ -103,10 +103,13 @@ RUNTIME_DISTRIBUTIONS = {
 # Imported by the first request that needs them, never by a cold start or a status request: boto3
 # (~0.14 s with botocore's client machinery and s3transfer), Powertools' idempotency, which
 # imports boto3 at its top, Powertools' OpenAPI models (the spec and Swagger UI routes only), and
-# RE2 (~7 ms; a dataset's pattern constraints only).
+# RE2 (~7 ms; a dataset's pattern constraints only). And never by the api at all: the record tables
+# (their thread pools) and the workers' settings models (~3 ms).
 DEFERRED_MODULES = [
     "boto3",
     "re2",
+    "impex.aws.records",
+    "impex.settings.workers",
     "botocore.client",
     "s3transfer",
     "aws_lambda_powertools.utilities.idempotency",

@@ -16,7 +16,7 @@ from impex import wiring
 from impex.aws.files import FilesBucket
 from impex.aws.multipart import MIN_PART, PART_SIZE
 from impex.jobs.model import JobStatus, chunk_job_id
-from impex.settings import SweeperSettings
+from impex.settings.workers import SweeperSettings
 from tests.integration.conftest import CUSTOMERS, job_store
 from tests.integration.importing import Importer
 from tests.integration.test_export_pipeline import Exporter

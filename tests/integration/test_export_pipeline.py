@@ -26,7 +26,7 @@ from impex.datasets.model import Dataset
 from impex.datasets.records import RecordLayout
 from impex.jobs.model import JobStatus
 from impex.local.context import LocalLambdaContext
-from impex.settings import ExporterSettings
+from impex.settings.workers import ExporterSettings
 from tests.conftest import load_event
 from tests.fakes import hooked_records
 from tests.integration.conftest import job_store, load_function

@@ -18,7 +18,7 @@ from impex.jobs.model import JobStatus, chunk_job_id
 from impex.jobs.store import JobStore
 from impex.pipelines.common import Deadline
 from impex.pipelines.fanout import FanOutImports
-from impex.settings import ImporterSettings, SweeperSettings
+from impex.settings.workers import ImporterSettings, SweeperSettings
 from tests.integration.conftest import CUSTOMERS, job_store
 from tests.integration.importing import Importer, s3_event, sqs_event
 

@@ -174,7 +174,7 @@ def blank_line_bomb() -> bytes:
 
 def test_blank_lines_still_heartbeat_and_the_row_after_them_is_written(importer, stack):
     from impex import wiring
-    from impex.settings import ImporterSettings
+    from impex.settings.workers import ImporterSettings
     from tests.fakes import HookedJobStore
 
     # Given a gzip of blank lines with one row at the end, and progress due every 0.1 s
@@ -200,7 +200,7 @@ def test_a_cancel_during_blank_lines_stops_the_job_at_once_and_writes_nothing_af
     import time
 
     from impex import wiring
-    from impex.settings import ImporterSettings
+    from impex.settings.workers import ImporterSettings
     from tests.fakes import HookedJobStore
 
     # Given the blank-line bomb, and a cancel that lands at the first heartbeat

@@ -11,7 +11,7 @@ import pytest
 from impex import wiring
 from impex.jobs.model import JobStatus
 from impex.pipelines.common import RunOutcome
-from impex.settings import ImporterSettings
+from impex.settings.workers import ImporterSettings
 from tests.fakes import HookedJobStore, hooked_records
 from tests.integration.conftest import job_store
 from tests.integration.importing import Importer, s3_event, sqs_event

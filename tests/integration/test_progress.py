@@ -9,7 +9,7 @@ import random
 import pytest
 
 from impex import wiring
-from impex.settings import ImporterSettings
+from impex.settings.workers import ImporterSettings
 from tests.fakes import HookedJobStore
 from tests.integration.importing import Importer
 

@@ -20,7 +20,7 @@ from impex.clock import iso, utc_now
 from impex.jobs.model import JobOutcome, JobStatus
 from impex.jobs.store import JobStore
 from impex.local.context import LocalLambdaContext
-from impex.settings import ExporterSettings, SweeperSettings
+from impex.settings.workers import ExporterSettings, SweeperSettings
 from tests.conftest import load_event
 from tests.fakes import FlakyFilesBucket, HookedJobStore, ThrottlingDynamoDB, hooked_records
 from tests.integration.conftest import job_store, load_function

@@ -3,7 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from impex.settings import RECORD_REQUESTS_IN_FLIGHT, ApiSettings, ImporterSettings
+from impex.settings import RECORD_REQUESTS_IN_FLIGHT, ApiSettings
+from impex.settings.workers import ImporterSettings
 
 API_ENV = {
     "JOBS_TABLE": "jobs-t",
