@@ -557,8 +557,8 @@ def _calamine_rows(path: Path, sheet: str | None) -> tuple[Iterator[tuple[int, l
 
 # python-calamine's row iterator steps through the rows above a sheet's range as rows of empty cells as
 # wide as the range (~15 ns a cell here): two cells, at A1000000 and XFD1000000, are a small range and
-# 16 billion empty cells above it, hours of a worker's time. Past this many, the .xlsx is read by the
-# streaming reader, and other workbooks are refused.
+# 16 billion empty cells above it, about four minutes of a worker each read. Past this many, the .xlsx
+# is read by the streaming reader, and other workbooks are refused.
 MAX_CELLS_ABOVE = 20_000_000
 
 
@@ -581,10 +581,11 @@ def _streaming_rows(path: Path, sheet: str | None) -> tuple[Iterator[tuple[int, 
     sheet calamine cannot read or whose range the check could not know. (One difference is left: an
     inline text's surrounding spaces without xml:space="preserve" are kept here, calamine trims them.)"""
     with _reader_failures():
-        used = _used_range(_openpyxl_rows(path, sheet)[0])
-    rows, names, _ = _openpyxl_rows(path, sheet)
+        rows, names, _ = _openpyxl_rows(path, sheet)
+        used = _used_range(rows)
     if used is None:
         return iter(()), names, 0
+    rows, names, _ = _openpyxl_rows(path, sheet)
     first_row, first, last_row, last = used
     width = last - first
 
