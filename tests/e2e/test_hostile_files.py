@@ -59,6 +59,7 @@ def forged_workbook(
         for item in source.infolist():
             data = source.read(item.filename)
             if item.filename == "xl/worksheets/sheet1.xml":
+                assert sheet_edit[0] in data, "the edit would forge nothing"  # openpyxl wrote otherwise
                 out.writestr(sheet_name, data.replace(*sheet_edit))
             else:
                 out.writestr(item, data)
@@ -68,8 +69,8 @@ def forged_workbook(
 
 
 # A header row of 300 cells without references, then row 1,048,576: calamine would hold 1,048,576 x 300
-# cells. They replace the workbook's own row.
-PLACEHOLDER_ROW = b'<row r="1"><c r="A1" t="inlineStr"><is><t>placeholder</t></is></c></row>'
+# cells. They replace the one row openpyxl writes (WRITTEN_ROW, its cell A1 = "replaced").
+WRITTEN_ROW = b'<row r="1"><c r="A1" t="inlineStr"><is><t>replaced</t></is></c></row>'
 POSITIONAL_ROWS = (
     b'<row r="1"><c t="inlineStr"><is><t>id</t></is></c><c t="inlineStr"><is><t>n</t></is></c>'
     + b"".join(b'<c t="inlineStr"><is><t>extra%d</t></is></c>' % i for i in range(298))
@@ -89,8 +90,8 @@ def shared_strings_bomb() -> bytes:
     a 349 MB process here: past the importer's budget by impex's estimate."""
     noise = os.urandom(600_000).hex().encode()
     table = b"<sst><!--" + noise + b"-->" + b"<si/>" * 12_000_000 + b"</sst>"
-    inline = (b't="inlineStr"><is><t>placeholder</t></is>', b't="s"><v>0</v>')  # openpyxl writes it inline
-    return forged_workbook({"A1": "placeholder"}, inline, {"xl/sharedStrings.xml": table})
+    inline = (b't="inlineStr"><is><t>replaced</t></is>', b't="s"><v>0</v>')  # openpyxl writes it inline
+    return forged_workbook({"A1": "replaced"}, inline, {"xl/sharedStrings.xml": table})
 
 
 def sparse_legacy(kind: str, far: tuple[int, int]) -> bytes:
@@ -105,7 +106,7 @@ HOSTILE = {
     "strings-bomb": ("strings.xlsx", shared_strings_bomb, "FAILED", "shared strings"),
     "positional-sparse-xlsx": (  # cells placed by order, a row numbered 1,048,576: read streaming
         "positional.xlsx",
-        lambda: forged_workbook({"A1": "placeholder"}, (PLACEHOLDER_ROW, POSITIONAL_ROWS)),
+        lambda: forged_workbook({"A1": "replaced"}, (WRITTEN_ROW, POSITIONAL_ROWS)),
         "COMPLETED",
         (1, 0),
     ),

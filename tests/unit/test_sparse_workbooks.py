@@ -236,14 +236,16 @@ def shared_strings_workbook(path: Path, strings: bytes, *, member: str = "xl/sha
     zip-bomb guard's; the table stored under ``member``."""
     import os
 
-    plain = workbook(path.with_suffix(".plain.xlsx"), {"A1": "placeholder"})
+    plain = workbook(path.with_suffix(".plain.xlsx"), {"A1": "replaced"})
     noise = os.urandom(len(strings) // 100).hex().encode()
     table = b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><!--' + noise + b"-->"
     with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
         for item in source.infolist():
             data = source.read(item.filename)
-            if item.filename == "xl/worksheets/sheet1.xml":  # openpyxl writes the text inline
-                data = data.replace(b't="inlineStr"><is><t>placeholder</t></is>', b't="s"><v>0</v>')
+            if item.filename == "xl/worksheets/sheet1.xml":  # its inline text becomes string 0
+                inline = b't="inlineStr"><is><t>replaced</t></is>'
+                assert inline in data, "the edit would forge nothing"
+                data = data.replace(inline, b't="s"><v>0</v>')
             out.writestr(item, data)
         out.writestr(member, table + strings + b"</sst>")
     return path
